@@ -1,0 +1,738 @@
+#!/usr/bin/env bash
+# Berth vs Debian's docker.io, side by side in one run.
+#
+# Both engines run at the same time, each on its own data dir, socket and bridge, with the same
+# busybox image. Latency measurements are interleaved (Berth, Docker, Docker, Berth, ...) so that
+# background load on the machine hits both engines alike; every timed command must succeed (a
+# fast failure must never count as a fast run). Medians are taken over all timed runs.
+#
+# The measurements run in a private network namespace (unshare --net): the engines' bridges,
+# iptables chains, FORWARD policy and ip_forward then never touch the host's, and a dockerd run
+# by someone else on this machine cannot collide with ours. Installing packages and building
+# happen before, in the host's namespace (they need the network). Cleanup still undoes every
+# network change explicitly, so NETNS=0 (run in the host's namespace) leaves the host as found.
+#
+# Usage (as root, from anywhere):   bash bench/run.sh
+# Environment:
+#   RUNS=20 WARMUP=2        timed runs / untimed warm-ups per engine for `docker run`
+#   PS_RUNS=20              timed `docker ps` calls per engine
+#   PS_CONTAINERS=50        running containers while timing `docker ps`
+#   SHIM_CONTAINERS=10      running containers while measuring supervisor PSS
+#   ENGINES="berth docker"  ENGINES=docker measures the Docker half only (no build needed)
+#   BUILD=1                 run `make -C <root> build` first (BUILD=0: use bin/berth as it is)
+#   BERTH=<root>/bin/berth  DOCKER=docker (the client)
+#   STRICT=0                STRICT=1: exit 2 when a ratio misses its target
+#   KEEP=0                  KEEP=1: keep the work directory (engine logs) for a post-mortem
+#   NETNS=1                 NETNS=0: measure in the host's network namespace
+#   CMD_TIMEOUT=120         seconds before a hung docker client is killed (the run then fails)
+#   OUT=<root>/bench/results/latest.txt
+# Exit status: 0 measured, 1 setup/engine failure, 2 (STRICT=1 only) a target was missed.
+# shellcheck disable=SC2013 # the files read word by word hold pids / paths without spaces
+set -euo pipefail
+export LC_ALL=C # EPOCHREALTIME and printf must use '.' as the decimal separator
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RUNS=${RUNS:-20}
+WARMUP=${WARMUP:-2}
+PS_RUNS=${PS_RUNS:-20}
+PS_CONTAINERS=${PS_CONTAINERS:-50}
+SHIM_CONTAINERS=${SHIM_CONTAINERS:-10}
+ENGINES=${ENGINES:-berth docker}
+BUILD=${BUILD:-1}
+BERTH=${BERTH:-$ROOT/bin/berth}
+DOCKER=${DOCKER:-docker}
+STRICT=${STRICT:-0}
+KEEP=${KEEP:-0}
+NETNS=${NETNS:-1}
+STAGE=${BENCH_STAGE:-host} # host: prepare, then re-run in a new network namespace; netns: measure
+OUT=${OUT:-$ROOT/bench/results/latest.txt}
+CMD_TIMEOUT=${CMD_TIMEOUT:-120}
+IMAGE=bb:1.0
+
+# Names and ranges that collide neither with docker0 nor with the walkthroughs (bwalk0,
+# 10.199.0.0/24). Docker gets a bridge we create ourselves (dockerd --bridge) instead of
+# docker0 + --bip, so a dockerd started by someone else never shares a bridge with ours.
+BERTH_BRIDGE=bbench0
+BERTH_CIDR=10.197.0.0/24
+DOCKER_BRIDGE=bbdock0
+DOCKER_ADDR=10.198.0.1/24
+DOCKER_RULES="DOCKER|$DOCKER_BRIDGE|10\\.198\\.0\\." # iptables rules that are our dockerd's
+BERTH_RULES="$BERTH_BRIDGE|10\\.197\\.0\\."          # iptables rules that are our Berth's
+
+declare -A SOCK=() PID=() LOG=()
+declare -A MED=()   # MED[metric.engine] = median, in the metric's unit
+declare -A DETAIL=() # DETAIL[metric.engine] = "n=.. min=.. max=.."
+WORK=${BENCH_WORK:-}
+# The per-container supervisor processes.
+declare -A SHIM_NAME=([berth]=berth-shim [docker]=containerd-shim-runc-v2)
+
+log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
+# die MESSAGE   fails the run; an engine that died on the way gets its log shown first
+die() {
+  local e
+  for e in berth docker; do
+    if [ -n "${PID[$e]:-}" ] && ! alive "${PID[$e]}"; then show_log "$e" "$e (pid ${PID[$e]}) has exited"; fi
+  done
+  log "error: $*"
+  exit 1
+}
+show_log() {
+  log "$2; last lines of ${LOG[$1]} (KEEP=1 keeps it):"
+  tail -n 30 "${LOG[$1]}" | sed 's/^/    /' >&2
+}
+uses() { [[ " $ENGINES " == *" $1 "* ]]; }
+# dk ENGINE ARGS...   the client against ENGINE; the watchdog kills it after CMD_TIMEOUT s
+dk() {
+  local e=$1
+  shift
+  printf '%d\n' $((EPOCHSECONDS + CMD_TIMEOUT)) >"$WORK/deadline"
+  "$DOCKER" -H "unix://${SOCK[$e]}" "$@"
+}
+# dkt ENGINE SECONDS ARGS...   the client with a time limit, for cleanup (a hung engine must
+# not hang the cleanup)
+dkt() { local e=$1 t=$2; shift 2; timeout "$t" "$DOCKER" -H "unix://${SOCK[$e]}" "$@"; }
+alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+# other_pids NAME...   processes with one of these exact names that we did not start
+other_pids() {
+  local n p
+  for n in "$@"; do
+    for p in $(pgrep -x "$n" || true); do
+      [[ " ${PID[*]:-} " == *" $p "* ]] || echo "$p"
+    done
+  done
+}
+# other dockerds that manage the iptables we use: they share the DOCKER* chains with ours. None
+# in our own network namespace; in the host's, any dockerd without --iptables=false (the e2e
+# suite's peer runs with it).
+other_iptables_dockerds() {
+  local p
+  [ "$STAGE" = netns ] && return 0
+  for p in $(other_pids dockerd); do
+    [[ $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) == *"--iptables=false"* ]] || echo "$p"
+  done
+}
+# other_berth_engines [net]   berth engines we did not start; with "net", only those that share
+# our network namespace (and so our iptables, FORWARD policy and ip_forward)
+other_berth_engines() {
+  local p
+  [ "${1:-}" = net ] && [ "$STAGE" = netns ] && return 0
+  for p in $(pgrep -f 'berth engine' || true); do
+    [ "$p" = "${PID[berth]:-}" ] || [ "$p" = $$ ] || echo "$p"
+  done
+}
+
+# ---------------------------------------------------------------------------------------------
+# Preparation, in the host's network namespace: packages and the build need the network.
+prepare() {
+  local bb=/bin/busybox
+  # (ldd fails on a static binary, so its output is captured rather than piped under pipefail)
+  if ! "$bb" --list >/dev/null 2>&1 || [[ $(ldd "$bb" 2>&1 || true) != *"not a dynamic"* ]]; then
+    log "installing busybox-static"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null 2>&1 ||
+      die "cannot install busybox-static"
+  fi
+  if uses docker && ! command -v dockerd >/dev/null; then
+    log "installing docker.io"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null 2>&1 ||
+      die "cannot install docker.io"
+  fi
+  if uses berth && [ "$BUILD" = 1 ]; then
+    log "make -C $ROOT build"
+    # A plain top-level build, whatever make flags (-j, variables) `make bench` was given.
+    if ! env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -C "$ROOT" build >"$WORK/build.log" 2>&1; then
+      tail -n 30 "$WORK/build.log" | sed 's/^/    /' >&2
+      die "make build failed"
+    fi
+  fi
+  if uses berth; then [ -x "$BERTH" ] || die "$BERTH not found (make build?)"; fi
+}
+
+# Preflight, where we measure. In the host's namespace (NETNS=0), nobody else's dockerd may
+# manage iptables: two dockerds share the DOCKER* chains, starting ours rewrites the other's
+# isolation rules, and removing the chains afterwards would break it. So refuse, not disturb.
+preflight() {
+  local t
+  for t in iptables ip awk timeout "$DOCKER"; do
+    command -v "$t" >/dev/null || die "missing tool: $t"
+  done
+  if uses docker; then
+    local others
+    others=$(other_iptables_dockerds | tr '\n' ' ')
+    [ -z "$others" ] || die "another dockerd is running with iptables on (pid $others); it would share the DOCKER* chains with ours. Stop it, or run ENGINES=berth"
+    if [ -S /run/containerd/containerd.sock ]; then
+      die "/run/containerd/containerd.sock exists: dockerd would use that system containerd instead of its own child, and its RSS would not be attributable"
+    fi
+  fi
+  for t in $BERTH_BRIDGE $DOCKER_BRIDGE; do
+    ! ip link show "$t" >/dev/null 2>&1 || die "interface $t already exists (another benchmark running, or a leftover: ip link del $t)"
+  done
+}
+
+# Snapshot of what the engines may change on the host, so cleanup can put it back.
+snapshot_host() {
+  iptables -t filter -S >"$WORK/ipt.filter.before"
+  iptables -t nat -S >"$WORK/ipt.nat.before"
+  FORWARD_POLICY=$(iptables -S FORWARD | awk '$1 == "-P" {print $3; exit}')
+  IP_FORWARD=$(cat /proc/sys/net/ipv4/ip_forward)
+  if command -v nft >/dev/null; then nft list tables >"$WORK/nft.before" 2>/dev/null || true; fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# The image: busybox from Debian's busybox-static, built exactly like the walkthroughs'
+# make_busybox_image (lib.sh), imported into each engine from the same tarball.
+make_rootfs_tar() {
+  local bb=/bin/busybox rootfs="$WORK/rootfs" a
+  mkdir -p "$rootfs"/{bin,etc,tmp,www,root}
+  cp "$bb" "$rootfs/bin/busybox"
+  for a in $("$bb" --list); do [ -e "$rootfs/bin/$a" ] || ln -s busybox "$rootfs/bin/$a"; done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$rootfs/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
+  echo "hello from busybox" >"$rootfs/www/index.html"
+  tar -C "$rootfs" -cf "$WORK/bb.tar" .
+}
+
+import_image() {
+  dk "$1" import -c 'CMD ["/bin/sh"]' - "$IMAGE" <"$WORK/bb.tar" >/dev/null ||
+    die "$1: docker import failed"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Engines
+
+# wait_ready ENGINE   waits for the API; on failure shows the engine's log and fails
+wait_ready() {
+  local e=$1 end=$((SECONDS + 60))
+  while ((SECONDS < end)); do
+    if dk "$e" version >/dev/null 2>&1; then return 0; fi
+    alive "${PID[$e]}" || break
+    sleep 0.2
+  done
+  if alive "${PID[$e]}"; then show_log "$e" "$e is running but its API did not answer within 60 s"; fi
+  die "$e failed to start"
+}
+
+start_berth() {
+  mkdir -p "$WORK/b/data" "$WORK/b/run"
+  SOCK[berth]=$WORK/b/run/docker.sock
+  LOG[berth]=$WORK/berth.log
+  log "starting berth engine"
+  "$BERTH" engine --data-dir "$WORK/b/data" --run-dir "$WORK/b/run" \
+    --bridge "$BERTH_BRIDGE" --bridge-cidr "$BERTH_CIDR" >"${LOG[berth]}" 2>&1 &
+  PID[berth]=$!
+  wait_ready berth
+}
+
+start_docker() {
+  ip link add "$DOCKER_BRIDGE" type bridge
+  ip addr add "$DOCKER_ADDR" dev "$DOCKER_BRIDGE"
+  ip link set "$DOCKER_BRIDGE" up
+  mkdir -p "$WORK/d/data" "$WORK/d/exec" "$WORK/d/run"
+  SOCK[docker]=$WORK/d/run/docker.sock
+  LOG[docker]=$WORK/dockerd.log
+  log "starting dockerd"
+  dockerd --data-root "$WORK/d/data" --exec-root "$WORK/d/exec" --pidfile "$WORK/d/dockerd.pid" \
+    -H "unix://${SOCK[docker]}" --bridge "$DOCKER_BRIDGE" >"${LOG[docker]}" 2>&1 &
+  PID[docker]=$!
+  wait_ready docker
+  # dockerd starts its own containerd as a child (we made sure no system containerd exists).
+  CONTAINERD_PID=$(pgrep -P "${PID[docker]}" -x containerd | head -n1 || true)
+  [ -n "$CONTAINERD_PID" ] || die "dockerd has no containerd child"
+}
+
+# A hung engine must not hang the benchmark: every client call (dk) writes a deadline, and this
+# watchdog SIGKILLs our docker clients (descendants of this script, by pid) once it has passed.
+# The killed call then fails, and the run stops with an error. While all is well it costs one
+# `sleep` every 2 s.
+start_watchdog() {
+  local main=$$
+  echo 0 >"$WORK/deadline"
+  (
+    sp=
+    trap 'kill "$sp" 2>/dev/null; exit 0' TERM
+    while :; do
+      sleep 2 &
+      sp=$!
+      wait "$sp"
+      read -r dl <"$WORK/deadline" || continue
+      if ((dl > 0 && EPOCHSECONDS > dl)); then
+        for p in $(pgrep -x "${DOCKER##*/}" || true); do
+          if descends_from "$p" "$main"; then
+            echo "$(date +%T) killed client pid $p after ${CMD_TIMEOUT} s" >>"$WORK/watchdog.log"
+            kill -KILL "$p" 2>/dev/null || true
+          fi
+        done
+      fi
+    done
+  ) &
+  WATCHDOG=$!
+}
+
+# descends_from PID ANCESTOR
+descends_from() {
+  local pid=$1
+  while [ -n "$pid" ] && ((pid > 1)); do
+    [ "$pid" = "$2" ] && return 0
+    pid=$(awk '/^PPid:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+  done
+  return 1
+}
+
+# stop_engine ENGINE   removes its containers (they outlive the engine by design), then stops
+# the process we started: SIGTERM, and SIGKILL only if it is still there after 30 s.
+stop_engine() {
+  local e=$1 pid=${PID[$1]:-} ids i
+  [ -n "$pid" ] || return 0
+  if alive "$pid"; then
+    ids=$(dkt "$e" 30 ps -aq 2>/dev/null || true)
+    if [ -n "$ids" ]; then
+      # shellcheck disable=SC2086 # one id per word
+      dkt "$e" 180 rm -f $ids >/dev/null 2>&1 || log "warning: $e: rm -f of its containers failed"
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 150; i++)); do alive "$pid" || break; sleep 0.2; done
+    if alive "$pid"; then
+      log "warning: $e (pid $pid) ignored SIGTERM for 30 s; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  wait "$pid" 2>/dev/null || true
+  # Our dockerd's containerd normally exits with it.
+  if [ "$e" = docker ] && alive "${CONTAINERD_PID:-}"; then
+    kill -TERM "$CONTAINERD_PID" 2>/dev/null || true
+    sleep 1
+    alive "$CONTAINERD_PID" && kill -KILL "$CONTAINERD_PID" 2>/dev/null
+  fi
+}
+
+# leftover_pids   processes that are ours beyond doubt: the supervisors found by bench_shim_pss,
+# whatever has its command line under WORK (supervisors, helpers), and the containers, whose
+# root mount (first line of mountinfo: an overlay or a bind mount) is under WORK.
+# Builtins only: this runs over every process, repeatedly.
+leftover_pids() {
+  local d p e line
+  local -a args
+  for e in berth docker; do
+    [ -s "$WORK/shims.$e" ] || continue
+    for p in $(sort -u "$WORK/shims.$e"); do
+      if alive "$p" && proc_named "$p" "${SHIM_NAME[$e]}"; then echo "$p"; fi
+    done
+  done
+  for d in /proc/[0-9]*; do
+    p=${d#/proc/}
+    [ "$p" = $$ ] && continue
+    { read -r line <"$d/mountinfo" && mapfile -d '' args <"$d/cmdline"; } 2>/dev/null || continue
+    if [[ $line == *"$WORK/"* ]] || [[ " ${args[*]} " == *"$WORK/"* ]]; then echo "$p"; fi
+  done
+}
+
+# kill_leftovers   once the engines are down, waits 10 s for what they started to exit, then
+# kills what is left (and says so: the engine should have cleaned it up)
+kill_leftovers() {
+  local i left
+  for ((i = 0; i < 50; i++)); do
+    left=$(leftover_pids | sort -u)
+    [ -z "$left" ] && return 0
+    sleep 0.2
+  done
+  log "warning: $(wc -l <<<"$left") processes of this run outlived their engine; killing them:"
+  ps -o pid,ppid,args -p "$(paste -sd, <<<"$left")" | cut -c1-160 | head -n 21 | sed 's/^/    /' >&2
+  # shellcheck disable=SC2086
+  kill -KILL $left 2>/dev/null
+  return 0
+}
+
+# iptables_undo RULE_REGEX CHAIN_REGEX   deletes, in filter and nat, what was added since the
+# snapshot: chains whose names match CHAIN_REGEX (flushed, then deleted) and rules that match
+# RULE_REGEX. Chains matching CHAIN_REGEX that existed before get their old rules back.
+# Everything else (other people's rules) is left alone.
+iptables_undo() {
+  local rules=$1 chains=$2 t c r
+  for t in filter nat; do
+    local before="$WORK/ipt.$t.before" new_chains old_chains
+    new_chains=$(comm -13 <(grep '^-N ' "$before" | sort) <(iptables -t "$t" -S | grep '^-N ' | sort) |
+      awk '{print $2}' | grep -E "$chains" || true)
+    old_chains=$(grep '^-N ' "$before" | awk '{print $2}' | grep -E "$chains" || true)
+    for c in $new_chains $old_chains; do iptables -t "$t" -F "$c" 2>/dev/null || true; done
+    # Added rules, newest last in -S order; delete them one by one (duplicates included).
+    comm -13 <(sort "$before") <(iptables -t "$t" -S | sort) | grep '^-A ' | grep -E -- "$rules" |
+      while read -r r; do eval "iptables -t $t ${r/#-A/-D}" 2>/dev/null || true; done
+    for c in $new_chains; do iptables -t "$t" -X "$c" 2>/dev/null || log "warning: cannot delete chain $t/$c"; done
+    for c in $old_chains; do
+      grep -E "^-A $c " "$before" | while read -r r; do eval "iptables -t $t $r" 2>/dev/null || true; done
+    done
+  done
+}
+
+# Puts the host back: engines, iptables, FORWARD policy, ip_forward, bridges, mounts, WORK.
+cleanup() {
+  local rc=$? others m
+  set +e
+  trap - EXIT INT TERM
+  [ -n "$WORK" ] || exit "$rc"
+  log "cleaning up"
+  if [ -n "${WATCHDOG:-}" ]; then
+    kill -TERM "$WATCHDOG" 2>/dev/null
+    wait "$WATCHDOG" 2>/dev/null
+  fi
+  stop_engine berth
+  stop_engine docker
+  kill_leftovers
+  if [ -n "${PID[docker]:-}" ]; then
+    others=$(other_iptables_dockerds | tr '\n' ' ')
+    if [ -z "$others" ]; then
+      iptables_undo "$DOCKER_RULES" '^DOCKER'
+    else
+      # Someone started a dockerd meanwhile: the DOCKER* chains are theirs too now.
+      log "warning: another dockerd appeared (pid $others): removing only rules for $DOCKER_BRIDGE"
+      iptables_undo "$DOCKER_BRIDGE|10\\.198\\.0\\." '^$'
+    fi
+  fi
+  if [ -n "${PID[berth]:-}" ]; then
+    # Berth should remove its own rules when it stops; whatever it left is reported and removed.
+    if comm -13 <(cat "$WORK"/ipt.*.before | sort) <({ iptables -t filter -S; iptables -t nat -S; } | sort) |
+      grep -E -- "$BERTH_RULES" >"$WORK/berth-leftover-rules"; then
+      log "warning: berth left iptables rules behind:"; sed 's/^/    /' "$WORK/berth-leftover-rules" >&2
+    fi
+    if [ -z "$(other_berth_engines net)" ]; then
+      iptables_undo "$BERTH_RULES" '^(BERTH|berth)'
+    else
+      iptables_undo "$BERTH_RULES" '^$'
+    fi
+    # Berth keeps its rules in an nftables table named after its bridge (berth_<bridge>), and
+    # keeps it when it stops (its containers keep running); it is ours to delete.
+    if [ -f "$WORK/nft.before" ] && comm -13 <(sort "$WORK/nft.before") <(nft list tables 2>/dev/null | sort) |
+      grep -F -- "$BERTH_BRIDGE" >"$WORK/nft.leftover"; then
+      while read -r _ family table; do nft delete table "$family" "$table"; done <"$WORK/nft.leftover"
+    fi
+  fi
+  # dockerd turns on ip_forward and sets the FORWARD policy to DROP; only undo that when no
+  # other engine still relies on it.
+  if [ -z "$(other_iptables_dockerds)" ] && [ -z "$(other_berth_engines net)" ]; then
+    [ -n "${FORWARD_POLICY:-}" ] && iptables -P FORWARD "$FORWARD_POLICY"
+    [ -n "${IP_FORWARD:-}" ] && echo "$IP_FORWARD" >/proc/sys/net/ipv4/ip_forward
+  fi
+  ip link del "$BERTH_BRIDGE" 2>/dev/null
+  [ -n "${PID[docker]:-}" ] && ip link del "$DOCKER_BRIDGE" 2>/dev/null
+  # Mounts under WORK (overlay rootfs, netns, shm) go before the directory does.
+  for m in $(awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r); do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+  done
+  if [ "$KEEP" = 1 ]; then
+    log "work directory kept: $WORK"
+  else
+    rm -rf --one-file-system "$WORK" 2>/dev/null || log "warning: could not remove $WORK"
+  fi
+  exit "$rc"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Measurements
+
+# note_others   remembers engines that are not ours running now: their work competes for the
+# CPUs, so the report flags the run as possibly noisy
+note_others() {
+  { other_pids dockerd; other_berth_engines; } >>"$WORK/others" || true
+}
+
+# timed ENGINE ARGS...   runs the client once against ENGINE; LAST_US = wall time in µs.
+# EPOCHREALTIME needs no fork, so nothing but the client is inside the interval.
+timed() {
+  local e=$1 t0 t1
+  shift
+  t0=${EPOCHREALTIME/./}
+  if ! dk "$e" "$@" >/dev/null 2>"$WORK/last.err"; then
+    log "$e: docker $* failed:"
+    sed 's/^/    /' "$WORK/last.err" >&2
+    if [ -s "$WORK/watchdog.log" ]; then sed 's/^/    watchdog: /' "$WORK/watchdog.log" >&2; fi
+    if alive "${PID[$e]}"; then
+      log "$e: docker ps -a now:"
+      dkt "$e" 10 ps -a 2>&1 | head -n 6 | sed 's/^/    /' >&2
+      show_log "$e" "$e is still running"
+    fi
+    die "a timed command failed"
+  fi
+  t1=${EPOCHREALTIME/./}
+  LAST_US=$((t1 - t0))
+}
+
+# interleaved METRIC WARMUP RUNS ARGS...   times ARGS on every engine, alternating which engine
+# goes first; the warm-up rounds are not recorded. Samples go to WORK/samples/METRIC.ENGINE.
+interleaved() {
+  local metric=$1 warm=$2 runs=$3 i e
+  shift 3
+  local -a order
+  for ((i = 0; i < warm + runs; i++)); do
+    read -ra order <<<"$ENGINES"
+    if ((i % 2)); then mapfile -t order < <(printf '%s\n' "${order[@]}" | tac); fi
+    for e in "${order[@]}"; do
+      timed "$e" "$@"
+      if ((i >= warm)); then echo "$LAST_US" >>"$WORK/samples/$metric.$e"; fi
+    done
+  done
+}
+
+# stats FILE DIVISOR   "median min max n" of the numbers in FILE, each divided by DIVISOR.
+# Median of an even count is the mean of the two middle values.
+stats() {
+  sort -n "$1" | awk -v d="$2" '{a[NR] = $1 / d}
+    END {
+      if (NR == 0) exit 1
+      m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+      printf "%.4f %.4f %.4f %d\n", m, a[1], a[NR], NR
+    }'
+}
+
+# record METRIC ENGINE FILE DIVISOR FORMAT
+record() {
+  local med min max n
+  read -r med min max n < <(stats "$3" "$4")
+  MED[$1.$2]=$med
+  DETAIL[$1.$2]=$(printf "median $5  min $5  max $5  (n=%d)" "$med" "$min" "$max" "$n")
+}
+
+bench_latency() {
+  local metric=$1 e
+  shift
+  note_others
+  log "timing: docker $* ($WARMUP warm-ups + $RUNS runs per engine, interleaved)"
+  interleaved "$metric" "$WARMUP" "$RUNS" "$@"
+  for e in $ENGINES; do record "$metric" "$e" "$WORK/samples/$metric.$e" 1000 '%.1f ms'; done
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+pss_kb() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
+
+# engine_rss_kb ENGINE   Berth: the `berth engine` process. Docker: dockerd + its containerd.
+engine_rss_kb() {
+  case $1 in
+    berth) rss_kb "${PID[berth]}" ;;
+    docker) echo $(($(rss_kb "${PID[docker]}") + $(rss_kb "$CONTAINERD_PID"))) ;;
+  esac
+}
+
+wait_no_containers() {
+  local e=$1 end=$((SECONDS + 60))
+  while ((SECONDS < end)); do
+    [ -z "$(dk "$e" ps -aq)" ] && return 0
+    sleep 0.2
+  done
+  die "$e: containers still present after 60 s: $(dk "$e" ps -a | tail -n +2 | head -5)"
+}
+
+# Idle RSS: no containers, after the warm-ups and the run benchmarks; 5 samples 1 s apart.
+bench_idle_rss() {
+  local e i
+  note_others
+  for e in $ENGINES; do wait_no_containers "$e"; done
+  log "sampling idle engine RSS (5 samples, 1 s apart)"
+  sleep 2
+  for ((i = 0; i < 5; i++)); do
+    for e in $ENGINES; do engine_rss_kb "$e" >>"$WORK/samples/idle_rss.$e"; done
+    sleep 1
+  done
+  for e in $ENGINES; do record idle_rss "$e" "$WORK/samples/idle_rss.$e" 1024 '%.1f MiB'; done
+}
+
+# proc_named PID NAME   by /proc/PID/comm (kernel truncates to 15 chars), exe or argv[0]
+proc_named() {
+  local pid=$1 name=$2 comm exe argv0
+  comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
+  [ "$comm" = "${name:0:15}" ] && return 0
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+  [ "${exe##*/}" = "$name" ] && return 0
+  argv0=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n1)
+  [ "${argv0##*/}" = "$name" ]
+}
+
+# supervisor_of PID NAME   the nearest ancestor of a container's init process called NAME (not
+# the process itself: berth-shim is also the container's init until it execs the command)
+supervisor_of() {
+  local name=$2 pid
+  pid=$(awk '/^PPid:/ {print $2}' "/proc/$1/status" 2>/dev/null || true)
+  while [ -n "$pid" ] && ((pid > 1)); do
+    if proc_named "$pid" "$name"; then echo "$pid"; return 0; fi
+    pid=$(awk '/^PPid:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+  done
+  return 1
+}
+
+# start_sleepers ENGINE COUNT   tops the engine up to COUNT running `sleep 3600` containers
+start_sleepers() {
+  local e=$1 want=$2 have
+  have=$(dk "$e" ps -q | wc -l)
+  while ((have < want)); do
+    dk "$e" run -d "$IMAGE" sleep 3600 >/dev/null || die "$e: docker run -d failed"
+    have=$((have + 1))
+  done
+  have=$(dk "$e" ps -q | wc -l)
+  ((have == want)) || die "$e: $have containers running, wanted $want"
+}
+
+# Per-container supervisor PSS: find each container's supervisor through the process tree
+# (State.Pid -> ancestors), sum their Pss (smaps_rollup) and divide by the container count.
+bench_shim_pss() {
+  local e name pid shim total count found pids
+  note_others
+  log "measuring supervisor PSS with $SHIM_CONTAINERS running containers"
+  for e in $ENGINES; do start_sleepers "$e" "$SHIM_CONTAINERS"; done
+  sleep 2 # let the supervisors settle after start-up
+  for e in $ENGINES; do
+    name=${SHIM_NAME[$e]}
+    # shellcheck disable=SC2046 # one id per word
+    pids=$(dk "$e" inspect -f '{{.State.Pid}}' $(dk "$e" ps -q))
+    : >"$WORK/shims.$e"
+    for pid in $pids; do
+      if shim=$(supervisor_of "$pid" "$name"); then
+        echo "$shim" >>"$WORK/shims.$e"
+      else
+        log "warning: $e: no $name above container process $pid"
+      fi
+    done
+    # found = containers whose supervisor was found; count = distinct supervisors
+    found=$(wc -l <"$WORK/shims.$e")
+    count=$(sort -u "$WORK/shims.$e" | wc -l)
+    if ((count == 0)); then
+      log "warning: $e: no $name processes found; supervisor PSS not measured"
+      continue
+    fi
+    total=0
+    for shim in $(sort -u "$WORK/shims.$e"); do total=$((total + $(pss_kb "$shim"))); done
+    echo "$total" >"$WORK/samples/shim_pss.$e"
+    record shim_pss "$e" "$WORK/samples/shim_pss.$e" $((1024 * found)) '%.2f MiB'
+    DETAIL[shim_pss.$e]=$(printf 'total %.1f MiB Pss over %d %s processes for %d of %d containers' \
+      "$(awk -v t="$total" 'BEGIN {print t / 1024}')" "$count" "$name" "$found" "$SHIM_CONTAINERS")
+  done
+}
+
+bench_ps() {
+  local e
+  note_others
+  log "starting sleepers up to $PS_CONTAINERS per engine"
+  for e in $ENGINES; do start_sleepers "$e" "$PS_CONTAINERS"; done
+  log "timing: docker ps with $PS_CONTAINERS running ($WARMUP warm-ups + $PS_RUNS runs per engine, interleaved)"
+  interleaved ps "$WARMUP" "$PS_RUNS" ps
+  for e in $ENGINES; do record ps "$e" "$WORK/samples/ps.$e" 1000 '%.1f ms'; done
+}
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+METRICS=(run run_none ps idle_rss shim_pss)
+declare -A LABEL=(
+  [run]="docker run --rm bb true"
+  [run_none]="docker run --rm --network none bb true"
+  [ps]="docker ps, $PS_CONTAINERS running"
+  [idle_rss]="engine idle RSS"
+  [shim_pss]="supervisor PSS per container ($SHIM_CONTAINERS running)"
+)
+declare -A UNIT=([run]=ms [run_none]=ms [ps]=ms [idle_rss]=MiB [shim_pss]=MiB)
+declare -A TARGET=([run]=0.20 [run_none]=0.15 [ps]=0.80 [idle_rss]=0.40 [shim_pss]=0.50)
+MISSED=0
+
+report() {
+  local m b d ratio verdict fmt e
+  {
+    echo "Berth vs Docker benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "host: $(nproc) CPUs, kernel $(uname -r); client: docker $("$DOCKER" version -f '{{.Client.Version}}' 2>/dev/null)"
+    uses docker && echo "docker: $(dk docker version -f '{{.Server.Version}}' 2>/dev/null), storage $(dk docker info -f '{{.Driver}}' 2>/dev/null), containerd $(dk docker info -f '{{.ContainerdCommit.ID}}' 2>/dev/null)"
+    uses berth && echo "berth: $(dk berth version -f '{{.Server.Version}}' 2>/dev/null) ($BERTH)"
+    echo "load average: $LOAD_START at start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+    if [ -s "$WORK/others" ]; then
+      echo "NOTE: engines not started by this run were running during it (pids $(sort -un "$WORK/others" | paste -sd' ')): expect noise"
+    fi
+    echo "network: $([ "$STAGE" = netns ] && echo "private namespace (unshare --net)" || echo "host namespace")"
+    echo "runs: $WARMUP warm-ups + $RUNS timed per engine (docker run), $PS_RUNS timed (docker ps); medians; engines interleaved"
+    echo "ratio = berth / docker (lower is better); verdict: ok when ratio <= target"
+    echo
+    printf '%-46s %11s %11s %7s %7s  %s\n' metric berth docker ratio target verdict
+    printf '%-46s %11s %11s %7s %7s  %s\n' ------ ----- ------ ----- ------ -------
+    for m in "${METRICS[@]}"; do
+      b=${MED[$m.berth]:-} d=${MED[$m.docker]:-} ratio=- verdict=-
+      fmt='%.1f'
+      [ "$m" = shim_pss ] && fmt='%.2f'
+      if [ -n "$b" ] && [ -n "$d" ]; then
+        ratio=$(awk -v b="$b" -v d="$d" 'BEGIN {printf "%.3f", b / d}')
+        if awk -v r="$ratio" -v t="${TARGET[$m]}" 'BEGIN {exit !(r <= t)}'; then verdict=ok; else verdict=MISS; MISSED=1; fi
+      fi
+      [ -n "$b" ] && b=$(printf "$fmt %s" "$b" "${UNIT[$m]}") || b=-
+      [ -n "$d" ] && d=$(printf "$fmt %s" "$d" "${UNIT[$m]}") || d=-
+      printf '%-46s %11s %11s %7s %7s  %s\n' "${LABEL[$m]}" "$b" "$d" "$ratio" "<=${TARGET[$m]}" "$verdict"
+    done
+    echo
+    echo "details:"
+    for m in "${METRICS[@]}"; do
+      for e in $ENGINES; do
+        if [ -n "${DETAIL[$m.$e]:-}" ]; then printf '  %-9s %-7s %s\n' "$m" "$e" "${DETAIL[$m.$e]}"; fi
+      done
+    done
+    echo "  engine idle RSS is: berth = the 'berth engine' process; docker = dockerd + its containerd"
+    if [ -n "${MED[cli.docker]:-}" ]; then
+      # shellcheck disable=SC2016 # literal backquotes
+      printf '  client floor: `docker --version` takes %.1f ms (median); it is inside every timed command\n' "${MED[cli.docker]}"
+    fi
+  } >"$OUT.tmp" # a group, not a pipeline: MISSED must survive it
+  cat "$OUT.tmp"
+  mv "$OUT.tmp" "$OUT"
+  log "written to $OUT"
+}
+
+# The client's own start-up cost, part of every timed command for both engines: context for
+# how low a latency ratio can possibly go.
+bench_client_floor() {
+  local i t0 t1
+  for ((i = 0; i < RUNS; i++)); do
+    t0=${EPOCHREALTIME/./}
+    "$DOCKER" --version >/dev/null
+    t1=${EPOCHREALTIME/./}
+    echo $((t1 - t0)) >>"$WORK/samples/cli"
+  done
+  record cli docker "$WORK/samples/cli" 1000 '%.1f ms'
+}
+
+main() {
+  local e
+  [ "$(id -u)" = 0 ] || die "must run as root (engines, bridges, iptables)"
+  [ -n "$ENGINES" ] || die "ENGINES is empty"
+  for e in $ENGINES; do
+    case $e in berth | docker) ;; *) die "unknown engine '$e' (berth, docker)" ;; esac
+  done
+  if [ "$STAGE" = host ]; then
+    # A short path: unix socket paths must stay below 108 bytes.
+    WORK=$(mktemp -d /tmp/bb.XXXXXX)
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+    prepare
+    if [ "$NETNS" = 1 ]; then
+      unshare --net true 2>/dev/null || die "unshare --net does not work here; NETNS=0 measures in the host's namespace"
+      trap - EXIT INT TERM # the next stage owns WORK and cleans it up
+      exec unshare --net env BENCH_STAGE=netns BENCH_WORK="$WORK" "$BASH" "${BASH_SOURCE[0]}" "$@"
+    fi
+  else
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+    ip link set lo up
+  fi
+  preflight
+  mkdir -p "$WORK/samples" "$(dirname "$OUT")"
+  start_watchdog
+  snapshot_host
+  LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+  make_rootfs_tar
+  if uses docker; then start_docker; fi
+  if uses berth; then start_berth; fi
+  for e in $ENGINES; do import_image "$e"; done
+
+  bench_client_floor
+  bench_latency run run --rm "$IMAGE" true
+  bench_latency run_none run --rm --network none "$IMAGE" true
+  bench_idle_rss
+  bench_shim_pss
+  bench_ps
+  report
+  if [ "$STRICT" = 1 ] && [ "$MISSED" = 1 ]; then
+    log "a target was missed"
+    exit 2
+  fi
+}
+
+main "$@"

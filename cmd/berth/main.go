@@ -1,0 +1,24 @@
+// Command berth is a Docker-compatible container engine and a Kubernetes-compatible
+// cluster in one binary. Each subcommand lives in its own file: flags and wiring only.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	root := &cobra.Command{
+		Use:           "berth",
+		Short:         "A container engine and Kubernetes cluster in one binary",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(engineCmd(), versionCmd())
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "berth:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,149 @@
+// Package engine is the container engine's service layer: the one API that the Docker
+// API server and the CRI server both call. It composes the image store, snapshots,
+// container records, volumes, networking and the runtime.
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/api/types/events"
+
+	"github.com/berth-project/berth/internal/engine/container"
+	"github.com/berth-project/berth/internal/engine/image"
+	"github.com/berth-project/berth/internal/engine/network"
+	"github.com/berth-project/berth/internal/engine/runtime"
+	"github.com/berth-project/berth/internal/engine/snapshot"
+	"github.com/berth-project/berth/internal/engine/volume"
+)
+
+// Config is where the engine keeps things and how it networks.
+type Config struct {
+	DataDir      string
+	RunDir       string
+	Bridge       string
+	BridgeCIDR   string
+	ShimPath     string
+	CgroupParent string // containers' cgroups go under /CgroupParent/ID
+	Logger       *slog.Logger
+}
+
+// Engine runs containers.
+type Engine struct {
+	cfg     Config
+	log     *slog.Logger
+	images  *image.Store
+	snaps   *snapshot.Store
+	ctrs    *container.Store
+	vols    *volume.Store
+	net     *network.Manager
+	rt      *runtime.Runtime
+	events  *eventBus
+	started time.Time
+
+	// imageMu serialises image deletes against creates that pin an image.
+	imageMu sync.Mutex
+
+	mu    sync.Mutex
+	live  map[string]*live // per container: locks and waiters
+	execs map[string]*Exec
+}
+
+// New opens the engine's stores, sets up the bridge and re-attaches to the containers
+// that kept running while the engine was away.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.CgroupParent == "" {
+		cfg.CgroupParent = "berth"
+	}
+	for _, d := range []string{cfg.DataDir, cfg.RunDir} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, err
+		}
+	}
+	e := &Engine{cfg: cfg, log: cfg.Logger, events: newEventBus(), live: map[string]*live{}, execs: map[string]*Exec{}, started: time.Now()}
+	var err error
+	if e.images, err = image.Open(filepath.Join(cfg.DataDir, "image")); err != nil {
+		return nil, fmt.Errorf("image store: %w", err)
+	}
+	if e.snaps, err = snapshot.Open(filepath.Join(cfg.DataDir, "overlay")); err != nil {
+		return nil, fmt.Errorf("snapshots: %w", err)
+	}
+	if e.ctrs, err = container.Open(filepath.Join(cfg.DataDir, "containers")); err != nil {
+		return nil, fmt.Errorf("containers: %w", err)
+	}
+	if e.vols, err = volume.Open(filepath.Join(cfg.DataDir, "volumes")); err != nil {
+		return nil, fmt.Errorf("volumes: %w", err)
+	}
+	if e.net, err = network.New(network.Config{Bridge: cfg.Bridge, CIDR: cfg.BridgeCIDR, StateDir: filepath.Join(cfg.RunDir, "network")}); err != nil {
+		return nil, fmt.Errorf("network: %w", err)
+	}
+	e.rt = &runtime.Runtime{ShimPath: cfg.ShimPath, Root: filepath.Join(cfg.RunDir, "runc")}
+	e.restore(ctx)
+	return e, nil
+}
+
+// restore re-attaches to running containers and settles the ones that ended while the
+// engine was away (applying their restart policies).
+func (e *Engine) restore(ctx context.Context) {
+	for _, c := range e.ctrs.List() {
+		l := e.liveOf(c.ID)
+		switch {
+		case c.Running() || c.State.Status == container.Restarting:
+			sh := e.shim(c)
+			if sh.Alive() {
+				e.log.Info("re-attached", "container", c.ID[:12], "name", c.Name)
+				go e.monitor(c, l)
+				continue
+			}
+			ex, err := sh.ReadExit()
+			if err != nil {
+				ex = runtime.Exit{Code: 255, FinishedAt: time.Now().UTC(), Error: "container ended while the engine was down"}
+			}
+			l.mu.Lock()
+			e.handleExit(c, l, ex)
+			l.mu.Unlock()
+		}
+	}
+}
+
+// Close releases what the engine holds; running containers keep running.
+func (e *Engine) Close() error { return nil }
+
+func (e *Engine) publish(typ events.Type, action events.Action, id string, attrs map[string]string) {
+	e.events.publish(typ, action, id, attrs)
+}
+
+// Info is what /info reports about the engine.
+type Info struct {
+	Containers, Running, Paused, Stopped, Images int
+	DataDir, Bridge, BridgeCIDR                  string
+}
+
+// Info counts containers and images.
+func (e *Engine) Info() Info {
+	in := Info{DataDir: e.cfg.DataDir, Bridge: e.cfg.Bridge, BridgeCIDR: e.cfg.BridgeCIDR}
+	for _, c := range e.ctrs.List() {
+		in.Containers++
+		switch c.State.Status {
+		case container.Running, container.Restarting:
+			in.Running++
+		case container.Paused:
+			in.Paused++
+		default:
+			in.Stopped++
+		}
+	}
+	in.Images = len(e.images.List())
+	return in
+}
+
+// Images, Snapshots and Volumes expose the stores to other engine-side services.
+func (e *Engine) Images() *image.Store { return e.images }

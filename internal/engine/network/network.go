@@ -1,0 +1,243 @@
+// Package network gives containers their networking: a Linux bridge with a subnet,
+// one network namespace and veth pair per container, outbound NAT in Berth's own
+// nftables table. Port publishing and user networks build on the same Manager.
+package network
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Config names the default bridge network.
+type Config struct {
+	Bridge   string // e.g. berth0
+	CIDR     string // e.g. 10.88.0.0/16
+	StateDir string // run-time state: netns files, ipam
+}
+
+// Manager owns the bridge and the containers' namespaces on it.
+type Manager struct {
+	cfg    Config
+	subnet *net.IPNet
+	gw     net.IP
+	table  string
+
+	mu   sync.Mutex
+	ipam *ipam
+}
+
+// Endpoint is a container's attachment to the bridge.
+type Endpoint struct {
+	NetNS      string `json:"netns"`
+	IP         string `json:"ip"`
+	PrefixLen  int    `json:"prefixLen"`
+	Gateway    string `json:"gateway"`
+	MAC        string `json:"mac"`
+	HostVeth   string `json:"hostVeth"`
+	BridgeName string `json:"bridge"`
+}
+
+// New sets up the bridge (creating it if needed), forwarding and NAT.
+func New(cfg Config) (*Manager, error) {
+	_, subnet, err := net.ParseCIDR(cfg.CIDR)
+	if err != nil || subnet.IP.To4() == nil {
+		return nil, fmt.Errorf("bridge cidr %q: want an IPv4 CIDR", cfg.CIDR)
+	}
+	if len(cfg.Bridge) == 0 || len(cfg.Bridge) > 15 {
+		return nil, fmt.Errorf("bridge name %q: 1 to 15 characters", cfg.Bridge)
+	}
+	m := &Manager{cfg: cfg, subnet: subnet, ipam: newIPAM(subnet), table: "berth_" + cfg.Bridge}
+	m.gw = m.ipam.gateway()
+	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "netns"), 0o700); err != nil {
+		return nil, err
+	}
+	m.loadIPAM()
+	if err := m.setupBridge(); err != nil {
+		return nil, err
+	}
+	os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644)
+	if err := m.setupNAT(); err != nil {
+		return nil, fmt.Errorf("nftables: %w", err)
+	}
+	return m, nil
+}
+
+// Subnet and Gateway describe the bridge network.
+func (m *Manager) Subnet() string  { return m.subnet.String() }
+func (m *Manager) Gateway() string { return m.gw.String() }
+func (m *Manager) Bridge() string  { return m.cfg.Bridge }
+
+func (m *Manager) setupBridge() error {
+	link, err := netlink.LinkByName(m.cfg.Bridge)
+	if err != nil {
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: m.cfg.Bridge, MTU: 1500}}
+		if err := netlink.LinkAdd(br); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("create bridge %s: %w", m.cfg.Bridge, err)
+		}
+		if link, err = netlink.LinkByName(m.cfg.Bridge); err != nil {
+			return err
+		}
+	}
+	ones, _ := m.subnet.Mask.Size()
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: m.gw, Mask: net.CIDRMask(ones, 32)}}
+	if err := netlink.AddrReplace(link, addr); err != nil {
+		return fmt.Errorf("address %s on %s: %w", addr, m.cfg.Bridge, err)
+	}
+	return netlink.LinkSetUp(link)
+}
+
+func (m *Manager) ipamPath() string { return filepath.Join(m.cfg.StateDir, "ipam.json") }
+
+func (m *Manager) loadIPAM() {
+	data, err := os.ReadFile(m.ipamPath())
+	if err != nil {
+		return
+	}
+	json.Unmarshal(data, &m.ipam.used)
+}
+
+func (m *Manager) saveIPAM() {
+	data, _ := json.Marshal(m.ipam.used)
+	tmp := m.ipamPath() + ".tmp"
+	if os.WriteFile(tmp, data, 0o600) == nil {
+		os.Rename(tmp, m.ipamPath())
+	}
+}
+
+// NetNSPath is where a container's namespace is pinned.
+func (m *Manager) NetNSPath(id string) string {
+	return filepath.Join(m.cfg.StateDir, "netns", id)
+}
+
+func vethName(id string) string {
+	h := sha256.Sum256([]byte(id))
+	return "vb" + hex.EncodeToString(h[:])[:11]
+}
+
+// Attach gives container id a namespace on the bridge with an address, a default route
+// through the gateway and loopback up.
+func (m *Manager) Attach(id string, want net.IP) (ep *Endpoint, err error) {
+	m.mu.Lock()
+	ip, err := m.ipam.allocate(id, want)
+	if err == nil {
+		m.saveIPAM()
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	nsPath := m.NetNSPath(id)
+	defer func() {
+		if err != nil {
+			m.Detach(id)
+		}
+	}()
+	removeNetNS(nsPath)
+	if err := newNetNS(nsPath); err != nil {
+		return nil, err
+	}
+	host := vethName(id)
+	if old, err := netlink.LinkByName(host); err == nil {
+		netlink.LinkDel(old)
+	}
+	br, err := netlink.LinkByName(m.cfg.Bridge)
+	if err != nil {
+		return nil, fmt.Errorf("bridge %s: %w", m.cfg.Bridge, err)
+	}
+	nsh, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		return nil, err
+	}
+	defer nsh.Close()
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: host, MasterIndex: br.Attrs().Index, MTU: br.Attrs().MTU},
+		PeerName:      "eth0",
+		PeerNamespace: netlink.NsFd(nsh),
+	}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return nil, fmt.Errorf("veth %s: %w", host, err)
+	}
+	hl, err := netlink.LinkByName(host)
+	if err != nil {
+		return nil, err
+	}
+	if err := netlink.LinkSetUp(hl); err != nil {
+		return nil, err
+	}
+	h, err := netlink.NewHandleAt(nsh)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	eth, err := h.LinkByName("eth0")
+	if err != nil {
+		return nil, err
+	}
+	ones, _ := m.subnet.Mask.Size()
+	if err := h.AddrAdd(eth, &netlink.Addr{IPNet: &net.IPNet{IP: ip, Mask: net.CIDRMask(ones, 32)}}); err != nil {
+		return nil, err
+	}
+	if err := h.LinkSetUp(eth); err != nil {
+		return nil, err
+	}
+	if lo, err := h.LinkByName("lo"); err == nil {
+		h.LinkSetUp(lo)
+	}
+	if err := h.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: m.gw}); err != nil {
+		return nil, fmt.Errorf("default route: %w", err)
+	}
+	return &Endpoint{
+		NetNS: nsPath, IP: ip.String(), PrefixLen: ones, Gateway: m.gw.String(),
+		MAC: eth.Attrs().HardwareAddr.String(), HostVeth: host, BridgeName: m.cfg.Bridge,
+	}, nil
+}
+
+// NewIsolated creates a namespace with only loopback (--network none).
+func (m *Manager) NewIsolated(id string) (string, error) {
+	nsPath := m.NetNSPath(id)
+	removeNetNS(nsPath)
+	if err := newNetNS(nsPath); err != nil {
+		return "", err
+	}
+	nsh, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		return "", err
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh)
+	if err != nil {
+		return "", err
+	}
+	defer h.Close()
+	if lo, err := h.LinkByName("lo"); err == nil {
+		h.LinkSetUp(lo)
+	}
+	return nsPath, nil
+}
+
+// Detach removes a container's veth, namespace and address. It is safe to call twice.
+func (m *Manager) Detach(id string) error {
+	if l, err := netlink.LinkByName(vethName(id)); err == nil {
+		netlink.LinkDel(l)
+	}
+	err := removeNetNS(m.NetNSPath(id))
+	m.mu.Lock()
+	m.ipam.release(id)
+	m.saveIPAM()
+	m.mu.Unlock()
+	return err
+}
+
+// Close leaves the bridge and rules in place for running containers.
+func (m *Manager) Close() error { return nil }

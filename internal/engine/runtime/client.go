@@ -1,0 +1,258 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// ErrNotRunning means the container's shim is gone: the container has exited.
+var ErrNotRunning = errors.New("container is not running")
+
+// Runtime starts shims. ShimPath is the berth-shim binary; Root is libcontainer's state root.
+type Runtime struct {
+	ShimPath string
+	Root     string
+}
+
+// StartOptions describe one container start.
+type StartOptions struct {
+	ID        string
+	Bundle    string // the shim's directory; config.json is written here
+	LogPath   string
+	Spec      Spec
+	OpenStdin bool
+	StdinOnce bool
+}
+
+// Create writes the bundle and starts a shim for it. The container is created but
+// its process has not begun: attach first if you need all of its output, then Start.
+// It returns the pid of the container's init.
+func (r *Runtime) Create(ctx context.Context, o StartOptions) (int, error) {
+	if err := os.MkdirAll(o.Bundle, 0o700); err != nil {
+		return 0, err
+	}
+	os.Remove(filepath.Join(o.Bundle, "exit.json"))
+	data, err := json.Marshal(OCISpec(o.Spec))
+	if err != nil {
+		return 0, err
+	}
+	if err := os.WriteFile(filepath.Join(o.Bundle, "config.json"), data, 0o600); err != nil {
+		return 0, err
+	}
+	args := []string{"--id", o.ID, "--bundle", o.Bundle, "--root", r.Root, "--log", o.LogPath}
+	if o.OpenStdin {
+		args = append(args, "--stdin")
+	}
+	if o.StdinOnce {
+		args = append(args, "--stdin-once")
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer pr.Close()
+	logf, err := os.OpenFile(filepath.Join(o.Bundle, "shim.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		pw.Close()
+		return 0, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(r.ShimPath, args...)
+	cmd.Dir = o.Bundle
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.ExtraFiles = []*os.File{pw}
+	// Its own session: the shim must survive the engine and its signals.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1"}
+	if err := cmd.Start(); err != nil {
+		pw.Close()
+		return 0, fmt.Errorf("start shim: %w", err)
+	}
+	pw.Close()
+	// Reap the shim if it ends while we are alive; if we die first, init adopts it.
+	go cmd.Wait()
+	var rep Reply
+	if err := json.NewDecoder(pr).Decode(&rep); err != nil {
+		logTail, _ := os.ReadFile(filepath.Join(o.Bundle, "shim.log"))
+		return 0, fmt.Errorf("shim for %s failed: %s", o.ID, lastLine(logTail))
+	}
+	if rep.Error != "" {
+		return 0, errors.New(rep.Error)
+	}
+	return rep.Pid, nil
+}
+
+func lastLine(b []byte) string {
+	s := string(b)
+	for len(s) > 0 && s[len(s)-1] == '\n' {
+		s = s[:len(s)-1]
+	}
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '\n' {
+			return s[i+1:]
+		}
+	}
+	if s == "" {
+		return "no output"
+	}
+	return s
+}
+
+// Shim is a client of one container's shim.
+type Shim struct{ Bundle string }
+
+func (s Shim) dial(ctx context.Context, req Request) (*net.UnixConn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", filepath.Join(s.Bundle, "shim.sock"))
+	if err != nil {
+		return nil, ErrNotRunning
+	}
+	line, _ := json.Marshal(req)
+	if _, err := c.Write(append(line, '\n')); err != nil {
+		c.Close()
+		return nil, ErrNotRunning
+	}
+	return c.(*net.UnixConn), nil
+}
+
+func (s Shim) call(ctx context.Context, req Request) (Reply, error) {
+	c, err := s.dial(ctx, req)
+	if err != nil {
+		return Reply{}, err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	var rep Reply
+	if err := json.NewDecoder(c).Decode(&rep); err != nil {
+		return Reply{}, ErrNotRunning
+	}
+	if rep.Error != "" {
+		return rep, errors.New(rep.Error)
+	}
+	return rep, nil
+}
+
+// Alive reports whether the shim answers.
+func (s Shim) Alive() bool {
+	c, err := net.DialTimeout("unix", filepath.Join(s.Bundle, "shim.sock"), time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// Start lets the created container's process begin.
+func (s Shim) Start(ctx context.Context) error {
+	_, err := s.call(ctx, Request{Op: "start"})
+	return err
+}
+
+// Wait blocks until the container exits and returns how.
+func (s Shim) Wait(ctx context.Context) (Exit, error) {
+	c, err := s.dial(ctx, Request{Op: "wait"})
+	if err != nil {
+		return Exit{}, err
+	}
+	defer c.Close()
+	go func() { <-ctx.Done(); c.SetDeadline(time.Now()) }()
+	var ex Exit
+	if err := json.NewDecoder(c).Decode(&ex); err != nil {
+		if ctx.Err() != nil {
+			return Exit{}, ctx.Err()
+		}
+		return Exit{}, ErrNotRunning
+	}
+	return ex, nil
+}
+
+// ReadExit reads the exit status a shim recorded before it went away.
+func (s Shim) ReadExit() (Exit, error) {
+	var ex Exit
+	data, err := os.ReadFile(filepath.Join(s.Bundle, "exit.json"))
+	if err != nil {
+		return ex, err
+	}
+	err = json.Unmarshal(data, &ex)
+	return ex, err
+}
+
+// Attach opens a stream: frames out (ending with FrameExit), raw stdin in.
+func (s Shim) Attach(ctx context.Context, stdin, stdout, stderr bool) (*net.UnixConn, error) {
+	return s.dial(ctx, Request{Op: "attach", Stdin: stdin, Stdout: stdout, Stderr: stderr})
+}
+
+// Exec starts a process in the container and returns its stream, as Attach does.
+func (s Shim) Exec(ctx context.Context, spec ExecSpec) (*net.UnixConn, error) {
+	return s.dial(ctx, Request{Op: "exec", Exec: &spec})
+}
+
+// Resize changes the terminal size of the container (execID "") or of an exec session.
+func (s Shim) Resize(ctx context.Context, execID string, w, h uint16) error {
+	_, err := s.call(ctx, Request{Op: "resize", ExecID: execID, Width: w, Height: h})
+	return err
+}
+
+// Kill sends sig to the container's init, or to all of its processes.
+func (s Shim) Kill(ctx context.Context, sig syscall.Signal, all bool) error {
+	_, err := s.call(ctx, Request{Op: "kill", Signal: int(sig), All: all})
+	return err
+}
+
+// Pause freezes the container; Resume thaws it.
+func (s Shim) Pause(ctx context.Context) error {
+	_, err := s.call(ctx, Request{Op: "pause"})
+	return err
+}
+
+func (s Shim) Resume(ctx context.Context) error {
+	_, err := s.call(ctx, Request{Op: "resume"})
+	return err
+}
+
+// Processes lists the host pids of the container's processes.
+func (s Shim) Processes(ctx context.Context) ([]int, error) {
+	rep, err := s.call(ctx, Request{Op: "ps"})
+	return rep.Pids, err
+}
+
+// Stats reads the container's cgroup counters.
+func (s Shim) Stats(ctx context.Context) (*Stats, error) {
+	rep, err := s.call(ctx, Request{Op: "stats"})
+	return rep.Stats, err
+}
+
+// ReadFrames copies a shim stream to out/errOut until FrameExit, and returns the exit.
+// With a nil errOut, stderr frames go to out as well.
+func ReadFrames(r io.Reader, onFrame func(stream byte, p []byte) error) (Exit, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var buf []byte
+	for {
+		st, p, err := ReadFrame(br, buf)
+		if err != nil {
+			return Exit{}, err
+		}
+		buf = p[:0]
+		if st == FrameExit {
+			var ex Exit
+			err := json.Unmarshal(p, &ex)
+			return ex, err
+		}
+		if err := onFrame(st, p); err != nil {
+			return Exit{}, err
+		}
+	}
+}

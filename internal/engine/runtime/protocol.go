@@ -1,0 +1,121 @@
+package runtime
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"time"
+)
+
+// The engine and a shim talk over the shim's unix socket. Each connection starts with
+// one JSON Request line; what follows depends on the op. Output travels in Docker's
+// stdcopy framing (8-byte header: stream, 0, 0, 0, big-endian length), so the engine
+// can pass frames to a non-TTY client untouched. Stream FrameExit carries the exit
+// status as JSON and ends the stream.
+const (
+	FrameStdout = 1
+	FrameStderr = 2
+	FrameExit   = 4
+)
+
+// Request is the first line of every connection to a shim.
+type Request struct {
+	Op string `json:"op"` // start, attach, wait, resize, exec, kill, pause, resume, stats, ps
+
+	// attach
+	Stdin  bool `json:"stdin,omitempty"`
+	Stdout bool `json:"stdout,omitempty"`
+	Stderr bool `json:"stderr,omitempty"`
+
+	// resize (Exec names the exec session; empty for the container's own tty)
+	Width  uint16 `json:"w,omitempty"`
+	Height uint16 `json:"h,omitempty"`
+
+	// exec
+	Exec *ExecSpec `json:"exec,omitempty"`
+	// resize of an exec session
+	ExecID string `json:"execId,omitempty"`
+
+	// kill
+	Signal int  `json:"signal,omitempty"`
+	All    bool `json:"all,omitempty"`
+}
+
+// ExecSpec is a process to run inside a running container.
+type ExecSpec struct {
+	ID     string   `json:"id"`
+	Args   []string `json:"args"`
+	Env    []string `json:"env"`
+	Cwd    string   `json:"cwd"`
+	UID    int      `json:"uid"`
+	GID    int      `json:"gid"`
+	Groups []int    `json:"groups,omitempty"`
+	Tty    bool     `json:"tty"`
+	Stdin  bool     `json:"stdin"`
+	Width  uint16   `json:"w,omitempty"`
+	Height uint16   `json:"h,omitempty"`
+}
+
+// Reply answers simple ops.
+type Reply struct {
+	Error string `json:"error,omitempty"`
+	Pid   int    `json:"pid,omitempty"`
+	Pids  []int  `json:"pids,omitempty"`
+	Stats *Stats `json:"stats,omitempty"`
+}
+
+// Exit is how a process ended. The shim writes the container's Exit to exit.json.
+type Exit struct {
+	Code       int       `json:"code"`
+	Signal     int       `json:"signal,omitempty"`
+	OOMKilled  bool      `json:"oomKilled,omitempty"`
+	FinishedAt time.Time `json:"finishedAt"`
+	Error      string    `json:"error,omitempty"`
+}
+
+// Stats is a snapshot of a container's cgroup counters.
+type Stats struct {
+	CPUTotal    uint64 `json:"cpuTotal"` // ns
+	CPUSystem   uint64 `json:"cpuSystem"`
+	CPUUser     uint64 `json:"cpuUser"`
+	MemoryUsage uint64 `json:"memUsage"`
+	MemoryLimit uint64 `json:"memLimit"`
+	MemoryCache uint64 `json:"memCache"`
+	Pids        uint64 `json:"pids"`
+	PidsLimit   uint64 `json:"pidsLimit"`
+	NetRx       uint64 `json:"netRx"`
+	NetTx       uint64 `json:"netTx"`
+	BlkRead     uint64 `json:"blkRead"`
+	BlkWrite    uint64 `json:"blkWrite"`
+}
+
+// WriteFrame writes one stdcopy frame.
+func WriteFrame(w io.Writer, stream byte, p []byte) error {
+	var h [8]byte
+	h[0] = stream
+	binary.BigEndian.PutUint32(h[4:], uint32(len(p)))
+	if _, err := w.Write(append(h[:], p...)); err != nil {
+		return err
+	}
+	return nil
+}
+
+// ReadFrame reads one stdcopy frame into buf (grown as needed).
+func ReadFrame(r io.Reader, buf []byte) (byte, []byte, error) {
+	var h [8]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(h[4:])
+	if n > 16<<20 {
+		return 0, nil, fmt.Errorf("frame of %d bytes is too large", n)
+	}
+	if cap(buf) < int(n) {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return 0, nil, err
+	}
+	return h[0], buf, nil
+}

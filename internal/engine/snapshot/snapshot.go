@@ -1,0 +1,170 @@
+// Package snapshot keeps image layers unpacked on disk and mounts them with overlayfs.
+// Each layer is unpacked once, into a directory named by its chain id, and shared by
+// every image and container that uses it. A container gets an upper and work directory
+// of its own on top.
+package snapshot
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+)
+
+// ChainIDs computes the OCI chain ids of a stack of layers (bottom first):
+// chain(0) = diff(0), chain(n) = sha256(chain(n-1) + " " + diff(n)).
+func ChainIDs(diffIDs []digest.Digest) []digest.Digest {
+	out := make([]digest.Digest, len(diffIDs))
+	for i, d := range diffIDs {
+		if i == 0 {
+			out[i] = d
+			continue
+		}
+		out[i] = digest.FromString(out[i-1].String() + " " + d.String())
+	}
+	return out
+}
+
+// Store holds layers under root/layers and container layers under root/active.
+type Store struct{ root string }
+
+// Open prepares a store at root.
+func Open(root string) (*Store, error) {
+	for _, d := range []string{"layers", "active", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	return &Store{root: root}, nil
+}
+
+func (s *Store) layerDir(chain digest.Digest) string {
+	return filepath.Join(s.root, "layers", chain.Encoded())
+}
+
+// LayerDir is where the unpacked layer with this chain id lives.
+func (s *Store) LayerDir(chain digest.Digest) string { return s.layerDir(chain) }
+
+// Has reports whether a layer is unpacked.
+func (s *Store) Has(chain digest.Digest) bool {
+	_, err := os.Stat(s.layerDir(chain))
+	return err == nil
+}
+
+// Unpack lays a layer tar into the directory for chain. A layer that is already
+// unpacked is left alone. The layer becomes visible only once it is complete.
+func (s *Store) Unpack(chain digest.Digest, r io.Reader) error {
+	if s.Has(chain) {
+		io.Copy(io.Discard, r)
+		return nil
+	}
+	tmp, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), "unpack-")
+	if err != nil {
+		return err
+	}
+	if _, err := Apply(tmp, r, ApplyOptions{Whiteouts: true}); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	os.Chmod(tmp, 0o755)
+	if err := os.Rename(tmp, s.layerDir(chain)); err != nil {
+		os.RemoveAll(tmp)
+		if s.Has(chain) {
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// RemoveLayer deletes an unpacked layer.
+func (s *Store) RemoveLayer(chain digest.Digest) error {
+	return os.RemoveAll(s.layerDir(chain))
+}
+
+// Active is a container's writable layer.
+type Active struct {
+	Dir    string
+	Upper  string
+	Work   string
+	Merged string
+	Lower  []string // top first, as overlayfs wants them
+}
+
+// Prepare creates (or finds) the writable layer key on top of the chain (bottom first).
+func (s *Store) Prepare(key string, chain []digest.Digest) (*Active, error) {
+	dir := filepath.Join(s.root, "active", key)
+	a := &Active{Dir: dir, Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work"), Merged: filepath.Join(dir, "merged")}
+	for i := len(chain) - 1; i >= 0; i-- {
+		a.Lower = append(a.Lower, s.layerDir(chain[i]))
+	}
+	if len(a.Lower) == 0 {
+		empty := filepath.Join(dir, "empty")
+		os.MkdirAll(empty, 0o755)
+		a.Lower = []string{empty}
+	}
+	for _, d := range []string{a.Upper, a.Work, a.Merged} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// Mount mounts the container layer at a.Merged, unless it is already mounted.
+func (a *Active) Mount() error {
+	if Mounted(a.Merged) {
+		return nil
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(a.Lower, ":"), a.Upper, a.Work)
+	if len(opts) > unix.Getpagesize()-64 {
+		return errors.New("too many layers for one overlay mount")
+	}
+	if err := unix.Mount("overlay", a.Merged, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("mount overlay at %s: %w", a.Merged, err)
+	}
+	return nil
+}
+
+// Unmount unmounts the merged view; it is not an error if it was not mounted.
+func (a *Active) Unmount() error {
+	if err := unix.Unmount(a.Merged, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+		return err
+	}
+	return nil
+}
+
+// Remove unmounts and deletes the writable layer key.
+func (s *Store) Remove(key string) error {
+	dir := filepath.Join(s.root, "active", key)
+	(&Active{Merged: filepath.Join(dir, "merged")}).Unmount()
+	return os.RemoveAll(dir)
+}
+
+// Mounted reports whether path is a mount point.
+func Mounted(path string) bool {
+	var st, pst unix.Stat_t
+	if unix.Lstat(path, &st) != nil || unix.Lstat(filepath.Dir(path), &pst) != nil {
+		return false
+	}
+	if st.Dev != pst.Dev {
+		return true
+	}
+	// Same device can still be a mount (bind mounts); check mountinfo.
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[4] == path {
+			return true
+		}
+	}
+	return false
+}
