@@ -46,7 +46,7 @@ walkthrough: build
 	bash ../shared/walkthrough/01-docker-containers.sh
 
 bench: deps build
-	bash bench/run.sh
+	BUILD=0 bash bench/run.sh
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzApply -fuzztime 30s ./internal/engine/snapshot

@@ -166,6 +166,7 @@ preflight() {
   for t in $BERTH_BRIDGE $DOCKER_BRIDGE; do
     ! ip link show "$t" >/dev/null 2>&1 || die "interface $t already exists (another benchmark running, or a leftover: ip link del $t)"
   done
+  BRIDGES_OURS=1
 }
 
 # Snapshot of what the engines may change on the host, so cleanup can put it back.
@@ -411,8 +412,11 @@ cleanup() {
     [ -n "${FORWARD_POLICY:-}" ] && iptables -P FORWARD "$FORWARD_POLICY"
     [ -n "${IP_FORWARD:-}" ] && echo "$IP_FORWARD" >/proc/sys/net/ipv4/ip_forward
   fi
-  ip link del "$BERTH_BRIDGE" 2>/dev/null
-  [ -n "${PID[docker]:-}" ] && ip link del "$DOCKER_BRIDGE" 2>/dev/null
+  # (Only once preflight has seen that these names were free: otherwise they are someone else's.)
+  if [ "${BRIDGES_OURS:-0}" = 1 ]; then
+    ip link del "$BERTH_BRIDGE" 2>/dev/null
+    ip link del "$DOCKER_BRIDGE" 2>/dev/null
+  fi
   # Mounts under WORK (overlay rootfs, netns, shm) go before the directory does.
   for m in $(awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r); do
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null

@@ -32,11 +32,12 @@ func main() {
 	fs.StringVar(&o.Bundle, "bundle", "", "directory with config.json")
 	fs.StringVar(&o.Root, "root", "", "libcontainer state root")
 	fs.StringVar(&o.LogPath, "log", "", "json-file log path")
+	fs.StringVar(&o.Socket, "socket", "", "unix socket to serve the engine on")
 	fs.BoolVar(&o.OpenStdin, "stdin", false, "keep stdin open")
 	fs.BoolVar(&o.StdinOnce, "stdin-once", false, "close stdin when the first attached client detaches")
 	fs.Parse(os.Args[1:])
-	if o.ID == "" || o.Bundle == "" || o.Root == "" || o.LogPath == "" {
-		fmt.Fprintln(os.Stderr, "usage: berth-shim --id ID --bundle DIR --root DIR --log FILE [--stdin] [--stdin-once]")
+	if o.ID == "" || o.Bundle == "" || o.Root == "" || o.LogPath == "" || o.Socket == "" {
+		fmt.Fprintln(os.Stderr, "usage: berth-shim --id ID --bundle DIR --root DIR --log FILE --socket PATH [--stdin] [--stdin-once]")
 		os.Exit(2)
 	}
 	// fd 3 is the engine's ready pipe: the shim writes the container's pid (or an

@@ -58,8 +58,13 @@ func (e *Engine) liveOf(id string) *live {
 
 func (e *Engine) bundle(id string) string { return filepath.Join(e.cfg.RunDir, "containers", id) }
 
+// shimSocket is short on purpose: unix socket paths are limited to 108 bytes.
+func (e *Engine) shimSocket(id string) string {
+	return filepath.Join(e.cfg.RunDir, "s", id[:24])
+}
+
 func (e *Engine) shim(c *container.Container) runtime.Shim {
-	return runtime.Shim{Bundle: e.bundle(c.ID)}
+	return runtime.Shim{Bundle: e.bundle(c.ID), Socket: e.shimSocket(c.ID)}
 }
 
 // Get finds a container by id, name or id prefix.
@@ -122,7 +127,7 @@ func (e *Engine) startLocked(ctx context.Context, c *container.Container, l *liv
 	}
 	sh := e.shim(c)
 	pid, err := e.rt.Create(ctx, runtime.StartOptions{
-		ID: c.ID, Bundle: e.bundle(c.ID), LogPath: c.LogPath(), Spec: spec,
+		ID: c.ID, Bundle: e.bundle(c.ID), LogPath: c.LogPath(), Spec: spec, Socket: e.shimSocket(c.ID),
 		OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce,
 	})
 	if err != nil {

@@ -29,6 +29,7 @@ type StartOptions struct {
 	ID        string
 	Bundle    string // the shim's directory; config.json is written here
 	LogPath   string
+	Socket    string // the shim's unix socket; keep it short (108 bytes at most)
 	Spec      Spec
 	OpenStdin bool
 	StdinOnce bool
@@ -38,6 +39,9 @@ type StartOptions struct {
 // its process has not begun: attach first if you need all of its output, then Start.
 // It returns the pid of the container's init.
 func (r *Runtime) Create(ctx context.Context, o StartOptions) (int, error) {
+	if err := os.MkdirAll(filepath.Dir(o.Socket), 0o700); err != nil {
+		return 0, err
+	}
 	if err := os.MkdirAll(o.Bundle, 0o700); err != nil {
 		return 0, err
 	}
@@ -49,7 +53,7 @@ func (r *Runtime) Create(ctx context.Context, o StartOptions) (int, error) {
 	if err := os.WriteFile(filepath.Join(o.Bundle, "config.json"), data, 0o600); err != nil {
 		return 0, err
 	}
-	args := []string{"--id", o.ID, "--bundle", o.Bundle, "--root", r.Root, "--log", o.LogPath}
+	args := []string{"--id", o.ID, "--bundle", o.Bundle, "--root", r.Root, "--log", o.LogPath, "--socket", o.Socket}
 	if o.OpenStdin {
 		args = append(args, "--stdin")
 	}
@@ -109,12 +113,13 @@ func lastLine(b []byte) string {
 	return s
 }
 
-// Shim is a client of one container's shim.
-type Shim struct{ Bundle string }
+// Shim is a client of one container's shim: Bundle holds its files, Socket is where it
+// listens.
+type Shim struct{ Bundle, Socket string }
 
 func (s Shim) dial(ctx context.Context, req Request) (*net.UnixConn, error) {
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", filepath.Join(s.Bundle, "shim.sock"))
+	c, err := d.DialContext(ctx, "unix", s.Socket)
 	if err != nil {
 		return nil, ErrNotRunning
 	}
@@ -147,7 +152,7 @@ func (s Shim) call(ctx context.Context, req Request) (Reply, error) {
 
 // Alive reports whether the shim answers.
 func (s Shim) Alive() bool {
-	c, err := net.DialTimeout("unix", filepath.Join(s.Bundle, "shim.sock"), time.Second)
+	c, err := net.DialTimeout("unix", s.Socket, time.Second)
 	if err != nil {
 		return false
 	}

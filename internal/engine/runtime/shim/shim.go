@@ -29,9 +29,10 @@ import (
 // Options are the shim's command-line settings.
 type Options struct {
 	ID        string
-	Bundle    string // holds config.json; the shim writes shim.sock and exit.json here
+	Bundle    string // holds config.json; the shim writes exit.json here
 	Root      string // libcontainer state root
 	LogPath   string // json-file log
+	Socket    string // where to serve the engine
 	OpenStdin bool
 	StdinOnce bool
 }
@@ -86,7 +87,7 @@ func Run(opts Options, ready *os.File) error {
 		writeReady(ready, runtime.Reply{Error: err.Error()})
 		return err
 	}
-	ln, err := listen(filepath.Join(opts.Bundle, "shim.sock"))
+	ln, err := listen(opts.Socket)
 	if err != nil {
 		s.ctr.Destroy()
 		writeReady(ready, runtime.Reply{Error: err.Error()})
@@ -107,7 +108,7 @@ func Run(opts Options, ready *os.File) error {
 	}
 	s.wait()
 	ln.Close()
-	os.Remove(filepath.Join(opts.Bundle, "shim.sock"))
+	os.Remove(opts.Socket)
 	return nil
 }
 
