@@ -60,7 +60,11 @@ func findShim(explicit string) (string, error) {
 }
 
 func runEngine(ctx context.Context, cfg engine.Config) error {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	level := slog.LevelInfo
+	if os.Getenv("BERTH_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Logger = log
 	var err error
 	if cfg.ShimPath, err = findShim(cfg.ShimPath); err != nil {

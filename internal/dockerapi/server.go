@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth-project/berth/internal/engine"
 	"github.com/berth-project/berth/internal/engine/errdefs"
@@ -58,6 +59,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Api-Version", APIVersion)
 	w.Header().Set("Server", "Docker/"+s.version+" (linux)")
 	w.Header().Set("Ostype", "linux")
+	if s.log.Enabled(r.Context(), slog.LevelDebug) {
+		t := time.Now()
+		defer func() { s.log.Debug("api", "method", r.Method, "path", r.URL.Path, "took", time.Since(t)) }()
+	}
 	s.mux.ServeHTTP(w, r)
 }
 

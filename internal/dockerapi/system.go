@@ -92,9 +92,9 @@ func (s *Server) getInfo(w http.ResponseWriter, r *http.Request) {
 		IndexServerAddress: "https://index.docker.io/v1/", NCPU: goruntime.NumCPU(),
 		MemTotal: int64(si.Totalram) * int64(si.Unit), DockerRootDir: in.DataDir, Name: host,
 		ServerVersion: s.version, DefaultRuntime: "berth",
-		Runtimes:        map[string]system.RuntimeWithStatus{"berth": {Runtime: system.Runtime{Path: "berth-shim"}}},
-		Isolation:       container.IsolationDefault,
-		SecurityOptions: []string{"name=no-new-privileges"},
+		Runtimes:           map[string]system.RuntimeWithStatus{"berth": {Runtime: system.Runtime{Path: "berth-shim"}}},
+		Isolation:          container.IsolationDefault,
+		SecurityOptions:    []string{"name=no-new-privileges"},
 		LiveRestoreEnabled: true,
 	})
 }

@@ -106,10 +106,12 @@ func (e *Engine) startLocked(ctx context.Context, c *container.Container, l *liv
 	if err != nil {
 		return fmt.Errorf("image of container %s: %w", c.Name, err)
 	}
+	t0 := time.Now()
 	act, err := e.prepareRootfs(c, img)
 	if err != nil {
 		return err
 	}
+	t1 := time.Now()
 	defer func() {
 		if err != nil {
 			act.Unmount()
@@ -125,6 +127,7 @@ func (e *Engine) startLocked(ctx context.Context, c *container.Container, l *liv
 	if err != nil {
 		return err
 	}
+	t2 := time.Now()
 	sh := e.shim(c)
 	pid, err := e.rt.Create(ctx, runtime.StartOptions{
 		ID: c.ID, Bundle: e.bundle(c.ID), LogPath: c.LogPath(), Spec: spec, Socket: e.shimSocket(c.ID),
@@ -133,6 +136,7 @@ func (e *Engine) startLocked(ctx context.Context, c *container.Container, l *liv
 	if err != nil {
 		return fmt.Errorf("failed to create task for container: %w", err)
 	}
+	t3 := time.Now()
 	for _, p := range l.pending {
 		conn, err := sh.Attach(ctx, c.Config.AttachStdin || c.Config.OpenStdin, true, true)
 		if err == nil {
@@ -153,6 +157,7 @@ func (e *Engine) startLocked(ctx context.Context, c *container.Container, l *liv
 	}
 	e.publish(events.ContainerEventType, events.ActionStart, c.ID, map[string]string{"name": c.Name, "image": c.Config.Image})
 	go e.monitor(c, l)
+	e.log.Debug("started", "container", c.ID[:12], "rootfs", t1.Sub(t0), "spec", t2.Sub(t1), "create", t3.Sub(t2), "start", time.Since(t3))
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -270,11 +271,10 @@ func (s *Shim) wait() {
 	ex.OOMKilled = s.oomKilled()
 	if s.console != nil {
 		// Give the pty a moment to drain what the process wrote last.
-		deadline := time.Now().Add(500 * time.Millisecond)
-		s.console.SetReadDeadline(deadline)
+		s.console.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
 	}
 	s.log.flush()
-	s.ctr.Destroy()
+	// Report the exit first and clean up after: the engine and `docker run` are waiting.
 	writeExit(filepath.Join(s.opts.Bundle, "exit.json"), ex)
 	s.mu.Lock()
 	s.exit = ex
@@ -284,16 +284,34 @@ func (s *Shim) wait() {
 	}
 	s.mu.Unlock()
 	close(s.done)
+	s.ctr.Destroy()
 	// Let clients waiting on the socket read the exit before we go.
 	time.Sleep(50 * time.Millisecond)
 }
 
+// oomKilled reads the memory cgroup's OOM kill counter (v1: memory.oom_control,
+// v2: memory.events); it is one small file, unlike a full stats read.
 func (s *Shim) oomKilled() bool {
-	st, err := s.ctr.Stats()
-	if err != nil || st.CgroupStats == nil {
+	st, err := s.ctr.State()
+	if err != nil {
 		return false
 	}
-	return st.CgroupStats.MemoryStats.Stats["oom_kill"] > 0
+	for _, f := range []string{"memory.oom_control", "memory.events"} {
+		dir := st.CgroupPaths["memory"]
+		if dir == "" {
+			dir = st.CgroupPaths[""]
+		}
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
+				return strings.TrimSpace(v) != "0"
+			}
+		}
+	}
+	return false
 }
 
 func writeExit(path string, ex runtime.Exit) {
