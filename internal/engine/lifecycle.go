@@ -457,7 +457,11 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 	close(l.removedCh)
 	e.mu.Lock()
 	delete(e.live, c.ID)
+	last := len(e.live) == 0
 	e.mu.Unlock()
+	if last && len(e.ctrs.List()) == 0 {
+		runtime.RemoveCgroupParent(e.cfg.CgroupParent)
+	}
 	e.publish(events.ContainerEventType, events.ActionDestroy, c.ID, map[string]string{"name": c.Name})
 	return nil
 }

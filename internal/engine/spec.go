@@ -52,7 +52,7 @@ func (e *Engine) buildSpec(c *container.Container, rootfs string) (runtime.Spec,
 	hc, cfg := c.HostConfig, c.Config
 	s := runtime.Spec{
 		Rootfs: rootfs, Args: append([]string{c.Path}, c.Args...), Hostname: cfg.Hostname,
-		Tty: cfg.Tty, ReadOnly: hc.ReadonlyRootfs, Privileged: hc.Privileged,
+		Tty: cfg.Tty, ConsoleHeight: hc.ConsoleSize[0], ConsoleWidth: hc.ConsoleSize[1], ReadOnly: hc.ReadonlyRootfs, Privileged: hc.Privileged,
 		CapAdd: hc.CapAdd, CapDrop: hc.CapDrop,
 		CgroupsPath: "/" + e.cfg.CgroupParent + "/" + c.ID,
 		Memory:      hc.Memory, NanoCPUs: hc.NanoCPUs, ShmSize: hc.ShmSize,
@@ -262,6 +262,9 @@ func (e *Engine) volumeMounts(c *container.Container, rootfs string) ([]specs.Mo
 			opts := []string{"nosuid", "nodev", "noexec"}
 			if m.Options != "" {
 				opts = append(opts, strings.Split(m.Options, ",")...)
+			}
+			if !strings.Contains(m.Options, "mode=") {
+				opts = append(opts, "mode=1777") // Docker's default: writable by every user
 			}
 			out = append(out, specs.Mount{Destination: m.Destination, Type: "tmpfs", Source: "tmpfs", Options: opts})
 			continue

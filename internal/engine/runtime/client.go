@@ -261,3 +261,19 @@ func ReadFrames(r io.Reader, onFrame func(stream byte, p []byte) error) (Exit, e
 		}
 	}
 }
+
+// RemoveCgroupParent removes the engine's parent cgroup in every hierarchy once it is
+// empty (rmdir fails, harmlessly, while containers remain in it).
+func RemoveCgroupParent(parent string) {
+	if parent == "" || parent == "/" {
+		return
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		os.Remove(filepath.Join("/sys/fs/cgroup", parent))
+		return
+	}
+	hier, _ := filepath.Glob("/sys/fs/cgroup/*")
+	for _, h := range hier {
+		os.Remove(filepath.Join(h, parent))
+	}
+}

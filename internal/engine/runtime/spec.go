@@ -34,18 +34,20 @@ var (
 
 // Spec is what the engine decides about a container; OCISpec renders it.
 type Spec struct {
-	Rootfs     string
-	Args       []string
-	Env        []string
-	Cwd        string
-	UID, GID   uint32
-	Groups     []uint32
-	Hostname   string
-	Tty        bool
-	ReadOnly   bool
-	Privileged bool
-	CapAdd     []string // "NET_ADMIN" or "CAP_NET_ADMIN"; "ALL" allowed
-	CapDrop    []string
+	Rootfs   string
+	Args     []string
+	Env      []string
+	Cwd      string
+	UID, GID uint32
+	Groups   []uint32
+	Hostname string
+	Tty      bool
+	// ConsoleHeight and ConsoleWidth are the terminal's initial size (docker run -t).
+	ConsoleHeight, ConsoleWidth uint
+	ReadOnly                    bool
+	Privileged                  bool
+	CapAdd                      []string // "NET_ADMIN" or "CAP_NET_ADMIN"; "ALL" allowed
+	CapDrop                     []string
 	// NetNS is the path of a prepared network namespace; "" with HostNetwork false
 	// means a fresh namespace with only loopback (--network none).
 	NetNS       string
@@ -70,11 +72,12 @@ func OCISpec(s Spec) *specs.Spec {
 		Version: specs.Version,
 		Root:    &specs.Root{Path: s.Rootfs, Readonly: s.ReadOnly},
 		Process: &specs.Process{
-			Terminal: s.Tty,
-			Args:     s.Args,
-			Env:      s.Env,
-			Cwd:      s.Cwd,
-			User:     specs.User{UID: s.UID, GID: s.GID, AdditionalGids: s.Groups},
+			Terminal:    s.Tty,
+			ConsoleSize: &specs.Box{Height: s.ConsoleHeight, Width: s.ConsoleWidth},
+			Args:        s.Args,
+			Env:         s.Env,
+			Cwd:         s.Cwd,
+			User:        specs.User{UID: s.UID, GID: s.GID, AdditionalGids: s.Groups},
 			Capabilities: &specs.LinuxCapabilities{
 				Bounding: caps, Effective: caps, Permitted: caps,
 			},

@@ -176,6 +176,9 @@ func (s *Shim) create() (int, error) {
 		}
 		consoleParent = parent
 		p.ConsoleSocket = child
+		if cs := spec.Process.ConsoleSize; cs != nil {
+			p.ConsoleWidth, p.ConsoleHeight = uint16(cs.Width), uint16(cs.Height)
+		}
 		defer child.Close()
 	} else {
 		p.Stdout = writerFunc(func(b []byte) { s.output(runtime.FrameStdout, b) })
