@@ -165,25 +165,30 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
 		if !matchLabels(img.Config.Config.Labels, f["label"]) {
 			continue
 		}
+		sum := s.imageSummary(img, nil)
 		if pats := f["reference"]; len(pats) > 0 {
-			ok := false
-			for _, p := range pats {
-				for _, ref := range refs {
-					fam := image.Familiar(ref)
-					name, _, _ := strings.Cut(fam, ":")
-					if m, _ := path.Match(p, fam); m {
-						ok = true
-					}
-					if m, _ := path.Match(p, name); m {
-						ok = true
+			// Only the tags that match are listed, as Docker does: `docker images -q
+			// bb:1.0` prints the image once even when it has other tags.
+			var matched []string
+			for _, ref := range refs {
+				fam := image.Familiar(ref)
+				name, _, _ := strings.Cut(fam, ":")
+				for _, p := range pats {
+					m1, _ := path.Match(p, fam)
+					m2, _ := path.Match(p, name)
+					m3, _ := path.Match(p, ref)
+					if m1 || m2 || m3 {
+						matched = append(matched, fam)
+						break
 					}
 				}
 			}
-			if !ok {
+			if len(matched) == 0 {
 				continue
 			}
+			sum.RepoTags = matched
 		}
-		out = append(out, s.imageSummary(img, nil))
+		out = append(out, sum)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

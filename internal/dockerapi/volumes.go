@@ -178,9 +178,13 @@ func (s *Server) inspectNetwork(w http.ResponseWriter, r *http.Request) {
 func (s *Server) systemDF(w http.ResponseWriter, r *http.Request) {
 	var du dsystem.DiskUsage
 	_ = du
+	used := map[string]int64{}
+	for _, c := range s.e.List() {
+		used[c.Image]++
+	}
 	images := []any{}
 	for _, img := range s.e.Images().List() {
-		images = append(images, s.imageSummary(img, nil))
+		images = append(images, s.imageSummary(img, used))
 	}
 	var layers int64
 	for _, img := range s.e.Images().List() {

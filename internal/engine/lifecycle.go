@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -95,7 +96,12 @@ func (e *Engine) Start(ctx context.Context, ref string) error {
 	c.ManuallyStopped = false
 	if err := e.startLocked(ctx, c, l); err != nil {
 		c.State.Error = err.Error()
+		c.State.ExitCode = startFailureCode(err.Error())
 		e.ctrs.Save(c)
+		if c.HostConfig.AutoRemove {
+			// docker run --rm waits for the removal after a failed start.
+			go e.Remove(context.Background(), c.ID, RemoveOptions{Force: true, Volumes: true})
+		}
 		return err
 	}
 	return nil
@@ -159,6 +165,18 @@ func (e *Engine) startLocked(ctx context.Context, c *container.Container, l *liv
 	go e.monitor(c, l)
 	e.log.Debug("started", "container", c.ID[:12], "rootfs", t1.Sub(t0), "spec", t2.Sub(t1), "create", t3.Sub(t2), "start", time.Since(t3))
 	return nil
+}
+
+// startFailureCode is the exit code Docker records for a start that failed: 127 for a
+// missing command, 126 for one that cannot be run, 128 otherwise.
+func startFailureCode(msg string) int {
+	switch {
+	case strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory"):
+		return 127
+	case strings.Contains(msg, "permission denied"):
+		return 126
+	}
+	return 128
 }
 
 // monitor waits for the container's exit and settles it.

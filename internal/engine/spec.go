@@ -9,11 +9,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/sys/user"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/engine/container"
 	"github.com/berth-project/berth/internal/engine/errdefs"
@@ -302,9 +302,9 @@ func copyUp(rootfs, dst, volDir string) error {
 	if err != nil || !fi.IsDir() {
 		return nil
 	}
-	if st, ok := fi.Sys().(*unix.Stat_t); ok {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		os.Chown(volDir, int(st.Uid), int(st.Gid))
-		os.Chmod(volDir, fi.Mode().Perm())
+		os.Chmod(volDir, fi.Mode()&(os.ModePerm|os.ModeSticky|os.ModeSetgid|os.ModeSetuid))
 	}
 	return copyTree(src, volDir)
 }
@@ -319,7 +319,7 @@ func copyTree(src, dst string) error {
 			return nil
 		}
 		target := filepath.Join(dst, rel)
-		st, _ := fi.Sys().(*unix.Stat_t)
+		st, _ := fi.Sys().(*syscall.Stat_t)
 		switch {
 		case fi.IsDir():
 			if err := os.Mkdir(target, fi.Mode().Perm()); err != nil && !os.IsExist(err) {

@@ -411,7 +411,11 @@ func (e *engine) cleanup() {
 		default:
 		}
 	}
-	// Containers outlive the engine by design, so remove them while it still answers.
+	// Containers outlive the engine by design, so remove them while it still answers; if the
+	// engine died (a failed crash test), start it once more on its directories to do so.
+	if !running && cmd != nil {
+		running = e.start() == nil
+	}
 	if running {
 		ctx := context.Background()
 		if r := e.dockerCtx(ctx, 30*time.Second, nil, "ps", "-aq"); r.Code == 0 {
@@ -426,12 +430,28 @@ func (e *engine) cleanup() {
 	killProcessesMentioning(e.work)
 	unmountUnder(e.work)
 	_ = exec.Command("ip", "link", "del", e.bridge).Run()
+	deleteNftTablesNaming(e.bridge)
 	if os.Getenv("BERTH_E2E_KEEP") == "1" {
 		fmt.Fprintf(os.Stderr, "e2e: kept %s (engine log: %s)\n", e.work, e.logPath)
 		return
 	}
 	if err := os.RemoveAll(e.work); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: could not remove", e.work+":", err)
+	}
+}
+
+// deleteNftTablesNaming deletes nftables tables whose name contains name (the engine's NAT and
+// forwarding rules for our bridge, which it keeps across restarts for the running containers).
+func deleteNftTablesNaming(name string) {
+	out, err := exec.Command("nft", "list", "tables").Output()
+	if err != nil {
+		return
+	}
+	for _, l := range lines(string(out)) {
+		f := strings.Fields(l) // table FAMILY NAME
+		if len(f) == 3 && f[0] == "table" && strings.Contains(f[2], name) {
+			_ = exec.Command("nft", "delete", "table", f[1], f[2]).Run()
+		}
 	}
 }
 
