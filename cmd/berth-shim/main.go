@@ -1,49 +1,45 @@
-// Command berth-shim supervises one container (see internal/engine/runtime/shim). It is
-// also the container's init: libcontainer re-executes this binary as "berth-shim init".
-// It is kept small on purpose, because it is executed for every container start.
+// Command berth-shim supervises one running container (see internal/engine/runtime/shim).
+// One runs per container for as long as it runs, so it is kept small: berth-runtime
+// creates the container and execs this binary in its place, handing over the
+// container's stdio and the engine's socket as inherited descriptors.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"os"
-	goruntime "runtime"
-
-	_ "github.com/opencontainers/cgroups/devices" // device cgroup rules
-	"github.com/opencontainers/runc/libcontainer"
-	_ "github.com/opencontainers/runc/libcontainer/nsenter"
 
 	"github.com/berth-project/berth/internal/engine/runtime/shim"
 )
 
-func init() {
-	if len(os.Args) > 1 && os.Args[1] == "init" {
-		// Runs after nsenter's C constructor, before main.
-		goruntime.GOMAXPROCS(1)
-		goruntime.LockOSThread()
-		libcontainer.Init()
-	}
-}
-
 func main() {
 	var o shim.Options
+	fds := map[string]*int{}
 	fs := flag.NewFlagSet("berth-shim", flag.ExitOnError)
 	fs.StringVar(&o.ID, "id", "", "container id")
 	fs.StringVar(&o.Bundle, "bundle", "", "directory with config.json")
 	fs.StringVar(&o.Root, "root", "", "libcontainer state root")
 	fs.StringVar(&o.LogPath, "log", "", "json-file log path")
-	fs.StringVar(&o.Socket, "socket", "", "unix socket to serve the engine on")
-	fs.BoolVar(&o.OpenStdin, "stdin", false, "keep stdin open")
+	fs.StringVar(&o.Runtime, "runtime", "", "berth-runtime, for requests that need libcontainer")
 	fs.BoolVar(&o.StdinOnce, "stdin-once", false, "close stdin when the first attached client detaches")
+	fs.IntVar(&o.Pid, "pid", 0, "the container's init (our child)")
+	for _, name := range []string{"listen", "ready", "stdout", "stderr", "stdin", "console"} {
+		fds[name] = fs.Int(name+"-fd", -1, "inherited descriptor")
+	}
 	fs.Parse(os.Args[1:])
-	if o.ID == "" || o.Bundle == "" || o.Root == "" || o.LogPath == "" || o.Socket == "" {
-		fmt.Fprintln(os.Stderr, "usage: berth-shim --id ID --bundle DIR --root DIR --log FILE --socket PATH [--stdin] [--stdin-once]")
+	file := func(name string) *os.File {
+		if fd := *fds[name]; fd >= 0 {
+			return os.NewFile(uintptr(fd), name)
+		}
+		return nil
+	}
+	o.Listener, o.Ready = file("listen"), file("ready")
+	o.Stdout, o.Stderr, o.Stdin, o.Console = file("stdout"), file("stderr"), file("stdin"), file("console")
+	if o.ID == "" || o.Pid == 0 || o.Listener == nil || o.Runtime == "" {
+		fmt.Fprintln(os.Stderr, "berth-shim is started by berth-runtime create, not by hand")
 		os.Exit(2)
 	}
-	// fd 3 is the engine's ready pipe: the shim writes the container's pid (or an
-	// error) there once the container is created.
-	ready := os.NewFile(3, "ready")
-	if err := shim.Run(o, ready); err != nil {
+	if err := shim.Run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "berth-shim:", err)
 		os.Exit(1)
 	}

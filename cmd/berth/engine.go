@@ -35,28 +35,28 @@ func engineCmd() *cobra.Command {
 	f.StringVar(&cfg.RunDir, "run-dir", "/run/berth", "where sockets and run-time state are kept")
 	f.StringVar(&cfg.Bridge, "bridge", "berth0", "name of the default bridge")
 	f.StringVar(&cfg.BridgeCIDR, "bridge-cidr", "10.88.0.0/16", "subnet of the default bridge")
-	f.StringVar(&cfg.ShimPath, "shim", "", "path of berth-shim (default: next to berth, then $PATH)")
+	f.StringVar(&cfg.RuntimePath, "runtime", "", "path of berth-runtime (default: next to berth, then $PATH); berth-shim sits next to it")
 	f.StringVar(&cfg.CgroupParent, "cgroup-parent", "berth", "cgroup under which containers are placed")
 	return cmd
 }
 
-func findShim(explicit string) (string, error) {
+func findRuntime(explicit string) (string, error) {
 	if explicit != "" {
 		return filepath.Abs(explicit)
 	}
 	if self, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(self), "berth-shim")
+		p := filepath.Join(filepath.Dir(self), "berth-runtime")
 		if _, err := os.Stat(p); err == nil {
 			return p, nil
 		}
 	}
 	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
-		p := filepath.Join(dir, "berth-shim")
+		p := filepath.Join(dir, "berth-runtime")
 		if _, err := os.Stat(p); err == nil {
 			return p, nil
 		}
 	}
-	return "", errors.New("berth-shim not found next to berth or on $PATH (use --shim)")
+	return "", errors.New("berth-runtime not found next to berth or on $PATH (use --runtime)")
 }
 
 func runEngine(ctx context.Context, cfg engine.Config) error {
@@ -67,7 +67,7 @@ func runEngine(ctx context.Context, cfg engine.Config) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Logger = log
 	var err error
-	if cfg.ShimPath, err = findShim(cfg.ShimPath); err != nil {
+	if cfg.RuntimePath, err = findRuntime(cfg.RuntimePath); err != nil {
 		return err
 	}
 	for _, d := range []*string{&cfg.DataDir, &cfg.RunDir} {

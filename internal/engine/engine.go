@@ -28,7 +28,7 @@ type Config struct {
 	RunDir       string
 	Bridge       string
 	BridgeCIDR   string
-	ShimPath     string
+	RuntimePath  string // berth-runtime; berth-shim must sit next to it
 	CgroupParent string // containers' cgroups go under /CgroupParent/ID
 	Logger       *slog.Logger
 }
@@ -85,7 +85,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if e.net, err = network.New(network.Config{Bridge: cfg.Bridge, CIDR: cfg.BridgeCIDR, StateDir: filepath.Join(cfg.RunDir, "network")}); err != nil {
 		return nil, fmt.Errorf("network: %w", err)
 	}
-	e.rt = &runtime.Runtime{ShimPath: cfg.ShimPath, Root: filepath.Join(cfg.RunDir, "runc")}
+	e.rt = &runtime.Runtime{Path: cfg.RuntimePath, Root: filepath.Join(cfg.RunDir, "runc")}
 	e.restore(ctx)
 	return e, nil
 }

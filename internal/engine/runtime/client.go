@@ -18,10 +18,11 @@ import (
 // ErrNotRunning means the container's shim is gone: the container has exited.
 var ErrNotRunning = errors.New("container is not running")
 
-// Runtime starts shims. ShimPath is the berth-shim binary; Root is libcontainer's state root.
+// Runtime starts containers. Path is the berth-runtime binary (berth-shim sits next to
+// it); Root is libcontainer's state root.
 type Runtime struct {
-	ShimPath string
-	Root     string
+	Path string
+	Root string
 }
 
 // StartOptions describe one container start.
@@ -53,7 +54,7 @@ func (r *Runtime) Create(ctx context.Context, o StartOptions) (int, error) {
 	if err := os.WriteFile(filepath.Join(o.Bundle, "config.json"), data, 0o600); err != nil {
 		return 0, err
 	}
-	args := []string{"--id", o.ID, "--bundle", o.Bundle, "--root", r.Root, "--log", o.LogPath, "--socket", o.Socket}
+	args := []string{"create", "--id", o.ID, "--bundle", o.Bundle, "--root", r.Root, "--log", o.LogPath, "--socket", o.Socket}
 	if o.OpenStdin {
 		args = append(args, "--stdin")
 	}
@@ -71,7 +72,7 @@ func (r *Runtime) Create(ctx context.Context, o StartOptions) (int, error) {
 		return 0, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(r.ShimPath, args...)
+	cmd := exec.Command(r.Path, args...)
 	cmd.Dir = o.Bundle
 	cmd.Stdout = logf
 	cmd.Stderr = logf
@@ -79,6 +80,7 @@ func (r *Runtime) Create(ctx context.Context, o StartOptions) (int, error) {
 	// Its own session: the shim must survive the engine and its signals.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1"}
+	cmd.Args[0] = "berth-runtime"
 	if err := cmd.Start(); err != nil {
 		pw.Close()
 		return 0, fmt.Errorf("start shim: %w", err)

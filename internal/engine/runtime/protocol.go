@@ -39,6 +39,10 @@ type Request struct {
 	// kill
 	Signal int  `json:"signal,omitempty"`
 	All    bool `json:"all,omitempty"`
+
+	// Preface is input that arrived with the request line, when the shim hands a
+	// connection to berth-runtime.
+	Preface []byte `json:"preface,omitempty"`
 }
 
 // ExecSpec is a process to run inside a running container.

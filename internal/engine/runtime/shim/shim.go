@@ -1,58 +1,61 @@
 // Package shim is the per-container supervisor that the berth-shim binary runs. It
-// creates the container with libcontainer, holds its stdio, writes its log, serves the
-// engine over a unix socket, and records the exit status when the container ends. It
-// outlives the engine, so the engine can restart without touching workloads.
+// holds the container's stdio, writes its log, serves the engine over a unix socket,
+// and records the exit status when the container ends. It outlives the engine, so the
+// engine can restart without touching workloads.
+//
+// berth-runtime creates the container with libcontainer and then execs berth-shim in
+// its place: the container's init stays our child, and the shim that lives as long as
+// the container carries none of libcontainer's weight. Requests that need libcontainer
+// (exec, pause, stats, ...) are handed, with their connection, to a short-lived
+// berth-runtime process.
 package shim
 
 import (
 	"bufio"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
-	"github.com/opencontainers/runc/libcontainer"
-	"github.com/opencontainers/runc/libcontainer/specconv"
-	"github.com/opencontainers/runc/libcontainer/utils"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/engine/runtime"
 )
 
-// Options are the shim's command-line settings.
+// Options are the shim's settings; the files are inherited from berth-runtime.
 type Options struct {
 	ID        string
 	Bundle    string // holds config.json; the shim writes exit.json here
 	Root      string // libcontainer state root
 	LogPath   string // json-file log
-	Socket    string // where to serve the engine
-	OpenStdin bool
+	Runtime   string // berth-runtime, for requests that need libcontainer
 	StdinOnce bool
+	Pid       int // the container's init, our child
+
+	Listener *os.File // the engine's socket, already listening
+	Ready    *os.File // where to report readiness (then closed)
+	Stdout   *os.File // read ends of the container's output (nil with a tty)
+	Stderr   *os.File
+	Stdin    *os.File // write end of the container's stdin, if kept open
+	Console  *os.File // pty master, with a tty
 }
 
 // Shim supervises one container.
 type Shim struct {
 	opts Options
-	ctr  *libcontainer.Container
-	proc *libcontainer.Process
-	tty  bool
-
-	console *os.File // pty master when tty
-	stdinW  *os.File // write end of the process's stdin, when OpenStdin
-	log     *jsonLog
+	log  *jsonLog
 
 	mu        sync.Mutex
 	subs      map[*subscriber]struct{}
 	execs     map[string]*os.File // exec id -> pty master, for resize
 	stdinUsed bool
+	helpers   sync.WaitGroup
 
 	started chan struct{}
 	done    chan struct{} // closed once exit is set
@@ -70,46 +73,83 @@ type frame struct {
 	data   []byte
 }
 
-// Run creates the container, reports its pid on ready (then closes it), serves the
-// engine, and returns after the container has exited and its exit is recorded.
-func Run(opts Options, ready *os.File) error {
-	// Exec'd processes are re-parented to us after runc's double fork; being a
-	// subreaper is what lets us wait for them.
-	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+// Run serves the engine until the container has exited and its exit is recorded.
+func Run(o Options) error {
 	s := &Shim{
-		opts:    opts,
-		subs:    map[*subscriber]struct{}{},
-		execs:   map[string]*os.File{},
-		started: make(chan struct{}),
-		done:    make(chan struct{}),
+		opts: o, subs: map[*subscriber]struct{}{}, execs: map[string]*os.File{},
+		started: make(chan struct{}), done: make(chan struct{}),
 	}
-	pid, err := s.create()
-	if err != nil {
-		writeReady(ready, runtime.Reply{Error: err.Error()})
+	var err error
+	if s.log, err = openJSONLog(o.LogPath); err != nil {
+		unix.Kill(o.Pid, unix.SIGKILL)
+		writeReady(o.Ready, runtime.Reply{Error: err.Error()})
 		return err
 	}
-	ln, err := listen(opts.Socket)
+	fl, err := net.FileListener(o.Listener)
 	if err != nil {
-		s.ctr.Destroy()
-		writeReady(ready, runtime.Reply{Error: err.Error()})
+		unix.Kill(o.Pid, unix.SIGKILL)
+		writeReady(o.Ready, runtime.Reply{Error: err.Error()})
 		return err
 	}
+	o.Listener.Close()
+	ln := fl.(*net.UnixListener)
 	go s.serve(ln)
-	writeReady(ready, runtime.Reply{Pid: pid})
+	var pumps sync.WaitGroup
+	for _, p := range []struct {
+		f      *os.File
+		stream byte
+	}{{o.Stdout, runtime.FrameStdout}, {o.Stderr, runtime.FrameStderr}, {o.Console, runtime.FrameStdout}} {
+		if p.f == nil {
+			continue
+		}
+		pumps.Add(1)
+		go func(f *os.File, stream byte) {
+			defer pumps.Done()
+			s.pump(f, stream)
+		}(p.f, p.stream)
+	}
+	writeReady(o.Ready, runtime.Reply{Pid: o.Pid})
 
 	select {
 	case <-s.started:
+		if err := s.release(); err != nil {
+			unix.Kill(o.Pid, unix.SIGKILL)
+		}
 	case <-time.After(60 * time.Second):
 		// The engine vanished between create and start: do not run a container
 		// nobody asked to start.
-		s.ctr.Signal(unix.SIGKILL)
+		unix.Kill(o.Pid, unix.SIGKILL)
 	}
-	if err := s.ctr.Exec(); err != nil {
-		s.ctr.Signal(unix.SIGKILL)
+	ex := s.waitInit()
+	if o.Console != nil {
+		// Give the pty a moment to drain what the process wrote last.
+		o.Console.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
 	}
-	s.wait()
+	pumpsDone := make(chan struct{})
+	go func() { pumps.Wait(); close(pumpsDone) }()
+	select {
+	case <-pumpsDone:
+	case <-time.After(2 * time.Second): // a grandchild kept the pipe open
+	}
+	s.log.flush()
+	ex.OOMKilled = s.oomKilled()
+	// Report the exit first and clean up after: the engine and `docker run` are waiting.
+	writeExit(filepath.Join(o.Bundle, "exit.json"), ex)
+	s.mu.Lock()
+	s.exit = ex
+	for sub := range s.subs {
+		delete(s.subs, sub)
+		close(sub.ch)
+	}
+	s.mu.Unlock()
+	close(s.done)
+	s.helpers.Wait()
+	if err := exec.Command(o.Runtime, "destroy", "--root", o.Root, "--id", o.ID).Run(); err != nil {
+		os.Stderr.WriteString("berth-shim: destroy: " + err.Error() + "\n")
+	}
 	ln.Close()
-	os.Remove(opts.Socket)
+	// Let clients that asked for the exit read it before we go.
+	time.Sleep(50 * time.Millisecond)
 	return nil
 }
 
@@ -121,108 +161,56 @@ func writeReady(f *os.File, r runtime.Reply) {
 	f.Close()
 }
 
-func listen(path string) (net.Listener, error) {
-	os.Remove(path)
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, err
+// release lets the container's process begin: libcontainer's init waits until the
+// exec fifo is opened for reading and a byte read from it.
+func (s *Shim) release() error {
+	fifo := filepath.Join(s.opts.Root, s.opts.ID, "exec.fifo")
+	opened := make(chan error, 1)
+	go func() {
+		f, err := os.OpenFile(fifo, os.O_RDONLY, 0)
+		if err == nil {
+			var b [1]byte
+			_, err = f.Read(b[:])
+			f.Close()
+		}
+		opened <- err
+	}()
+	select {
+	case err := <-opened:
+		os.Remove(fifo)
+		return err
+	case <-time.After(10 * time.Second):
+		return errors.New("container init did not take the start signal")
 	}
-	os.Chmod(path, 0o600)
-	return ln, nil
 }
 
-func (s *Shim) create() (int, error) {
-	data, err := os.ReadFile(filepath.Join(s.opts.Bundle, "config.json"))
-	if err != nil {
-		return 0, err
-	}
-	var spec specs.Spec
-	if err := json.Unmarshal(data, &spec); err != nil {
-		return 0, fmt.Errorf("config.json: %w", err)
-	}
-	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
-		CgroupName: s.opts.ID, Spec: &spec, NoNewKeyring: true,
-	})
-	if err != nil {
-		return 0, err
-	}
-	if old, err := libcontainer.Load(s.opts.Root, s.opts.ID); err == nil {
-		old.Destroy()
-	}
-	s.ctr, err = libcontainer.Create(s.opts.Root, s.opts.ID, cfg)
-	if err != nil {
-		return 0, err
-	}
-	s.log, err = openJSONLog(s.opts.LogPath)
-	if err != nil {
-		s.ctr.Destroy()
-		return 0, err
-	}
-	p := &libcontainer.Process{
-		Args: spec.Process.Args, Env: spec.Process.Env, Cwd: spec.Process.Cwd,
-		UID: int(spec.Process.User.UID), GID: int(spec.Process.User.GID),
-		Init: true,
-	}
-	for _, g := range spec.Process.User.AdditionalGids {
-		p.AdditionalGroups = append(p.AdditionalGroups, int(g))
-	}
-	s.tty = spec.Process.Terminal
-	var consoleParent *os.File
-	if s.tty {
-		parent, child, err := utils.NewSockPair("console")
-		if err != nil {
-			s.ctr.Destroy()
-			return 0, err
+func (s *Shim) waitInit() runtime.Exit {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(s.opts.Pid, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
 		}
-		consoleParent = parent
-		p.ConsoleSocket = child
-		if cs := spec.Process.ConsoleSize; cs != nil {
-			p.ConsoleWidth, p.ConsoleHeight = uint16(cs.Width), uint16(cs.Height)
+		ex := runtime.Exit{FinishedAt: time.Now().UTC()}
+		switch {
+		case err != nil:
+			ex.Code, ex.Error = 255, err.Error()
+		case ws.Signaled():
+			ex.Signal = int(ws.Signal())
+			ex.Code = 128 + int(ws.Signal())
+		default:
+			ex.Code = ws.ExitStatus()
 		}
-		defer child.Close()
-	} else {
-		p.Stdout = writerFunc(func(b []byte) { s.output(runtime.FrameStdout, b) })
-		p.Stderr = writerFunc(func(b []byte) { s.output(runtime.FrameStderr, b) })
+		return ex
 	}
-	if s.opts.OpenStdin && !s.tty {
-		r, w, err := os.Pipe()
-		if err != nil {
-			s.ctr.Destroy()
-			return 0, err
-		}
-		p.Stdin = r
-		s.stdinW = w
-		defer r.Close()
-	}
-	if err := s.ctr.Start(p); err != nil {
-		s.ctr.Destroy()
-		return 0, err
-	}
-	s.proc = p
-	if s.tty {
-		master, err := utils.RecvFile(consoleParent)
-		consoleParent.Close()
-		if err != nil {
-			s.ctr.Signal(unix.SIGKILL)
-			s.ctr.Destroy()
-			return 0, err
-		}
-		s.console = master
-		go s.pumpConsole(master)
-	}
-	return p.Pid()
 }
 
-type writerFunc func([]byte)
-
-func (f writerFunc) Write(b []byte) (int, error) { f(b); return len(b), nil }
-
-func (s *Shim) pumpConsole(master *os.File) {
+func (s *Shim) pump(f *os.File, stream byte) {
 	buf := make([]byte, 32<<10)
 	for {
-		n, err := master.Read(buf)
+		n, err := f.Read(buf)
 		if n > 0 {
-			s.output(runtime.FrameStdout, buf[:n])
+			s.output(stream, buf[:n])
 		}
 		if err != nil {
 			return
@@ -254,56 +242,24 @@ func (s *Shim) output(stream byte, b []byte) {
 	s.mu.Unlock()
 }
 
-func (s *Shim) wait() {
-	st, err := s.proc.Wait()
-	ex := runtime.Exit{FinishedAt: time.Now().UTC()}
-	if st != nil {
-		if ws, ok := st.Sys().(syscall.WaitStatus); ok {
-			switch {
-			case ws.Signaled():
-				ex.Signal = int(ws.Signal())
-				ex.Code = 128 + int(ws.Signal())
-			default:
-				ex.Code = ws.ExitStatus()
-			}
-		}
-	} else if err != nil {
-		ex.Code = 255
-		ex.Error = err.Error()
-	}
-	ex.OOMKilled = s.oomKilled()
-	if s.console != nil {
-		// Give the pty a moment to drain what the process wrote last.
-		s.console.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-	}
-	s.log.flush()
-	// Report the exit first and clean up after: the engine and `docker run` are waiting.
-	writeExit(filepath.Join(s.opts.Bundle, "exit.json"), ex)
-	s.mu.Lock()
-	s.exit = ex
-	for sub := range s.subs {
-		delete(s.subs, sub)
-		close(sub.ch)
-	}
-	s.mu.Unlock()
-	close(s.done)
-	s.ctr.Destroy()
-	// Let clients waiting on the socket read the exit before we go.
-	time.Sleep(50 * time.Millisecond)
-}
-
-// oomKilled reads the memory cgroup's OOM kill counter (v1: memory.oom_control,
-// v2: memory.events); it is one small file, unlike a full stats read.
+// oomKilled reads the memory cgroup's OOM kill counter (v1: memory.oom_control, v2:
+// memory.events) at the path libcontainer recorded in its state.
 func (s *Shim) oomKilled() bool {
-	st, err := s.ctr.State()
+	data, err := os.ReadFile(filepath.Join(s.opts.Root, s.opts.ID, "state.json"))
 	if err != nil {
 		return false
 	}
+	var st struct {
+		CgroupPaths map[string]string `json:"cgroup_paths"`
+	}
+	if json.Unmarshal(data, &st) != nil {
+		return false
+	}
+	dir := st.CgroupPaths["memory"]
+	if dir == "" {
+		dir = st.CgroupPaths[""]
+	}
 	for _, f := range []string{"memory.oom_control", "memory.events"} {
-		dir := st.CgroupPaths["memory"]
-		if dir == "" {
-			dir = st.CgroupPaths[""]
-		}
 		data, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil {
 			continue
@@ -325,13 +281,13 @@ func writeExit(path string, ex runtime.Exit) {
 	}
 }
 
-func (s *Shim) serve(ln net.Listener) {
+func (s *Shim) serve(ln *net.UnixListener) {
 	for {
-		c, err := ln.Accept()
+		c, err := ln.AcceptUnix()
 		if err != nil {
 			return
 		}
-		go s.handle(c.(*net.UnixConn))
+		go s.handle(c)
 	}
 }
 
@@ -363,39 +319,112 @@ func (s *Shim) handle(c *net.UnixConn) {
 	case "resize":
 		reply(c, runtime.Reply{Error: errString(s.resize(req))})
 	case "kill":
-		var err error
-		if req.All {
-			err = s.signalAll(unix.Signal(req.Signal))
-		} else {
-			err = s.ctr.Signal(unix.Signal(req.Signal))
+		if !req.All {
+			reply(c, runtime.Reply{Error: errString(s.signalInit(unix.Signal(req.Signal)))})
+			return
 		}
-		reply(c, runtime.Reply{Error: errString(err)})
-	case "pause":
-		reply(c, runtime.Reply{Error: errString(s.ctr.Pause())})
-	case "resume":
-		reply(c, runtime.Reply{Error: errString(s.ctr.Resume())})
-	case "ps":
-		pids, err := s.ctr.Processes()
-		reply(c, runtime.Reply{Pids: pids, Error: errString(err)})
-	case "stats":
-		st, err := s.stats()
-		reply(c, runtime.Reply{Stats: st, Error: errString(err)})
-	case "exec":
-		s.exec(c, br, req.Exec)
+		s.handOff(c, br, line, req)
+	case "exec", "pause", "resume", "ps", "stats":
+		s.handOff(c, br, line, req)
 	default:
 		reply(c, runtime.Reply{Error: "unknown op " + req.Op})
 	}
 }
 
-func (s *Shim) signalAll(sig unix.Signal) error {
-	pids, err := s.ctr.Processes()
+func (s *Shim) signalInit(sig unix.Signal) error {
+	select {
+	case <-s.done:
+		return errors.New("container is not running")
+	default:
+	}
+	return unix.Kill(s.opts.Pid, sig)
+}
+
+// handOff gives the connection to a berth-runtime process that does the request with
+// libcontainer and answers on the connection itself.
+func (s *Shim) handOff(c *net.UnixConn, br *bufio.Reader, line []byte, req runtime.Request) {
+	if br.Buffered() > 0 {
+		// Input that arrived with the request line (exec stdin) would be lost.
+		buffered, _ := br.Peek(br.Buffered())
+		req.Preface = append([]byte(nil), buffered...)
+		line, _ = json.Marshal(req)
+	}
+	f, err := c.File()
 	if err != nil {
-		return err
+		reply(c, runtime.Reply{Error: err.Error()})
+		return
 	}
-	for _, p := range pids {
-		unix.Kill(p, sig)
+	defer f.Close()
+	cmd := exec.Command(s.opts.Runtime, "op", "--root", s.opts.Root, "--id", s.opts.ID)
+	cmd.Env = []string{"BERTH_REQUEST=" + string(line), "GOMAXPROCS=1"}
+	cmd.Stderr = os.Stderr
+	cmd.ExtraFiles = []*os.File{f}
+	var sink *os.File
+	if req.Op == "exec" && req.Exec != nil && req.Exec.Tty {
+		// The helper sends us the exec's pty master, so resize requests can reach it.
+		mine, theirs, err := socketPair()
+		if err == nil {
+			cmd.ExtraFiles = append(cmd.ExtraFiles, theirs)
+			sink = mine
+			defer theirs.Close()
+		}
 	}
-	return nil
+	s.helpers.Add(1)
+	defer s.helpers.Done()
+	if err := cmd.Start(); err != nil {
+		reply(c, runtime.Reply{Error: err.Error()})
+		return
+	}
+	if sink != nil {
+		go s.takePty(req.Exec.ID, sink)
+	}
+	cmd.Wait()
+	if sink != nil {
+		s.mu.Lock()
+		if m := s.execs[req.Exec.ID]; m != nil {
+			m.Close()
+		}
+		delete(s.execs, req.Exec.ID)
+		s.mu.Unlock()
+	}
+}
+
+func socketPair() (*os.File, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	return os.NewFile(uintptr(fds[0]), "pty-sink"), os.NewFile(uintptr(fds[1]), "pty-source"), nil
+}
+
+func (s *Shim) takePty(id string, sink *os.File) {
+	defer sink.Close()
+	master, err := recvFile(sink)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.execs[id] = master
+	s.mu.Unlock()
+}
+
+// recvFile receives one file descriptor sent with SCM_RIGHTS.
+func recvFile(sock *os.File) (*os.File, error) {
+	buf := make([]byte, 256)
+	oob := make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, 0)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return nil, errors.New("no file received")
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		return nil, errors.New("no file received")
+	}
+	return os.NewFile(uintptr(fds[0]), "pty"), nil
 }
 
 func reply(w io.Writer, r runtime.Reply) { json.NewEncoder(w).Encode(r) }
@@ -408,12 +437,12 @@ func errString(err error) string {
 }
 
 func (s *Shim) resize(req runtime.Request) error {
-	f := s.console
+	s.mu.Lock()
+	f := s.opts.Console
 	if req.ExecID != "" {
-		s.mu.Lock()
 		f = s.execs[req.ExecID]
-		s.mu.Unlock()
 	}
+	s.mu.Unlock()
 	if f == nil {
 		return errors.New("no tty")
 	}
@@ -465,58 +494,25 @@ func (s *Shim) sendExit(c io.Writer) {
 func (s *Shim) copyStdin(in io.Reader) {
 	var dst io.Writer
 	switch {
-	case s.tty:
-		dst = s.console
-	case s.stdinW != nil:
-		dst = s.stdinW
+	case s.opts.Console != nil:
+		dst = s.opts.Console
+	case s.opts.Stdin != nil:
+		dst = s.opts.Stdin
 	default:
 		io.Copy(io.Discard, in)
 		return
 	}
 	io.Copy(dst, in)
 	// docker run -i sets StdinOnce: the process sees EOF when the client's input ends.
-	if s.opts.StdinOnce && s.stdinW != nil {
+	if s.opts.StdinOnce && s.opts.Stdin != nil {
 		s.mu.Lock()
 		if !s.stdinUsed {
 			s.stdinUsed = true
-			s.stdinW.Close()
+			s.opts.Stdin.Close()
 		}
 		s.mu.Unlock()
 	}
-	if s.opts.StdinOnce && s.tty {
-		s.console.Write([]byte{4}) // ^D: end of input on a terminal
+	if s.opts.StdinOnce && s.opts.Console != nil {
+		s.opts.Console.Write([]byte{4}) // ^D: end of input on a terminal
 	}
-}
-
-func (s *Shim) stats() (*runtime.Stats, error) {
-	st, err := s.ctr.Stats()
-	if err != nil {
-		return nil, err
-	}
-	out := &runtime.Stats{}
-	if cg := st.CgroupStats; cg != nil {
-		out.CPUTotal = cg.CpuStats.CpuUsage.TotalUsage
-		out.CPUSystem = cg.CpuStats.CpuUsage.UsageInKernelmode
-		out.CPUUser = cg.CpuStats.CpuUsage.UsageInUsermode
-		out.MemoryUsage = cg.MemoryStats.Usage.Usage
-		out.MemoryLimit = cg.MemoryStats.Usage.Limit
-		out.MemoryCache = cg.MemoryStats.Cache
-		out.Pids = cg.PidsStats.Current
-		out.PidsLimit = cg.PidsStats.Limit
-		for _, e := range cg.BlkioStats.IoServiceBytesRecursive {
-			switch e.Op {
-			case "Read", "read":
-				out.BlkRead += e.Value
-			case "Write", "write":
-				out.BlkWrite += e.Value
-			}
-		}
-	}
-	for _, i := range st.Interfaces {
-		if i != nil {
-			out.NetRx += i.RxBytes
-			out.NetTx += i.TxBytes
-		}
-	}
-	return out, nil
 }

@@ -1,0 +1,160 @@
+// Command berth-runtime is Berth's libcontainer front end, as runc is containerd's: it
+// creates a container and then becomes its shim (exec'ing berth-shim in place, so the
+// container's init stays the shim's child), and it carries out the one-off requests
+// that need libcontainer (exec, pause, stats, ...). It is also the container's init:
+// libcontainer re-executes this binary as "berth-runtime init".
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"syscall"
+
+	_ "github.com/opencontainers/cgroups/devices" // device cgroup rules
+	"github.com/opencontainers/runc/libcontainer"
+	_ "github.com/opencontainers/runc/libcontainer/nsenter"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/engine/runtime"
+	"github.com/berth-project/berth/internal/engine/runtime/libct"
+)
+
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		// Runs after nsenter's C constructor, before main.
+		goruntime.GOMAXPROCS(1)
+		goruntime.LockOSThread()
+		libcontainer.Init()
+	}
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fail(errors.New("usage: berth-runtime create|op|destroy [flags]"))
+	}
+	var err error
+	switch os.Args[1] {
+	case "create":
+		err = create(os.Args[2:])
+	case "op":
+		err = op(os.Args[2:])
+	case "destroy":
+		fs := flag.NewFlagSet("destroy", flag.ExitOnError)
+		root, id := fs.String("root", "", "state root"), fs.String("id", "", "container id")
+		fs.Parse(os.Args[2:])
+		err = libct.Destroy(*root, *id)
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "berth-runtime:", err)
+	os.Exit(1)
+}
+
+// create makes the container, listens on the shim's socket and execs berth-shim with
+// everything the shim needs as inherited descriptors. fd 3 is the engine's ready pipe.
+func create(args []string) error {
+	fs := flag.NewFlagSet("create", flag.ExitOnError)
+	id := fs.String("id", "", "container id")
+	bundle := fs.String("bundle", "", "directory with config.json")
+	root := fs.String("root", "", "libcontainer state root")
+	logPath := fs.String("log", "", "json-file log path")
+	socket := fs.String("socket", "", "unix socket to serve the engine on")
+	stdin := fs.Bool("stdin", false, "keep stdin open")
+	stdinOnce := fs.Bool("stdin-once", false, "close stdin when the first attached client detaches")
+	fs.Parse(args)
+	ready := os.NewFile(3, "ready")
+	report := func(err error) error {
+		json.NewEncoder(ready).Encode(runtime.Reply{Error: err.Error()})
+		return err
+	}
+	if *id == "" || *bundle == "" || *root == "" || *logPath == "" || *socket == "" {
+		return report(errors.New("create needs --id, --bundle, --root, --log and --socket"))
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return report(err)
+	}
+	shim := filepath.Join(filepath.Dir(self), "berth-shim")
+	c, err := libct.Create(*root, *id, *bundle, *stdin)
+	if err != nil {
+		return report(err)
+	}
+	os.Remove(*socket)
+	ln, err := net.Listen("unix", *socket)
+	if err != nil {
+		unix.Kill(c.Pid, unix.SIGKILL)
+		libct.Destroy(*root, *id)
+		return report(err)
+	}
+	os.Chmod(*socket, 0o600)
+	lnFile, err := ln.(*net.UnixListener).File()
+	if err != nil {
+		return report(err)
+	}
+	argv := []string{"berth-shim", "--id", *id, "--bundle", *bundle, "--root", *root, "--log", *logPath,
+		"--runtime", self, "--pid", strconv.Itoa(c.Pid)}
+	if *stdinOnce {
+		argv = append(argv, "--stdin-once")
+	}
+	pass := func(flagName string, f *os.File) {
+		if f == nil {
+			return
+		}
+		fd := int(f.Fd())
+		// Keep it open across exec.
+		unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0)
+		argv = append(argv, "--"+flagName, strconv.Itoa(fd))
+	}
+	pass("listen-fd", lnFile)
+	pass("ready-fd", ready)
+	pass("stdout-fd", c.Stdout)
+	pass("stderr-fd", c.Stderr)
+	pass("stdin-fd", c.Stdin)
+	pass("console-fd", c.Console)
+	env := []string{"GOMAXPROCS=1", "GOGC=50"}
+	if err := syscall.Exec(shim, argv, env); err != nil {
+		unix.Kill(c.Pid, unix.SIGKILL)
+		libct.Destroy(*root, *id)
+		return report(fmt.Errorf("exec %s: %w", shim, err))
+	}
+	return nil
+}
+
+// op carries out one request handed over by a shim: the connection is fd 3 (and a
+// socket for a tty exec's pty master fd 4); the request is in $BERTH_REQUEST.
+func op(args []string) error {
+	fs := flag.NewFlagSet("op", flag.ExitOnError)
+	root := fs.String("root", "", "libcontainer state root")
+	id := fs.String("id", "", "container id")
+	fs.Parse(args)
+	var req runtime.Request
+	if err := json.Unmarshal([]byte(os.Getenv("BERTH_REQUEST")), &req); err != nil {
+		return fmt.Errorf("request: %w", err)
+	}
+	connFile := os.NewFile(3, "conn")
+	conn, err := net.FileConn(connFile)
+	if err != nil {
+		return err
+	}
+	connFile.Close()
+	defer conn.Close()
+	var sink *os.File
+	if _, err := unix.FcntlInt(4, unix.F_GETFD, 0); err == nil {
+		sink = os.NewFile(4, "pty-sink")
+	}
+	libct.Op(*root, *id, req, conn, sink)
+	return nil
+}

@@ -1,0 +1,127 @@
+// Package libct is the part of the runtime that uses libcontainer (runc's library):
+// creating a container, and the operations that need libcontainer afterwards (exec,
+// pause, resume, stats, processes, destroy). Only the berth-runtime binary imports it,
+// so the long-lived per-container shim stays small.
+package libct
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/specconv"
+	"github.com/opencontainers/runc/libcontainer/utils"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Created is a container whose init waits at the exec fifo for the shim to start it,
+// and the shim's ends of its stdio.
+type Created struct {
+	Pid     int
+	Stdout  *os.File // read ends (nil with a tty)
+	Stderr  *os.File
+	Stdin   *os.File // write end (nil unless stdin is kept open)
+	Console *os.File // pty master (tty only)
+}
+
+// Create creates the container described by bundle/config.json under root.
+func Create(root, id, bundle string, openStdin bool) (*Created, error) {
+	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return nil, fmt.Errorf("config.json: %w", err)
+	}
+	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: id, Spec: &spec, NoNewKeyring: true})
+	if err != nil {
+		return nil, err
+	}
+	if old, err := libcontainer.Load(root, id); err == nil {
+		old.Destroy()
+	}
+	ctr, err := libcontainer.Create(root, id, cfg)
+	if err != nil {
+		return nil, err
+	}
+	p := &libcontainer.Process{
+		Args: spec.Process.Args, Env: spec.Process.Env, Cwd: spec.Process.Cwd,
+		UID: int(spec.Process.User.UID), GID: int(spec.Process.User.GID), Init: true,
+	}
+	for _, g := range spec.Process.User.AdditionalGids {
+		p.AdditionalGroups = append(p.AdditionalGroups, int(g))
+	}
+	out := &Created{}
+	var toClose []*os.File
+	defer func() {
+		for _, f := range toClose {
+			f.Close()
+		}
+	}()
+	var consoleParent *os.File
+	if spec.Process.Terminal {
+		parent, child, err := utils.NewSockPair("console")
+		if err != nil {
+			ctr.Destroy()
+			return nil, err
+		}
+		consoleParent = parent
+		toClose = append(toClose, parent, child)
+		p.ConsoleSocket = child
+		if cs := spec.Process.ConsoleSize; cs != nil {
+			p.ConsoleWidth, p.ConsoleHeight = uint16(cs.Width), uint16(cs.Height)
+		}
+	} else {
+		or, ow, err := os.Pipe()
+		if err != nil {
+			ctr.Destroy()
+			return nil, err
+		}
+		er, ew, err := os.Pipe()
+		if err != nil {
+			ctr.Destroy()
+			return nil, err
+		}
+		toClose = append(toClose, ow, ew)
+		p.Stdout, p.Stderr = ow, ew
+		out.Stdout, out.Stderr = or, er
+		if openStdin {
+			ir, iw, err := os.Pipe()
+			if err != nil {
+				ctr.Destroy()
+				return nil, err
+			}
+			toClose = append(toClose, ir)
+			p.Stdin = ir
+			out.Stdin = iw
+		}
+	}
+	if err := ctr.Start(p); err != nil {
+		ctr.Destroy()
+		return nil, err
+	}
+	if consoleParent != nil {
+		master, err := utils.RecvFile(consoleParent)
+		if err != nil {
+			ctr.Signal(unix.SIGKILL)
+			ctr.Destroy()
+			return nil, err
+		}
+		out.Console = master
+	}
+	out.Pid, err = p.Pid()
+	return out, err
+}
+
+// Destroy removes what is left of a container that has exited: its cgroups and state.
+func Destroy(root, id string) error {
+	ctr, err := libcontainer.Load(root, id)
+	if err != nil {
+		return nil
+	}
+	return ctr.Destroy()
+}
