@@ -310,16 +310,9 @@ func (e *Engine) Stats(ctx context.Context, ref string) (*container.Container, *
 		return c, &runtime.Stats{}, nil
 	}
 	if c.Endpoint != nil {
-		st.NetRx, st.NetTx = netCounters(c.Endpoint.NetNS)
+		st.NetRx, st.NetTx = e.net.Counters(c.ID)
 	}
 	return c, st, nil
-}
-
-// netCounters reads eth0's byte counters of the container; the host side of its veth
-// sees the same bytes with rx and tx swapped.
-func netCounters(netns string) (rx, tx uint64) {
-	_ = netns
-	return 0, 0
 }
 
 // RootfsSize is the size of the container's writable layer.
