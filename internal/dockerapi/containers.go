@@ -456,14 +456,50 @@ func parseMAC(s string) (network.HardwareAddr, error) {
 	return hw, err
 }
 
+// portViews gives the published ports (while running) and the exposed ones, in the
+// two shapes Docker uses: the PortMap of inspect and the list of ps.
+func portViews(c *container.Container) (network.PortMap, []dcontainer.PortSummary) {
+	pm := network.PortMap{}
+	list := []dcontainer.PortSummary{}
+	published := map[string]bool{}
+	if c.Running() {
+		for _, p := range c.Ports {
+			port, ok := network.PortFrom(p.Port, network.IPProtocol(p.Proto))
+			if !ok {
+				continue
+			}
+			ip, _ := netip.ParseAddr(p.HostIP)
+			pm[port] = append(pm[port], network.PortBinding{HostIP: ip, HostPort: strconv.Itoa(int(p.HostPort))})
+			list = append(list, dcontainer.PortSummary{IP: ip, PrivatePort: p.Port, PublicPort: p.HostPort, Type: p.Proto})
+			published[port.String()] = true
+		}
+	}
+	exposed := map[network.Port]bool{}
+	for port := range c.Config.ExposedPorts {
+		exposed[port] = true
+	}
+	for port := range c.HostConfig.PortBindings {
+		exposed[port] = true
+	}
+	for port := range exposed {
+		if published[port.String()] {
+			continue
+		}
+		pm[port] = nil
+		list = append(list, dcontainer.PortSummary{PrivatePort: port.Num(), Type: string(port.Proto())})
+	}
+	return pm, list
+}
+
 func (s *Server) summary(c *container.Container) dcontainer.Summary {
 	sum := dcontainer.Summary{
 		ID: c.ID, Names: []string{"/" + c.Name}, Image: c.Config.Image, ImageID: c.Image,
-		Command: commandString(c), Created: c.Created.Unix(), Ports: []dcontainer.PortSummary{},
+		Command: commandString(c), Created: c.Created.Unix(),
 		Labels: c.Config.Labels, State: dcontainer.ContainerState(c.State.Status), Status: statusString(c),
 		NetworkSettings: &dcontainer.NetworkSettingsSummary{Networks: endpointSettings(c)},
 		Mounts:          mountPoints(c),
 	}
+	_, sum.Ports = portViews(c)
 	if sum.Labels == nil {
 		sum.Labels = map[string]string{}
 	}
@@ -505,10 +541,11 @@ func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) {
 		LogPath: c.LogPath(), HostConfig: c.HostConfig, Config: c.Config, Mounts: mountPoints(c),
 		GraphDriver: &storage.DriverData{Name: "overlay2", Data: map[string]string{}},
 		NetworkSettings: &dcontainer.NetworkSettings{
-			Networks: endpointSettings(c), Ports: network.PortMap{},
+			Networks: endpointSettings(c),
 		},
 		ExecIDs: nil,
 	}
+	resp.NetworkSettings.Ports, _ = portViews(c)
 	if c.Endpoint != nil && c.Running() {
 		resp.NetworkSettings.SandboxKey = c.Endpoint.NetNS
 		resp.NetworkSettings.SandboxID = c.ID

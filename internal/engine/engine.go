@@ -93,6 +93,15 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 // restore re-attaches to running containers and settles the ones that ended while the
 // engine was away (applying their restart policies).
 func (e *Engine) restore(ctx context.Context) {
+	ports := map[string][]network.Mapping{}
+	for _, c := range e.ctrs.List() {
+		if c.Running() && c.Endpoint != nil && len(c.Ports) > 0 && e.shim(c).Alive() {
+			ports[c.ID] = toMappings(c.Ports, c.Endpoint.IP)
+		}
+	}
+	if err := e.net.Restore(ports); err != nil {
+		e.log.Error("restore published ports", "err", err)
+	}
 	for _, c := range e.ctrs.List() {
 		l := e.liveOf(c.ID)
 		switch {

@@ -67,7 +67,7 @@ func (e *Engine) buildSpec(c *container.Container, rootfs string) (runtime.Spec,
 	if hc.PidsLimit != nil && *hc.PidsLimit > 0 {
 		s.PidsLimit = *hc.PidsLimit
 	}
-	c.Endpoint = nil
+	c.Endpoint, c.Ports = nil, nil
 	switch hc.NetworkMode {
 	case "host":
 		s.HostNetwork = true
@@ -84,6 +84,15 @@ func (e *Engine) buildSpec(c *container.Container, rootfs string) (runtime.Spec,
 		}
 		s.NetNS = ep.NetNS
 		c.Endpoint = &container.Endpoint{NetNS: ep.NetNS, IP: ep.IP, PrefixLen: ep.PrefixLen, Gateway: ep.Gateway, MAC: ep.MAC}
+		want, err := wantedPorts(cfg, hc, ep.IP)
+		if err != nil {
+			return s, err
+		}
+		got, err := e.net.Publish(c.ID, c.Name, want)
+		if err != nil {
+			return s, err
+		}
+		c.Ports = toPorts(got)
 	}
 	files, err := e.writeNetFiles(c)
 	if err != nil {

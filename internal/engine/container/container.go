@@ -56,6 +56,15 @@ type Mount struct {
 	Options     string `json:"options,omitempty"` // tmpfs options
 }
 
+// Port is a published port as bound: HostIP:HostPort on the host to the container's
+// Port/Proto.
+type Port struct {
+	Proto    string `json:"proto"`
+	Port     uint16 `json:"port"`
+	HostIP   string `json:"hostIP"`
+	HostPort uint16 `json:"hostPort"`
+}
+
 // Endpoint is where the container sits on the network.
 type Endpoint struct {
 	NetNS     string `json:"netns,omitempty"`
@@ -78,6 +87,7 @@ type Container struct {
 	State      State                  `json:"state"`
 	Mounts     []Mount                `json:"mounts"`
 	Endpoint   *Endpoint              `json:"endpoint,omitempty"`
+	Ports      []Port                 `json:"ports,omitempty"` // published, while running
 	Restarts   int                    `json:"restartCount"`
 	// ManuallyStopped is set by stop/kill from the user: always and unless-stopped do
 	// not bring such a container back, and unless-stopped stays down across restarts.

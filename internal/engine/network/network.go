@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -33,8 +34,10 @@ type Manager struct {
 	gw     net.IP
 	table  string
 
-	mu   sync.Mutex
-	ipam *ipam
+	mu        sync.Mutex
+	ipam      *ipam
+	published map[string][]Mapping   // container id -> its published ports
+	reserved  map[string][]io.Closer // container id -> sockets holding its host ports
 }
 
 // Endpoint is a container's attachment to the bridge.
@@ -57,7 +60,8 @@ func New(cfg Config) (*Manager, error) {
 	if len(cfg.Bridge) == 0 || len(cfg.Bridge) > 15 {
 		return nil, fmt.Errorf("bridge name %q: 1 to 15 characters", cfg.Bridge)
 	}
-	m := &Manager{cfg: cfg, subnet: subnet, ipam: newIPAM(subnet), table: "berth_" + cfg.Bridge}
+	m := &Manager{cfg: cfg, subnet: subnet, ipam: newIPAM(subnet), table: "berth_" + cfg.Bridge,
+		published: map[string][]Mapping{}, reserved: map[string][]io.Closer{}}
 	m.gw = m.ipam.gateway()
 	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "netns"), 0o700); err != nil {
 		return nil, err
@@ -67,9 +71,7 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644)
-	if err := m.setupNAT(); err != nil {
-		return nil, fmt.Errorf("nftables: %w", err)
-	}
+	m.enableLocalnet()
 	return m, nil
 }
 
@@ -175,6 +177,8 @@ func (m *Manager) Attach(id string, want net.IP) (ep *Endpoint, err error) {
 	if err := netlink.LinkSetUp(hl); err != nil {
 		return nil, err
 	}
+	// Hairpin: a container reaching its own published port comes back the same way.
+	netlink.LinkSetHairpin(hl, true)
 	h, err := netlink.NewHandleAt(nsh)
 	if err != nil {
 		return nil, err
@@ -231,6 +235,7 @@ func (m *Manager) NewIsolated(id string) (string, error) {
 // The veth pair is not deleted here: it dies with the namespace, and the kernel tears
 // both down in the background, which saves a synchronous netlink round trip per exit.
 func (m *Manager) Detach(id string) error {
+	m.Unpublish(id)
 	err := removeNetNS(m.NetNSPath(id))
 	m.mu.Lock()
 	m.ipam.release(id)
