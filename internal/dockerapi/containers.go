@@ -554,7 +554,34 @@ func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) {
 		n := s.e.RootfsSize(c)
 		resp.SizeRw = &n
 	}
-	writeJSON(w, http.StatusOK, resp)
+	writeJSON(w, http.StatusOK, withLegacyNetworkFields(resp, c))
+}
+
+// legacyNetworkSettings adds the top-level address fields of the default network that
+// API versions before 1.52 still return (`docker inspect -f '{{.NetworkSettings.IPAddress}}'`
+// is in every tutorial).
+type legacyNetworkSettings struct {
+	dcontainer.NetworkSettings
+	Bridge      string
+	EndpointID  string
+	Gateway     string
+	IPAddress   string
+	IPPrefixLen int
+	MacAddress  string
+}
+
+type inspectResponse struct {
+	dcontainer.InspectResponse
+	NetworkSettings *legacyNetworkSettings
+}
+
+func withLegacyNetworkFields(resp dcontainer.InspectResponse, c *container.Container) inspectResponse {
+	ns := &legacyNetworkSettings{NetworkSettings: *resp.NetworkSettings}
+	if c.Endpoint != nil && c.Running() && c.HostConfig.NetworkMode == "bridge" {
+		ns.EndpointID, ns.IPAddress, ns.Gateway = c.ID, c.Endpoint.IP, c.Endpoint.Gateway
+		ns.IPPrefixLen, ns.MacAddress = c.Endpoint.PrefixLen, c.Endpoint.MAC
+	}
+	return inspectResponse{InspectResponse: resp, NetworkSettings: ns}
 }
 
 func matchLabels(labels map[string]string, want []string) bool {

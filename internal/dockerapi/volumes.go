@@ -2,6 +2,7 @@ package dockerapi
 
 import (
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/moby/moby/api/types/network"
@@ -158,6 +159,23 @@ func (s *Server) builtinNetworks() []network.Inspect {
 	}
 	br := mk("bridge", "bridge")
 	br.Options["com.docker.network.bridge.name"] = in.Bridge
+	br.Options["com.docker.network.bridge.default_bridge"] = "true"
+	br.IPAM.Driver = "default"
+	if p, err := netip.ParsePrefix(in.BridgeCIDR); err == nil {
+		gw := p.Masked().Addr().Next()
+		br.IPAM.Config = []network.IPAMConfig{{Subnet: p.Masked(), Gateway: gw}}
+	}
+	for _, c := range s.e.List() {
+		if c.Endpoint == nil || !c.Running() || c.HostConfig.NetworkMode != "bridge" {
+			continue
+		}
+		ep := network.EndpointResource{Name: c.Name, EndpointID: c.ID}
+		if a, err := netip.ParseAddr(c.Endpoint.IP); err == nil {
+			ep.IPv4Address = netip.PrefixFrom(a, c.Endpoint.PrefixLen)
+		}
+		ep.MacAddress, _ = parseMAC(c.Endpoint.MAC)
+		br.Containers[c.ID] = ep
+	}
 	return []network.Inspect{br, mk("host", "host"), mk("none", "null")}
 }
 
