@@ -82,7 +82,16 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cfg := req.Config
-	c, warnings, err := s.e.Create(r.Context(), engine.CreateOptions{Name: r.URL.Query().Get("name"), Config: &cfg, HostConfig: req.HostConfig})
+	o := engine.CreateOptions{Name: r.URL.Query().Get("name"), Config: &cfg, HostConfig: req.HostConfig}
+	if req.NetworkingConfig != nil && req.HostConfig != nil {
+		if ep := req.NetworkingConfig.EndpointsConfig[string(req.HostConfig.NetworkMode)]; ep != nil {
+			o.Aliases = ep.Aliases
+			if ep.IPAMConfig != nil && ep.IPAMConfig.IPv4Address.IsValid() {
+				o.IP = ep.IPAMConfig.IPv4Address.String()
+			}
+		}
+	}
+	c, warnings, err := s.e.Create(r.Context(), o)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -2,10 +2,8 @@ package dockerapi
 
 import (
 	"net/http"
-	"net/netip"
 	"time"
 
-	"github.com/moby/moby/api/types/network"
 	dsystem "github.com/moby/moby/api/types/system"
 	dvolume "github.com/moby/moby/api/types/volume"
 
@@ -135,62 +133,6 @@ func (s *Server) pruneVolumes(w http.ResponseWriter, r *http.Request) {
 		del = []string{}
 	}
 	writeJSON(w, http.StatusOK, dvolume.PruneReport{VolumesDeleted: del, SpaceReclaimed: space})
-}
-
-// ---- networks: the three built-in ones, until user networks arrive ----
-
-func (s *Server) networkRoutes() {
-	s.mux.HandleFunc("GET /networks", s.listNetworks)
-	s.mux.HandleFunc("GET /networks/{id}", s.inspectNetwork)
-	s.mux.HandleFunc("POST /networks/prune", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, network.PruneReport{NetworksDeleted: []string{}})
-	})
-}
-
-func (s *Server) builtinNetworks() []network.Inspect {
-	in := s.e.Info()
-	mk := func(name, driver string) network.Inspect {
-		n := network.Inspect{}
-		n.Name, n.ID, n.Driver, n.Scope = name, name, driver, "local"
-		n.Containers = map[string]network.EndpointResource{}
-		n.Options = map[string]string{}
-		n.Labels = map[string]string{}
-		return n
-	}
-	br := mk("bridge", "bridge")
-	br.Options["com.docker.network.bridge.name"] = in.Bridge
-	br.Options["com.docker.network.bridge.default_bridge"] = "true"
-	br.IPAM.Driver = "default"
-	if p, err := netip.ParsePrefix(in.BridgeCIDR); err == nil {
-		gw := p.Masked().Addr().Next()
-		br.IPAM.Config = []network.IPAMConfig{{Subnet: p.Masked(), Gateway: gw}}
-	}
-	for _, c := range s.e.List() {
-		if c.Endpoint == nil || !c.Running() || c.HostConfig.NetworkMode != "bridge" {
-			continue
-		}
-		ep := network.EndpointResource{Name: c.Name, EndpointID: c.ID}
-		if a, err := netip.ParseAddr(c.Endpoint.IP); err == nil {
-			ep.IPv4Address = netip.PrefixFrom(a, c.Endpoint.PrefixLen)
-		}
-		ep.MacAddress, _ = parseMAC(c.Endpoint.MAC)
-		br.Containers[c.ID] = ep
-	}
-	return []network.Inspect{br, mk("host", "host"), mk("none", "null")}
-}
-
-func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.builtinNetworks())
-}
-
-func (s *Server) inspectNetwork(w http.ResponseWriter, r *http.Request) {
-	for _, n := range s.builtinNetworks() {
-		if n.Name == r.PathValue("id") {
-			writeJSON(w, http.StatusOK, n)
-			return
-		}
-	}
-	writeError(w, errdefs.NotFound("network "+r.PathValue("id")+" not found"))
 }
 
 func (s *Server) systemDF(w http.ResponseWriter, r *http.Request) {

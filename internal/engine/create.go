@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path"
 	"path/filepath"
@@ -24,6 +25,10 @@ type CreateOptions struct {
 	Name       string
 	Config     *dcontainer.Config
 	HostConfig *dcontainer.HostConfig
+	// Aliases and IP are this container's extra DNS names and wanted address on its
+	// network (--network-alias, --ip).
+	Aliases []string
+	IP      string
 }
 
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -70,8 +75,29 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*container.Contai
 	if hc.NetworkMode == "" || hc.NetworkMode == "default" {
 		hc.NetworkMode = "bridge"
 	}
-	if mode := string(hc.NetworkMode); mode != "bridge" && mode != "host" && mode != "none" {
-		return nil, nil, errdefs.NotFound(fmt.Sprintf("network %s not found", mode))
+	switch mode := string(hc.NetworkMode); {
+	case mode == "bridge" || mode == "host" || mode == "none":
+	case strings.HasPrefix(mode, "container:"):
+		return nil, nil, errdefs.New(errdefs.ErrNotImplemented, "--network container:NAME is not supported yet")
+	default:
+		n := e.nets.Get(mode)
+		if n == nil {
+			return nil, nil, errdefs.NotFound(fmt.Sprintf("network %s not found", mode))
+		}
+		hc.NetworkMode = dcontainer.NetworkMode(n.Name)
+	}
+	if o.IP != "" {
+		ip := net.ParseIP(o.IP)
+		n := e.nets.Get(string(hc.NetworkMode))
+		if ip == nil || ip.To4() == nil {
+			return nil, nil, errdefs.Invalid(fmt.Sprintf("invalid IPv4 address: %s", o.IP))
+		}
+		if n == nil || !n.User {
+			return nil, nil, errdefs.Invalid("user specified IP address is supported on user defined networks only")
+		}
+		if !n.Contains(ip) {
+			return nil, nil, errdefs.Invalid(fmt.Sprintf("no configured subnet contains IP address %s", o.IP))
+		}
 	}
 	if hc.LogConfig.Type == "" {
 		hc.LogConfig.Type = "json-file"
@@ -85,7 +111,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*container.Contai
 	}
 	c := &container.Container{
 		ID: id, Name: name, Created: time.Now().UTC(), Image: img.ID.String(),
-		Config: &cfg, HostConfig: hc, Mounts: mounts,
+		Config: &cfg, HostConfig: hc, Mounts: mounts, Aliases: o.Aliases, IP: o.IP,
 		State: container.State{Status: container.Created},
 	}
 	c.Path, c.Args = command(&cfg)

@@ -41,7 +41,10 @@ type Engine struct {
 	snaps   *snapshot.Store
 	ctrs    *container.Store
 	vols    *volume.Store
-	net     *network.Manager
+	nets     *network.Registry
+	resolver *network.Resolver
+	dnsMu    sync.Mutex
+	dns      map[string]*network.DNSServer // container id -> its embedded DNS server
 	rt      *runtime.Runtime
 	events  *eventBus
 	started time.Time
@@ -82,9 +85,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if e.vols, err = volume.Open(filepath.Join(cfg.DataDir, "volumes")); err != nil {
 		return nil, fmt.Errorf("volumes: %w", err)
 	}
-	if e.net, err = network.New(network.Config{Bridge: cfg.Bridge, CIDR: cfg.BridgeCIDR, StateDir: filepath.Join(cfg.RunDir, "network")}); err != nil {
+	def := network.Config{Bridge: cfg.Bridge, CIDR: cfg.BridgeCIDR, StateDir: filepath.Join(cfg.RunDir, "network")}
+	if e.nets, err = network.NewRegistry(def, cfg.RunDir, filepath.Join(cfg.DataDir, "network")); err != nil {
 		return nil, fmt.Errorf("network: %w", err)
 	}
+	e.resolver = network.NewResolver(e.lookupName, "/etc/resolv.conf")
+	e.dns = map[string]*network.DNSServer{}
 	e.rt = &runtime.Runtime{Path: cfg.RuntimePath, Root: filepath.Join(cfg.RunDir, "runc")}
 	e.restore(ctx)
 	return e, nil
@@ -93,13 +99,26 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 // restore re-attaches to running containers and settles the ones that ended while the
 // engine was away (applying their restart policies).
 func (e *Engine) restore(ctx context.Context) {
-	ports := map[string][]network.Mapping{}
+	ports := map[string]map[string][]network.Mapping{}
 	for _, c := range e.ctrs.List() {
-		if c.Running() && c.Endpoint != nil && len(c.Ports) > 0 && e.shim(c).Alive() {
-			ports[c.ID] = toMappings(c.Ports, c.Endpoint.IP)
+		if !c.Running() || c.Endpoint == nil || !e.shim(c).Alive() {
+			continue
+		}
+		n := e.netOf(c)
+		if n == nil {
+			continue
+		}
+		if len(c.Ports) > 0 {
+			if ports[n.Name] == nil {
+				ports[n.Name] = map[string][]network.Mapping{}
+			}
+			ports[n.Name][c.ID] = toMappings(c.Ports, c.Endpoint.IP)
+		}
+		if n.User {
+			e.startDNS(c, n)
 		}
 	}
-	if err := e.net.Restore(ports); err != nil {
+	if err := e.nets.Restore(ports); err != nil {
 		e.log.Error("restore published ports", "err", err)
 	}
 	for _, c := range e.ctrs.List() {

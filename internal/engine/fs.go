@@ -310,7 +310,9 @@ func (e *Engine) Stats(ctx context.Context, ref string) (*container.Container, *
 		return c, &runtime.Stats{}, nil
 	}
 	if c.Endpoint != nil {
-		st.NetRx, st.NetTx = e.net.Counters(c.ID)
+		if n := e.netOf(c); n != nil {
+			st.NetRx, st.NetTx = n.Counters(c.ID)
+		}
 	}
 	return c, st, nil
 }

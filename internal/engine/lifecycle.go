@@ -121,7 +121,7 @@ func (e *Engine) startLocked(ctx context.Context, c *container.Container, l *liv
 	defer func() {
 		if err != nil {
 			act.Unmount()
-			e.net.Detach(c.ID)
+			e.detachNet(c)
 			// Attaches waiting for this start get nothing: they end.
 			for _, p := range l.pending {
 				close(p)
@@ -210,7 +210,7 @@ func (e *Engine) handleExit(c *container.Container, l *live, ex runtime.Exit) {
 		c.State.FinishedAt = time.Now().UTC()
 	}
 	e.releaseRootfs(c)
-	e.net.Detach(c.ID)
+	e.detachNet(c)
 	os.RemoveAll(e.bundle(c.ID))
 	select {
 	case <-l.exitCh:
@@ -459,7 +459,7 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 	}
 	e.releaseRootfs(c)
 	e.snaps.Remove(c.ID)
-	e.net.Detach(c.ID)
+	e.detachNet(c)
 	os.RemoveAll(e.bundle(c.ID))
 	if err := e.ctrs.Delete(c); err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"github.com/berth-project/berth/internal/engine/container"
 	"github.com/berth-project/berth/internal/engine/errdefs"
 	"github.com/berth-project/berth/internal/engine/image"
+	"github.com/berth-project/berth/internal/engine/network"
 	"github.com/berth-project/berth/internal/engine/runtime"
 	"github.com/berth-project/berth/internal/engine/snapshot"
 )
@@ -72,13 +73,17 @@ func (e *Engine) buildSpec(c *container.Container, rootfs string) (runtime.Spec,
 	case "host":
 		s.HostNetwork = true
 	case "none":
-		ns, err := e.net.NewIsolated(c.ID)
+		ns, err := e.nets.Default().NewIsolated(c.ID)
 		if err != nil {
 			return s, err
 		}
 		s.NetNS = ns
 	default:
-		ep, err := e.net.Attach(c.ID, nil)
+		n := e.netOf(c)
+		if n == nil {
+			return s, errdefs.NotFound(fmt.Sprintf("network %s not found", hc.NetworkMode))
+		}
+		ep, err := n.Attach(c.ID, net.ParseIP(c.IP).To4())
 		if err != nil {
 			return s, fmt.Errorf("network: %w", err)
 		}
@@ -88,11 +93,16 @@ func (e *Engine) buildSpec(c *container.Container, rootfs string) (runtime.Spec,
 		if err != nil {
 			return s, err
 		}
-		got, err := e.net.Publish(c.ID, c.Name, want)
+		got, err := n.Publish(c.ID, c.Name, want)
 		if err != nil {
 			return s, err
 		}
 		c.Ports = toPorts(got)
+		if n.User {
+			if err := e.startDNS(c, n); err != nil {
+				return s, err
+			}
+		}
 	}
 	files, err := e.writeNetFiles(c)
 	if err != nil {
@@ -181,7 +191,7 @@ func (e *Engine) writeNetFiles(c *container.Container) ([]specs.Mount, error) {
 			name, ip, _ = strings.Cut(h, "=")
 		}
 		if ip == "host-gateway" {
-			ip = e.net.Gateway()
+			ip = e.nets.Default().Gateway()
 		}
 		fmt.Fprintf(&hosts, "%s\t%s\n", ip, name)
 	}
@@ -191,7 +201,7 @@ func (e *Engine) writeNetFiles(c *container.Container) ([]specs.Mount, error) {
 	files := map[string]string{
 		"hosts":    hosts.String(),
 		"hostname": hostname + "\n",
-		"resolv.conf": resolvConf(c.HostConfig.NetworkMode == "host",
+		"resolv.conf": resolvConf(c.HostConfig.NetworkMode == "host", e.onUserNetwork(c),
 			c.HostConfig.DNS, c.HostConfig.DNSSearch, c.HostConfig.DNSOptions),
 	}
 	var mounts []specs.Mount
@@ -207,7 +217,7 @@ func (e *Engine) writeNetFiles(c *container.Container) ([]specs.Mount, error) {
 
 // resolvConf is the host's resolver configuration, minus loopback nameservers that
 // cannot be reached from another network namespace (Docker falls back to public ones).
-func resolvConf(hostNet bool, dns []netip.Addr, search, opts []string) string {
+func resolvConf(hostNet, embedded bool, dns []netip.Addr, search, opts []string) string {
 	data, _ := os.ReadFile("/etc/resolv.conf")
 	var ns, rest []string
 	for _, line := range strings.Split(string(data), "\n") {
@@ -230,6 +240,12 @@ func resolvConf(hostNet bool, dns []netip.Addr, search, opts []string) string {
 	}
 	if len(ns) == 0 {
 		ns = []string{"8.8.8.8", "8.8.4.4"}
+	}
+	if embedded {
+		// On user networks the embedded server answers container names and forwards
+		// the rest (to --dns servers too, as Docker does, through the host's resolvers).
+		ns = []string{network.EmbeddedDNS}
+		rest = append(filterPrefix(rest, "options"), "options ndots:0")
 	}
 	var b strings.Builder
 	for _, n := range ns {

@@ -75,6 +75,9 @@ func New(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
+// Contains reports whether ip is in the network's subnet.
+func (m *Manager) Contains(ip net.IP) bool { return m.subnet.Contains(ip) }
+
 // Subnet and Gateway describe the bridge network.
 func (m *Manager) Subnet() string  { return m.subnet.String() }
 func (m *Manager) Gateway() string { return m.gw.String() }
