@@ -35,19 +35,19 @@ type Config struct {
 
 // Engine runs containers.
 type Engine struct {
-	cfg     Config
-	log     *slog.Logger
-	images  *image.Store
-	snaps   *snapshot.Store
-	ctrs    *container.Store
-	vols    *volume.Store
+	cfg      Config
+	log      *slog.Logger
+	images   *image.Store
+	snaps    *snapshot.Store
+	ctrs     *container.Store
+	vols     *volume.Store
 	nets     *network.Registry
 	resolver *network.Resolver
 	dnsMu    sync.Mutex
 	dns      map[string]*network.DNSServer // container id -> its embedded DNS server
-	rt      *runtime.Runtime
-	events  *eventBus
-	started time.Time
+	rt       *runtime.Runtime
+	events   *eventBus
+	started  time.Time
 
 	// imageMu serialises image deletes against creates that pin an image.
 	imageMu sync.Mutex

@@ -90,9 +90,9 @@ type Container struct {
 	Ports      []Port                 `json:"ports,omitempty"` // published, while running
 	// Aliases are extra DNS names on a user network (--network-alias); IP is the
 	// address asked for with --ip.
-	Aliases []string `json:"aliases,omitempty"`
-	IP      string   `json:"wantIP,omitempty"`
-	Restarts   int                    `json:"restartCount"`
+	Aliases  []string `json:"aliases,omitempty"`
+	IP       string   `json:"wantIP,omitempty"`
+	Restarts int      `json:"restartCount"`
 	// ManuallyStopped is set by stop/kill from the user: always and unless-stopped do
 	// not bring such a container back, and unless-stopped stays down across restarts.
 	ManuallyStopped bool `json:"manuallyStopped"`
