@@ -69,7 +69,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*container.Contai
 	if name == "" {
 		name = e.randomName()
 	}
-	if cfg.Hostname == "" && !hc.NetworkMode.IsHost() {
+	if cfg.Hostname == "" && !hc.NetworkMode.IsHost() && !hc.NetworkMode.IsContainer() {
 		cfg.Hostname = id[:12]
 	}
 	if hc.NetworkMode == "" || hc.NetworkMode == "default" {
@@ -78,7 +78,18 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*container.Contai
 	switch mode := string(hc.NetworkMode); {
 	case mode == "bridge" || mode == "host" || mode == "none":
 	case strings.HasPrefix(mode, "container:"):
-		return nil, nil, errdefs.New(errdefs.ErrNotImplemented, "--network container:NAME is not supported yet")
+		target, err := e.ctrs.Get(strings.TrimPrefix(mode, "container:"))
+		if err != nil {
+			// Not a 404: the CLI would take that for a missing image and try to pull.
+			return nil, nil, errdefs.Invalid(err.Error())
+		}
+		if o.Config.Hostname != "" {
+			return nil, nil, errdefs.Invalid("conflicting options: hostname and the network mode")
+		}
+		if len(hc.PortBindings) > 0 || hc.PublishAllPorts {
+			return nil, nil, errdefs.Invalid("conflicting options: port publishing and the container type network mode")
+		}
+		hc.NetworkMode = dcontainer.NetworkMode("container:" + target.ID)
 	default:
 		n := e.nets.Get(mode)
 		if n == nil {

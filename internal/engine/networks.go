@@ -14,8 +14,8 @@ import (
 
 // netOf is the bridge network a container is attached to (nil for host and none).
 func (e *Engine) netOf(c *container.Container) *network.Net {
-	switch mode := string(c.HostConfig.NetworkMode); mode {
-	case "host", "none":
+	switch mode := string(c.HostConfig.NetworkMode); {
+	case mode == "host" || mode == "none" || strings.HasPrefix(mode, "container:"):
 		return nil
 	default:
 		return e.nets.Get(mode)
@@ -25,6 +25,28 @@ func (e *Engine) netOf(c *container.Container) *network.Net {
 func (e *Engine) onUserNetwork(c *container.Container) bool {
 	n := e.netOf(c)
 	return n != nil && n.User
+}
+
+// sharedNetNS finds the namespace of the container whose network c joins
+// (--network container:NAME); that container must be running.
+func (e *Engine) sharedNetNS(c *container.Container) (string, *container.Container, error) {
+	target, err := e.ctrs.Get(strings.TrimPrefix(string(c.HostConfig.NetworkMode), "container:"))
+	if err != nil {
+		return "", nil, err
+	}
+	if !target.Running() {
+		return "", nil, errdefs.Conflict(fmt.Sprintf("cannot join network namespace of a non running container: container %s is %s", target.ID, target.State.Status))
+	}
+	switch target.HostConfig.NetworkMode {
+	case "host":
+		return "", target, nil
+	case "none":
+		return e.nets.Default().NetNSPath(target.ID), target, nil
+	}
+	if target.Endpoint != nil {
+		return target.Endpoint.NetNS, target, nil
+	}
+	return "", nil, errdefs.Conflict("the container has no network namespace to join")
 }
 
 // detachNet takes a container off its network and stops its embedded DNS server.

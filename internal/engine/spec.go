@@ -69,10 +69,22 @@ func (e *Engine) buildSpec(c *container.Container, rootfs string) (runtime.Spec,
 		s.PidsLimit = *hc.PidsLimit
 	}
 	c.Endpoint, c.Ports = nil, nil
-	switch hc.NetworkMode {
-	case "host":
+	switch {
+	case hc.NetworkMode.IsContainer():
+		ns, target, err := e.sharedNetNS(c)
+		if err != nil {
+			return s, err
+		}
+		s.NetNS, s.HostNetwork = ns, ns == ""
+		s.Hostname = target.Config.Hostname
+		// The joined container's hosts and resolver files describe the shared network.
+		for _, name := range []string{"hosts", "resolv.conf", "hostname"} {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/etc/" + name, Type: "bind",
+				Source: filepath.Join(target.Dir(), name), Options: []string{"rbind", "rprivate", "ro"}})
+		}
+	case hc.NetworkMode == "host":
 		s.HostNetwork = true
-	case "none":
+	case hc.NetworkMode == "none":
 		ns, err := e.nets.Default().NewIsolated(c.ID)
 		if err != nil {
 			return s, err
@@ -104,11 +116,13 @@ func (e *Engine) buildSpec(c *container.Container, rootfs string) (runtime.Spec,
 			}
 		}
 	}
-	files, err := e.writeNetFiles(c)
-	if err != nil {
-		return s, err
+	if !hc.NetworkMode.IsContainer() {
+		files, err := e.writeNetFiles(c)
+		if err != nil {
+			return s, err
+		}
+		s.Mounts = append(s.Mounts, files...)
 	}
-	s.Mounts = append(s.Mounts, files...)
 	mounts, err := e.volumeMounts(c, rootfs)
 	if err != nil {
 		return s, err

@@ -42,3 +42,19 @@ func TestUserNetworks(t *testing.T) {
 	e.fails(t, "network", "inspect", netName)
 }
 
+
+// TestNetworkContainerMode: --network container:NAME shares the other container's
+// network namespace: its address, and its servers on localhost.
+func TestNetworkContainerMode(t *testing.T) {
+	e := needEngine(t)
+	main := uniq("main")
+	e.runDetached(t, main, bbImage, "httpd", "-f", "-p", "80", "-h", "/www")
+	ip := e.inspect(t, "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", main)
+	eventually(t, 15*time.Second, "a joined container reaches the server on localhost", func() (bool, string) {
+		r := e.docker(t, "run", "--rm", "--network", "container:"+main, bbImage, "sh", "-c",
+			"ip -4 -o addr show eth0; printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 3 nc 127.0.0.1 80")
+		return strings.Contains(r.Stdout, "hello from busybox") && strings.Contains(r.Stdout, ip+"/"), r.String()
+	})
+	mustContain(t, "joining a missing container fails clearly",
+		e.fails(t, "run", "--rm", "--network", "container:"+uniq("nosuch"), bbImage, "true").Stderr, "No such container")
+}
