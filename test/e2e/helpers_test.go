@@ -423,6 +423,8 @@ func (e *engine) cleanup() {
 				e.dockerCtx(ctx, 120*time.Second, nil, append([]string{"rm", "-f"}, ids...)...)
 			}
 		}
+		// User networks own bridges and nftables tables of their own.
+		e.dockerCtx(ctx, 30*time.Second, nil, "network", "prune", "-f")
 		if err := e.stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "e2e:", err)
 		}
