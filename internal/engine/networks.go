@@ -41,7 +41,7 @@ func (e *Engine) sharedNetNS(c *container.Container) (string, *container.Contain
 	case "host":
 		return "", target, nil
 	case "none":
-		return e.nets.Default().NetNSPath(target.ID), target, nil
+		return fmt.Sprintf("/proc/%d/ns/net", target.State.Pid), target, nil
 	}
 	if target.Endpoint != nil {
 		return target.Endpoint.NetNS, target, nil

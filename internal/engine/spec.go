@@ -85,11 +85,9 @@ func (e *Engine) buildSpec(c *container.Container, rootfs string) (runtime.Spec,
 	case hc.NetworkMode == "host":
 		s.HostNetwork = true
 	case hc.NetworkMode == "none":
-		ns, err := e.nets.Default().NewIsolated(c.ID)
-		if err != nil {
-			return s, err
-		}
-		s.NetNS = ns
+		// A fresh namespace made by the runtime as it clones the container (runc brings
+		// up loopback in it): cheaper than preparing one ourselves.
+		s.NetNS = ""
 	default:
 		n := e.netOf(c)
 		if n == nil {

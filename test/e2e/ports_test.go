@@ -24,7 +24,9 @@ func freePort(t *testing.T) int {
 }
 
 func httpGet(addr string) (string, error) {
-	c := &http.Client{Timeout: 2 * time.Second}
+	// A fresh connection each time: a kept-alive one would outlive the container it
+	// was forwarded to.
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := c.Get("http://" + addr + "/")
 	if err != nil {
 		return "", err
@@ -87,6 +89,18 @@ func TestPortsPublished(t *testing.T) {
 	port := freePort(t)
 	web := uniq("pub")
 	e.runDetached(t, web, "-p", fmt.Sprintf("%d:80", port), bbImage, "httpd", "-f", "-p", "80", "-h", "/www")
+	t.Cleanup(func() {
+		if t.Failed() {
+			rules, _ := exec.Command("nft", "list", "ruleset").CombinedOutput()
+			ss, _ := exec.Command("ss", "-tanp").CombinedOutput()
+			ct, _ := exec.Command("sh", "-c", "cat /proc/net/nf_conntrack 2>/dev/null | grep "+strconv.Itoa(port)).CombinedOutput()
+			links, _ := exec.Command("sh", "-c", "ip -br link; bridge fdb show br "+e.bridge+" | grep -v permanent; ip neigh; ip netns list").CombinedOutput()
+			t.Logf("diagnostics: %s\n%s", e.docker(t, "ps", "-a", "--format", "{{.Names}} {{.Status}} {{.Networks}}").Out(), links)
+			t.Logf("diagnostics: container %s ip %s\n%s\n%s\n%s", web,
+				e.docker(t, "inspect", "-f", "{{.State.Status}} {{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", web).Out(),
+				rules, ss, ct)
+		}
+	})
 
 	eventuallyServes(t, "the published port answers on 127.0.0.1", fmt.Sprintf("127.0.0.1:%d", port))
 	mustContain(t, "docker port", e.ok(t, "port", web), fmt.Sprintf("80/tcp -> 0.0.0.0:%d", port))

@@ -3,6 +3,7 @@ package network
 import (
 	"encoding/binary"
 	"net"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -76,6 +77,16 @@ func (m *Manager) writeRules(maps []Mapping) error {
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter,
 	})
 	accept := []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}
+	for _, other := range m.cfg.Isolate {
+		if other == m.cfg.Bridge {
+			continue
+		}
+		c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(
+			matchIfname(expr.MetaKeyIIFNAME, m.cfg.Bridge, expr.CmpOpEq),
+			matchIfname(expr.MetaKeyOIFNAME, m.cfg.Bridge, expr.CmpOpNeq),
+			matchIfname(expr.MetaKeyOIFNAME, other, expr.CmpOpEq),
+			[]expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}})})
+	}
 	c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(
 		matchIfname(expr.MetaKeyIIFNAME, m.cfg.Bridge, expr.CmpOpEq), accept)})
 	c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(
@@ -161,9 +172,15 @@ func matchSubnet(n *net.IPNet, offset uint32) []expr.Any {
 	}
 }
 
+// matchIfname compares an interface name; "br-*" compares the prefix only.
 func matchIfname(key expr.MetaKey, name string, op expr.CmpOp) []expr.Any {
-	b := make([]byte, unix.IFNAMSIZ)
-	copy(b, name)
+	var b []byte
+	if prefix, ok := strings.CutSuffix(name, "*"); ok {
+		b = []byte(prefix)
+	} else {
+		b = make([]byte, unix.IFNAMSIZ)
+		copy(b, name)
+	}
 	return []expr.Any{
 		&expr.Meta{Key: key, Register: 1},
 		&expr.Cmp{Op: op, Register: 1, Data: b},

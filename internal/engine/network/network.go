@@ -25,6 +25,9 @@ type Config struct {
 	Bridge   string // e.g. berth0
 	CIDR     string // e.g. 10.88.0.0/16
 	StateDir string // run-time state: netns files, ipam
+	// Isolate names the other bridges this one must not forward to, as Docker isolates
+	// its networks from each other; a trailing "*" matches a prefix ("br-*").
+	Isolate []string
 }
 
 // Manager owns the bridge and the containers' namespaces on it.
@@ -191,6 +194,14 @@ func (m *Manager) Attach(id string, want net.IP) (ep *Endpoint, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// A MAC derived from the IP, as Docker does: an address that comes back with a
+	// restarted container keeps its MAC, so neighbours' ARP caches stay right.
+	if err := h.LinkSetHardwareAddr(eth, net.HardwareAddr{0x02, 0x42, ip[0], ip[1], ip[2], ip[3]}); err != nil {
+		return nil, fmt.Errorf("mac of eth0: %w", err)
+	}
+	if eth, err = h.LinkByName("eth0"); err != nil {
+		return nil, err
+	}
 	ones, _ := m.subnet.Mask.Size()
 	if err := h.AddrAdd(eth, &netlink.Addr{IPNet: &net.IPNet{IP: ip, Mask: net.CIDRMask(ones, 32)}}); err != nil {
 		return nil, err
@@ -234,11 +245,14 @@ func (m *Manager) NewIsolated(id string) (string, error) {
 }
 
 // Detach removes a container's veth, namespace and address. It is safe to call twice.
-//
-// The veth pair is not deleted here: it dies with the namespace, and the kernel tears
-// both down in the background, which saves a synchronous netlink round trip per exit.
+// The veth is deleted here rather than left to die with the namespace: a lingering port
+// would keep the container's MAC (derived from its IP) in the bridge's forwarding table,
+// and the next container with that address would not be reached.
 func (m *Manager) Detach(id string) error {
 	m.Unpublish(id)
+	if l, err := netlink.LinkByName(vethName(id)); err == nil {
+		netlink.LinkDel(l)
+	}
 	err := removeNetNS(m.NetNSPath(id))
 	m.mu.Lock()
 	m.ipam.release(id)

@@ -20,6 +20,9 @@ import (
 	"github.com/berth-project/berth/internal/engine/errdefs"
 )
 
+// userBridgePrefix starts the bridge names of user networks, as Docker's do.
+const userBridgePrefix = "br-"
+
 // Net is one bridge network: the default "bridge" or a user-defined one.
 type Net struct {
 	*Manager
@@ -36,13 +39,15 @@ type Net struct {
 // Registry holds the default bridge network and the user-defined ones.
 type Registry struct {
 	runDir, dataDir string
+	defBridge       string
 	mu              sync.Mutex
 	nets            map[string]*Net
 }
 
 // NewRegistry sets up the default bridge and every user network kept in dataDir.
 func NewRegistry(def Config, runDir, dataDir string) (*Registry, error) {
-	r := &Registry{runDir: runDir, dataDir: dataDir, nets: map[string]*Net{}}
+	r := &Registry{runDir: runDir, dataDir: dataDir, nets: map[string]*Net{}, defBridge: def.Bridge}
+	def.Isolate = []string{userBridgePrefix + "*"}
 	m, err := New(def)
 	if err != nil {
 		return nil, err
@@ -72,7 +77,8 @@ func idOf(parts ...string) string {
 func (r *Registry) file() string { return filepath.Join(r.dataDir, "networks.json") }
 
 func (r *Registry) open(n *Net) error {
-	m, err := New(Config{Bridge: "br-" + n.ID[:12], CIDR: n.CIDR, StateDir: filepath.Join(r.runDir, "network", n.ID[:12])})
+	m, err := New(Config{Bridge: userBridgePrefix + n.ID[:12], CIDR: n.CIDR,
+		StateDir: filepath.Join(r.runDir, "network", n.ID[:12]), Isolate: []string{userBridgePrefix + "*", r.defBridge}})
 	if err != nil {
 		return err
 	}
@@ -168,6 +174,11 @@ func (r *Registry) Create(name, subnet string, labels map[string]string, interna
 	rand.Read(b)
 	n := &Net{Name: name, ID: hex.EncodeToString(b), CIDR: subnet, Labels: labels, Created: time.Now().UTC(), Internal: internal}
 	if err := r.open(n); err != nil {
+		return nil, err
+	}
+	if err := n.Manager.Restore(nil); err != nil { // outbound NAT and isolation rules
+		delete(r.nets, name)
+		n.teardown()
 		return nil, err
 	}
 	if err := r.save(); err != nil {

@@ -197,9 +197,23 @@ func (s Shim) ReadExit() (Exit, error) {
 	return ex, err
 }
 
-// Attach opens a stream: frames out (ending with FrameExit), raw stdin in.
+// Attach opens a stream: frames out (ending with FrameExit), raw stdin in. It returns
+// once the shim has subscribed the stream, so no output after that is missed.
 func (s Shim) Attach(ctx context.Context, stdin, stdout, stderr bool) (*net.UnixConn, error) {
-	return s.dial(ctx, Request{Op: "attach", Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	c, err := s.dial(ctx, Request{Op: "attach", Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	if err != nil {
+		return nil, err
+	}
+	var h [8]byte
+	if _, err := io.ReadFull(c, h[:]); err != nil {
+		c.Close()
+		return nil, ErrNotRunning
+	}
+	if h[0] != FrameAttached {
+		c.Close()
+		return nil, fmt.Errorf("shim answered an attach with frame type %d", h[0])
+	}
+	return c, nil
 }
 
 // Exec starts a process in the container and returns its stream, as Attach does.

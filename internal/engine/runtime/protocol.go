@@ -16,6 +16,9 @@ const (
 	FrameStdout = 1
 	FrameStderr = 2
 	FrameExit   = 4
+	// FrameAttached acknowledges an attach: the client is subscribed from then on, so a
+	// start that follows cannot outrun it.
+	FrameAttached = 5
 )
 
 // Request is the first line of every connection to a shim.

@@ -457,12 +457,16 @@ func (s *Shim) attach(c *net.UnixConn, in io.Reader, req runtime.Request) {
 	select {
 	case <-s.done:
 		s.mu.Unlock()
+		runtime.WriteFrame(c, runtime.FrameAttached, nil)
 		s.sendExit(c)
 		return
 	default:
 	}
 	s.subs[sub] = struct{}{}
 	s.mu.Unlock()
+	if err := runtime.WriteFrame(c, runtime.FrameAttached, nil); err != nil {
+		return
+	}
 	if req.Stdin {
 		go s.copyStdin(in)
 	}
