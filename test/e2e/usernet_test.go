@@ -42,7 +42,6 @@ func TestUserNetworks(t *testing.T) {
 	e.fails(t, "network", "inspect", netName)
 }
 
-
 // TestNetworkContainerMode: --network container:NAME shares the other container's
 // network namespace: its address, and its servers on localhost.
 func TestNetworkContainerMode(t *testing.T) {
