@@ -456,7 +456,19 @@ func endpointSettings(c *container.Container) map[string]*network.EndpointSettin
 		}
 		ep.EndpointID = c.ID
 	}
-	return map[string]*network.EndpointSettings{mode: ep}
+	out := map[string]*network.EndpointSettings{mode: ep}
+	for _, a := range c.Extra {
+		x := &network.EndpointSettings{NetworkID: a.Network, Aliases: a.Aliases}
+		if a.Endpoint != nil && c.Running() {
+			x.IPAddress, _ = netip.ParseAddr(a.Endpoint.IP)
+			x.Gateway, _ = netip.ParseAddr(a.Endpoint.Gateway)
+			x.IPPrefixLen = a.Endpoint.PrefixLen
+			x.MacAddress, _ = parseMAC(a.Endpoint.MAC)
+			x.EndpointID = c.ID
+		}
+		out[a.Network] = x
+	}
+	return out
 }
 
 func parseMAC(s string) (network.HardwareAddr, error) {

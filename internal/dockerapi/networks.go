@@ -18,11 +18,8 @@ func (s *Server) networkRoutes() {
 	s.mux.HandleFunc("POST /networks/create", s.createNetwork)
 	s.mux.HandleFunc("DELETE /networks/{id}", s.removeNetwork)
 	s.mux.HandleFunc("POST /networks/prune", s.pruneNetworks)
-	notYet := func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, errdefs.New(errdefs.ErrNotImplemented, "network connect and disconnect are not supported yet"))
-	}
-	s.mux.HandleFunc("POST /networks/{id}/connect", notYet)
-	s.mux.HandleFunc("POST /networks/{id}/disconnect", notYet)
+	s.mux.HandleFunc("POST /networks/{id}/connect", s.connectNetwork)
+	s.mux.HandleFunc("POST /networks/{id}/disconnect", s.disconnectNetwork)
 }
 
 func builtin(name, driver string) network.Inspect {
@@ -51,11 +48,15 @@ func (s *Server) networkView(n *enet.Net) network.Inspect {
 		v.IPAM.Config = []network.IPAMConfig{{Subnet: p, Gateway: gw}}
 	}
 	for _, c := range s.e.NetworkContainers(n) {
-		ep := network.EndpointResource{Name: c.Name, EndpointID: c.ID}
-		if a, err := netip.ParseAddr(c.Endpoint.IP); err == nil {
-			ep.IPv4Address = netip.PrefixFrom(a, c.Endpoint.PrefixLen)
+		cep := s.e.EndpointOn(c, n.Name)
+		if cep == nil {
+			continue
 		}
-		ep.MacAddress, _ = parseMAC(c.Endpoint.MAC)
+		ep := network.EndpointResource{Name: c.Name, EndpointID: c.ID}
+		if a, err := netip.ParseAddr(cep.IP); err == nil {
+			ep.IPv4Address = netip.PrefixFrom(a, cep.PrefixLen)
+		}
+		ep.MacAddress, _ = parseMAC(cep.MAC)
 		v.Containers[c.ID] = ep
 	}
 	return v
@@ -184,4 +185,38 @@ func (s *Server) pruneNetworks(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, network.PruneReport{NetworksDeleted: deleted})
+}
+
+func (s *Server) connectNetwork(w http.ResponseWriter, r *http.Request) {
+	var req network.ConnectRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	var aliases []string
+	ip := ""
+	if ep := req.EndpointConfig; ep != nil {
+		aliases = ep.Aliases
+		if ep.IPAMConfig != nil && ep.IPAMConfig.IPv4Address.IsValid() {
+			ip = ep.IPAMConfig.IPv4Address.String()
+		}
+	}
+	if err := s.e.Connect(r.PathValue("id"), req.Container, aliases, ip); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Server) disconnectNetwork(w http.ResponseWriter, r *http.Request) {
+	var req network.DisconnectRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.e.Disconnect(r.PathValue("id"), req.Container); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
 }

@@ -89,7 +89,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if e.nets, err = network.NewRegistry(def, cfg.RunDir, filepath.Join(cfg.DataDir, "network")); err != nil {
 		return nil, fmt.Errorf("network: %w", err)
 	}
-	e.resolver = network.NewResolver(e.lookupName, "/etc/resolv.conf")
+	e.resolver = network.NewResolver(e.lookupFor, "/etc/resolv.conf")
 	e.dns = map[string]*network.DNSServer{}
 	e.rt = &runtime.Runtime{Path: cfg.RuntimePath, Root: filepath.Join(cfg.RunDir, "runc")}
 	e.restore(ctx)

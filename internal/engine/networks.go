@@ -57,6 +57,12 @@ func (e *Engine) detachNet(c *container.Container) {
 		delete(e.dns, c.ID)
 	}
 	e.dnsMu.Unlock()
+	for _, a := range c.Extra {
+		if n := e.nets.Get(a.Network); n != nil && a.Endpoint != nil {
+			n.Leave(c.ID)
+		}
+		a.Endpoint = nil
+	}
 	if n := e.netOf(c); n != nil && n.User {
 		n.Detach(c.ID)
 	}
@@ -67,7 +73,7 @@ func (e *Engine) startDNS(c *container.Container, n *network.Net) error {
 	if c.Endpoint == nil {
 		return nil
 	}
-	s, err := e.resolver.Serve(c.Endpoint.NetNS, n.Name)
+	s, err := e.resolver.Serve(c.Endpoint.NetNS, c.ID)
 	if err != nil {
 		return err
 	}
@@ -80,21 +86,51 @@ func (e *Engine) startDNS(c *container.Container, n *network.Net) error {
 	return nil
 }
 
+// lookupFor answers the embedded DNS server of container asker: name on any of the
+// networks it is attached to.
+func (e *Engine) lookupFor(asker, name string) []net.IP {
+	c, err := e.ctrs.Get(asker)
+	if err != nil {
+		return nil
+	}
+	nets := []string{string(c.HostConfig.NetworkMode)}
+	for _, a := range c.Extra {
+		nets = append(nets, a.Network)
+	}
+	var out []net.IP
+	for _, n := range nets {
+		if nw := e.nets.Get(n); nw != nil && nw.User {
+			out = append(out, e.lookupName(n, name)...)
+		}
+	}
+	return out
+}
+
 // lookupName answers the embedded DNS server: the addresses, on network, of the running
 // containers called name (their name, an alias, their hostname or a short id).
 func (e *Engine) lookupName(netName, name string) []net.IP {
 	var out []net.IP
 	for _, c := range e.ctrs.List() {
-		if !c.Running() || c.Endpoint == nil || string(c.HostConfig.NetworkMode) != netName {
+		ep := onNetwork(c, netName)
+		if ep == nil {
 			continue
+		}
+		aliases := c.Aliases
+		if string(c.HostConfig.NetworkMode) != netName {
+			aliases = nil
+			for _, a := range c.Extra {
+				if a.Network == netName {
+					aliases = a.Aliases
+				}
+			}
 		}
 		match := strings.EqualFold(c.Name, name) || (len(name) >= 12 && strings.HasPrefix(c.ID, name)) ||
 			strings.EqualFold(c.Config.Hostname, name)
-		for _, a := range c.Aliases {
+		for _, a := range aliases {
 			match = match || strings.EqualFold(a, name)
 		}
 		if match {
-			if ip := net.ParseIP(c.Endpoint.IP); ip != nil {
+			if ip := net.ParseIP(ep.IP); ip != nil {
 				out = append(out, ip.To4())
 			}
 		}
@@ -126,7 +162,7 @@ func (e *Engine) NetworkCreate(name, subnet string, labels map[string]string, in
 func (e *Engine) NetworkContainers(n *network.Net) []*container.Container {
 	var out []*container.Container
 	for _, c := range e.ctrs.List() {
-		if c.Running() && c.Endpoint != nil && e.netOf(c) == n {
+		if onNetwork(c, n.Name) != nil {
 			out = append(out, c)
 		}
 	}
@@ -147,4 +183,109 @@ func (e *Engine) NetworkRemove(ref string) error {
 	}
 	e.publish(events.NetworkEventType, events.ActionDestroy, n.ID, map[string]string{"name": n.Name, "type": "bridge"})
 	return nil
+}
+
+// joinExtra attaches a running container to the networks it was connected to.
+func (e *Engine) joinExtra(c *container.Container) error {
+	for i, a := range c.Extra {
+		n := e.nets.Get(a.Network)
+		if n == nil {
+			return errdefs.NotFound(fmt.Sprintf("network %s not found", a.Network))
+		}
+		ep, err := n.Join(c.ID, c.Endpoint.NetNS, fmt.Sprintf("eth%d", i+1), net.ParseIP(a.IP).To4())
+		if err != nil {
+			return fmt.Errorf("network %s: %w", a.Network, err)
+		}
+		a.Endpoint = &container.Endpoint{NetNS: ep.NetNS, IP: ep.IP, PrefixLen: ep.PrefixLen, Gateway: ep.Gateway, MAC: ep.MAC}
+	}
+	return nil
+}
+
+// Connect attaches a container to one more network, now if it runs, else at its next start.
+func (e *Engine) Connect(netRef, ref string, aliases []string, ip string) error {
+	n, err := e.Network(netRef)
+	if err != nil {
+		return err
+	}
+	c, err := e.ctrs.Get(ref)
+	if err != nil {
+		return err
+	}
+	mode := string(c.HostConfig.NetworkMode)
+	if mode == "host" || mode == "none" || strings.HasPrefix(mode, "container:") {
+		return errdefs.New(errdefs.ErrForbidden, fmt.Sprintf("container cannot be connected to network %s: it uses network mode %s", n.Name, mode))
+	}
+	l := e.liveOf(c.ID)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if mode == n.Name {
+		return errdefs.New(errdefs.ErrForbidden, fmt.Sprintf("endpoint with name %s already exists in network %s", c.Name, n.Name))
+	}
+	for _, a := range c.Extra {
+		if a.Network == n.Name {
+			return errdefs.New(errdefs.ErrForbidden, fmt.Sprintf("endpoint with name %s already exists in network %s", c.Name, n.Name))
+		}
+	}
+	a := &container.Attachment{Network: n.Name, Aliases: aliases, IP: ip}
+	if c.Running() && c.Endpoint != nil {
+		ep, err := n.Join(c.ID, c.Endpoint.NetNS, fmt.Sprintf("eth%d", len(c.Extra)+1), net.ParseIP(ip).To4())
+		if err != nil {
+			return err
+		}
+		a.Endpoint = &container.Endpoint{NetNS: ep.NetNS, IP: ep.IP, PrefixLen: ep.PrefixLen, Gateway: ep.Gateway, MAC: ep.MAC}
+	}
+	c.Extra = append(c.Extra, a)
+	e.publish(events.NetworkEventType, events.ActionConnect, n.ID, map[string]string{"name": n.Name, "container": c.ID})
+	return e.ctrs.Save(c)
+}
+
+// Disconnect takes a container off a network it was connected to.
+func (e *Engine) Disconnect(netRef, ref string) error {
+	n, err := e.Network(netRef)
+	if err != nil {
+		return err
+	}
+	c, err := e.ctrs.Get(ref)
+	if err != nil {
+		return err
+	}
+	l := e.liveOf(c.ID)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, a := range c.Extra {
+		if a.Network != n.Name {
+			continue
+		}
+		if a.Endpoint != nil {
+			n.Leave(c.ID)
+		}
+		c.Extra = append(c.Extra[:i], c.Extra[i+1:]...)
+		e.publish(events.NetworkEventType, events.ActionDisconnect, n.ID, map[string]string{"name": n.Name, "container": c.ID})
+		return e.ctrs.Save(c)
+	}
+	if string(c.HostConfig.NetworkMode) == n.Name {
+		return errdefs.New(errdefs.ErrNotImplemented, "disconnecting a container from its first network is not supported yet")
+	}
+	return errdefs.New(errdefs.ErrForbidden, fmt.Sprintf("container %s is not connected to network %s", c.ID, n.Name))
+}
+
+// onNetwork reports whether a running container has an address on network.
+func onNetwork(c *container.Container, network string) *container.Endpoint {
+	if !c.Running() {
+		return nil
+	}
+	if string(c.HostConfig.NetworkMode) == network {
+		return c.Endpoint
+	}
+	for _, a := range c.Extra {
+		if a.Network == network {
+			return a.Endpoint
+		}
+	}
+	return nil
+}
+
+// EndpointOn is a running container's address on network, or nil.
+func (e *Engine) EndpointOn(c *container.Container, network string) *container.Endpoint {
+	return onNetwork(c, network)
 }

@@ -108,6 +108,9 @@ func (e *Engine) buildSpec(c *container.Container, rootfs string) (runtime.Spec,
 			return s, err
 		}
 		c.Ports = toPorts(got)
+		if err := e.joinExtra(c); err != nil {
+			return s, err
+		}
 		if n.User {
 			if err := e.startDNS(c, n); err != nil {
 				return s, err

@@ -57,3 +57,36 @@ func TestNetworkContainerMode(t *testing.T) {
 	mustContain(t, "joining a missing container fails clearly",
 		e.fails(t, "run", "--rm", "--network", "container:"+uniq("nosuch"), bbImage, "true").Stderr, "No such container")
 }
+
+// TestNetworkConnect: docker network connect gives a running container an interface and
+// an address on one more network, where the others find it by name and alias;
+// disconnect takes it away again.
+func TestNetworkConnect(t *testing.T) {
+	e := needEngine(t)
+	n1, n2 := uniq("neta"), uniq("netb")
+	for _, n := range []string{n1, n2} {
+		e.ok(t, "network", "create", n)
+		n := n
+		t.Cleanup(func() { e.docker(t, "network", "rm", n) })
+	}
+	a, b := uniq("a"), uniq("b")
+	e.sleeper(t, a, "--network", n1)
+	e.runDetached(t, b, "--network", n2, bbImage, "httpd", "-f", "-p", "80", "-h", "/www")
+	get := "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 3 nc " + b + " 80"
+	if r := e.docker(t, "exec", a, "sh", "-c", get); strings.Contains(r.Stdout, "hello from busybox") {
+		t.Fatalf("a container reached another network's container before being connected")
+	}
+	e.ok(t, "network", "connect", "--alias", "alpha", n2, a)
+	eventually(t, 15*time.Second, "after connect it reaches the other network by name", func() (bool, string) {
+		r := e.docker(t, "exec", a, "sh", "-c", get)
+		return strings.Contains(r.Stdout, "hello from busybox"), r.String()
+	})
+	mustContain(t, "inspect lists both networks",
+		e.ok(t, "inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", a), n2)
+	mustContain(t, "its alias resolves on the new network",
+		e.ok(t, "run", "--rm", "--network", n2, bbImage, "nslookup", "alpha"), "Address")
+	e.ok(t, "network", "disconnect", n2, a)
+	if out := e.ok(t, "exec", a, "ip", "-o", "link"); strings.Contains(out, "eth1") {
+		t.Fatalf("eth1 is still there after disconnect:\n%s", out)
+	}
+}

@@ -65,6 +65,15 @@ type Port struct {
 	HostPort uint16 `json:"hostPort"`
 }
 
+// Attachment is a network the container joined beyond its primary one (docker network
+// connect); Endpoint is set while the container runs.
+type Attachment struct {
+	Network  string    `json:"network"`
+	Aliases  []string  `json:"aliases,omitempty"`
+	IP       string    `json:"wantIP,omitempty"`
+	Endpoint *Endpoint `json:"endpoint,omitempty"`
+}
+
 // Endpoint is where the container sits on the network.
 type Endpoint struct {
 	NetNS     string `json:"netns,omitempty"`
@@ -90,9 +99,10 @@ type Container struct {
 	Ports      []Port                 `json:"ports,omitempty"` // published, while running
 	// Aliases are extra DNS names on a user network (--network-alias); IP is the
 	// address asked for with --ip.
-	Aliases  []string `json:"aliases,omitempty"`
-	IP       string   `json:"wantIP,omitempty"`
-	Restarts int      `json:"restartCount"`
+	Aliases  []string      `json:"aliases,omitempty"`
+	IP       string        `json:"wantIP,omitempty"`
+	Extra    []*Attachment `json:"extraNetworks,omitempty"`
+	Restarts int           `json:"restartCount"`
 	// ManuallyStopped is set by stop/kill from the user: always and unless-stopped do
 	// not bring such a container back, and unless-stopped stays down across restarts.
 	ManuallyStopped bool `json:"manuallyStopped"`

@@ -17,9 +17,9 @@ import (
 // of user networks.
 const EmbeddedDNS = "127.0.0.11"
 
-// Lookup finds the IPv4 addresses that a name has on a network (container names,
-// aliases and ids of the containers attached to it).
-type Lookup func(network, name string) []net.IP
+// Lookup finds the IPv4 addresses that a name has for the asker (the container whose
+// server answers): container names, aliases and ids on the networks it is attached to.
+type Lookup func(asker, name string) []net.IP
 
 // Resolver answers DNS inside containers: names of the network's containers from
 // Lookup, everything else forwarded to the host's resolvers.
@@ -40,12 +40,12 @@ func NewResolver(lookup Lookup, resolvConf string) *Resolver {
 	return r
 }
 
-func (r *Resolver) handler(network string) dns.Handler {
+func (r *Resolver) handler(asker string) dns.Handler {
 	return dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
 		if len(q.Question) == 1 {
 			qq := q.Question[0]
 			name := strings.TrimSuffix(strings.ToLower(qq.Name), ".")
-			if ips := r.lookup(network, name); len(ips) > 0 {
+			if ips := r.lookup(asker, name); len(ips) > 0 {
 				m := new(dns.Msg)
 				m.SetReply(q)
 				m.Authoritative = true
@@ -71,15 +71,15 @@ func (r *Resolver) handler(network string) dns.Handler {
 	})
 }
 
-// Serve starts the embedded DNS server inside the network namespace at nsPath, for a
-// container on network. The sockets are made inside the namespace and served from the
+// Serve starts the embedded DNS server inside the network namespace at nsPath, for the
+// container asker. The sockets are made inside the namespace and served from the
 // engine; Close stops them.
-func (r *Resolver) Serve(nsPath, network string) (*DNSServer, error) {
+func (r *Resolver) Serve(nsPath, asker string) (*DNSServer, error) {
 	pc, ln, err := listenInNetNS(nsPath, EmbeddedDNS+":53")
 	if err != nil {
 		return nil, err
 	}
-	h := r.handler(network)
+	h := r.handler(asker)
 	s := &DNSServer{udp: &dns.Server{PacketConn: pc, Handler: h}, tcp: &dns.Server{Listener: ln, Handler: h}}
 	go s.udp.ActivateAndServe()
 	go s.tcp.ActivateAndServe()

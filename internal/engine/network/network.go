@@ -128,14 +128,46 @@ func (m *Manager) NetNSPath(id string) string {
 	return filepath.Join(m.cfg.StateDir, "netns", id)
 }
 
-func vethName(id string) string {
-	h := sha256.Sum256([]byte(id))
+// vethName is the host end of a container's veth on this bridge.
+func (m *Manager) vethName(id string) string {
+	h := sha256.Sum256([]byte(m.cfg.Bridge + "/" + id))
 	return "vb" + hex.EncodeToString(h[:])[:11]
 }
 
-// Attach gives container id a namespace on the bridge with an address, a default route
-// through the gateway and loopback up.
+// Attach gives container id a new namespace on the bridge with an address, a default
+// route through the gateway and loopback up.
 func (m *Manager) Attach(id string, want net.IP) (ep *Endpoint, err error) {
+	nsPath := m.NetNSPath(id)
+	removeNetNS(nsPath)
+	if err := newNetNS(nsPath); err != nil {
+		return nil, err
+	}
+	ep, err = m.link(id, nsPath, "eth0", want, true)
+	if err != nil {
+		removeNetNS(nsPath)
+	}
+	return ep, err
+}
+
+// Join adds the bridge to a namespace that already exists (docker network connect):
+// one more interface, ifname, with an address and no default route.
+func (m *Manager) Join(id, nsPath, ifname string, want net.IP) (*Endpoint, error) {
+	return m.link(id, nsPath, ifname, want, false)
+}
+
+// Leave takes container id off the bridge without touching its namespace.
+func (m *Manager) Leave(id string) {
+	m.Unpublish(id)
+	if l, err := netlink.LinkByName(m.vethName(id)); err == nil {
+		netlink.LinkDel(l)
+	}
+	m.mu.Lock()
+	m.ipam.release(id)
+	m.saveIPAM()
+	m.mu.Unlock()
+}
+
+func (m *Manager) link(id, nsPath, ifname string, want net.IP, defaultRoute bool) (ep *Endpoint, err error) {
 	m.mu.Lock()
 	ip, err := m.ipam.allocate(id, want)
 	if err == nil {
@@ -145,17 +177,12 @@ func (m *Manager) Attach(id string, want net.IP) (ep *Endpoint, err error) {
 	if err != nil {
 		return nil, err
 	}
-	nsPath := m.NetNSPath(id)
 	defer func() {
 		if err != nil {
-			m.Detach(id)
+			m.Leave(id)
 		}
 	}()
-	removeNetNS(nsPath)
-	if err := newNetNS(nsPath); err != nil {
-		return nil, err
-	}
-	host := vethName(id)
+	host := m.vethName(id)
 	if old, err := netlink.LinkByName(host); err == nil {
 		netlink.LinkDel(old)
 	}
@@ -170,7 +197,7 @@ func (m *Manager) Attach(id string, want net.IP) (ep *Endpoint, err error) {
 	defer nsh.Close()
 	veth := &netlink.Veth{
 		LinkAttrs:     netlink.LinkAttrs{Name: host, MasterIndex: br.Attrs().Index, MTU: br.Attrs().MTU},
-		PeerName:      "eth0",
+		PeerName:      ifname,
 		PeerNamespace: netlink.NsFd(nsh),
 	}
 	if err := netlink.LinkAdd(veth); err != nil {
@@ -190,16 +217,16 @@ func (m *Manager) Attach(id string, want net.IP) (ep *Endpoint, err error) {
 		return nil, err
 	}
 	defer h.Close()
-	eth, err := h.LinkByName("eth0")
+	eth, err := h.LinkByName(ifname)
 	if err != nil {
 		return nil, err
 	}
 	// A MAC derived from the IP, as Docker does: an address that comes back with a
 	// restarted container keeps its MAC, so neighbours' ARP caches stay right.
 	if err := h.LinkSetHardwareAddr(eth, net.HardwareAddr{0x02, 0x42, ip[0], ip[1], ip[2], ip[3]}); err != nil {
-		return nil, fmt.Errorf("mac of eth0: %w", err)
+		return nil, fmt.Errorf("mac of %s: %w", ifname, err)
 	}
-	if eth, err = h.LinkByName("eth0"); err != nil {
+	if eth, err = h.LinkByName(ifname); err != nil {
 		return nil, err
 	}
 	ones, _ := m.subnet.Mask.Size()
@@ -209,11 +236,13 @@ func (m *Manager) Attach(id string, want net.IP) (ep *Endpoint, err error) {
 	if err := h.LinkSetUp(eth); err != nil {
 		return nil, err
 	}
-	if lo, err := h.LinkByName("lo"); err == nil {
-		h.LinkSetUp(lo)
-	}
-	if err := h.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: m.gw}); err != nil {
-		return nil, fmt.Errorf("default route: %w", err)
+	if defaultRoute {
+		if lo, err := h.LinkByName("lo"); err == nil {
+			h.LinkSetUp(lo)
+		}
+		if err := h.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: m.gw}); err != nil {
+			return nil, fmt.Errorf("default route: %w", err)
+		}
 	}
 	return &Endpoint{
 		NetNS: nsPath, IP: ip.String(), PrefixLen: ones, Gateway: m.gw.String(),
@@ -249,16 +278,8 @@ func (m *Manager) NewIsolated(id string) (string, error) {
 // would keep the container's MAC (derived from its IP) in the bridge's forwarding table,
 // and the next container with that address would not be reached.
 func (m *Manager) Detach(id string) error {
-	m.Unpublish(id)
-	if l, err := netlink.LinkByName(vethName(id)); err == nil {
-		netlink.LinkDel(l)
-	}
-	err := removeNetNS(m.NetNSPath(id))
-	m.mu.Lock()
-	m.ipam.release(id)
-	m.saveIPAM()
-	m.mu.Unlock()
-	return err
+	m.Leave(id)
+	return removeNetNS(m.NetNSPath(id))
 }
 
 // Close leaves the bridge and rules in place for running containers.
@@ -267,7 +288,7 @@ func (m *Manager) Close() error { return nil }
 // Counters returns the bytes a container received and sent on the bridge. They are
 // read on the host's end of its veth, where the directions are swapped.
 func (m *Manager) Counters(id string) (rx, tx uint64) {
-	dir := filepath.Join("/sys/class/net", vethName(id), "statistics")
+	dir := filepath.Join("/sys/class/net", m.vethName(id), "statistics")
 	read := func(name string) uint64 {
 		data, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
