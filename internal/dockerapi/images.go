@@ -122,32 +122,24 @@ func (s *Server) imageSummary(img *image.Image, containers map[string]int64) dim
 }
 
 func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
-	f, err := filters(r)
+	f, err := filters(r, "dangling", "reference", "label", "before", "since", "until")
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	for k := range f {
-		switch k {
-		case "dangling", "reference", "label", "before", "since", "until":
-		default:
-			writeError(w, errdefs.Invalid(fmt.Sprintf("invalid filter '%s'", k)))
-			return
-		}
-	}
 	all := boolValue(r, "all")
-	var bound []time.Time
-	for _, k := range []string{"before", "since"} {
+	// before=IMAGE and since=IMAGE keep images created before or after that one.
+	var before, since *time.Time
+	for k, dst := range map[string]**time.Time{"before": &before, "since": &since} {
 		for _, v := range f[k] {
 			img, err := s.e.Images().Get(v)
 			if err != nil {
 				writeError(w, err)
 				return
 			}
-			_ = img
+			*dst = img.Config.Created
 		}
 	}
-	_ = bound
 	out := []dimage.Summary{}
 	for _, img := range s.e.Images().List() {
 		refs := s.e.Images().RefsOf(img.ID)
@@ -163,6 +155,9 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if !matchLabels(img.Config.Config.Labels, f["label"]) {
+			continue
+		}
+		if c := img.Config.Created; c != nil && ((before != nil && !c.Before(*before)) || (since != nil && !c.After(*since))) {
 			continue
 		}
 		sum := s.imageSummary(img, nil)

@@ -161,8 +161,22 @@ func intValue(r *http.Request, k string, def int) (int, error) {
 }
 
 // filters parses the "filters" query parameter in both of Docker's encodings:
-// {"name":{"x":true}} and the older {"name":["x"]}.
-func filters(r *http.Request) (map[string][]string, error) {
+// {"name":{"x":true}} and the older {"name":["x"]}. With allowed keys given, any other
+// key is refused as Docker refuses it.
+func filters(r *http.Request, allowed ...string) (map[string][]string, error) {
+	f, err := parseFilters(r)
+	if err != nil || len(allowed) == 0 {
+		return f, err
+	}
+	for k := range f {
+		if !contains(allowed, k) {
+			return nil, errdefs.Invalid(fmt.Sprintf("invalid filter '%s'", k))
+		}
+	}
+	return f, nil
+}
+
+func parseFilters(r *http.Request) (map[string][]string, error) {
 	out := map[string][]string{}
 	raw := r.URL.Query().Get("filters")
 	if raw == "" {

@@ -68,6 +68,17 @@ func (e *Engine) shim(c *container.Container) runtime.Shim {
 	return runtime.Shim{Bundle: e.bundle(c.ID), Socket: e.shimSocket(c.ID)}
 }
 
+// lockContainer finds a container and takes its lifecycle lock; the caller unlocks.
+func (e *Engine) lockContainer(ref string) (*container.Container, *live, error) {
+	c, err := e.ctrs.Get(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	l := e.liveOf(c.ID)
+	l.mu.Lock()
+	return c, l, nil
+}
+
 // Get finds a container by id, name or id prefix.
 func (e *Engine) Get(ref string) (*container.Container, error) { return e.ctrs.Get(ref) }
 
@@ -76,12 +87,10 @@ func (e *Engine) List() []*container.Container { return e.ctrs.List() }
 
 // Start starts a created or stopped container.
 func (e *Engine) Start(ctx context.Context, ref string) error {
-	c, err := e.ctrs.Get(ref)
+	c, l, err := e.lockContainer(ref)
 	if err != nil {
 		return err
 	}
-	l := e.liveOf(c.ID)
-	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch c.State.Status {
 	case container.Running:
@@ -373,12 +382,10 @@ func (e *Engine) Restart(ctx context.Context, ref string, sig string, timeout *i
 
 // Pause freezes all processes of a container.
 func (e *Engine) Pause(ctx context.Context, ref string) error {
-	c, err := e.ctrs.Get(ref)
+	c, l, err := e.lockContainer(ref)
 	if err != nil {
 		return err
 	}
-	l := e.liveOf(c.ID)
-	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch c.State.Status {
 	case container.Running:
@@ -397,12 +404,10 @@ func (e *Engine) Pause(ctx context.Context, ref string) error {
 
 // Unpause thaws a paused container.
 func (e *Engine) Unpause(ctx context.Context, ref string) error {
-	c, err := e.ctrs.Get(ref)
+	c, l, err := e.lockContainer(ref)
 	if err != nil {
 		return err
 	}
-	l := e.liveOf(c.ID)
-	l.mu.Lock()
 	defer l.mu.Unlock()
 	if c.State.Status != container.Paused {
 		return errdefs.Conflict(fmt.Sprintf("container %s is not paused", c.ID))

@@ -245,12 +245,10 @@ func (e *Engine) Disconnect(netRef, ref string) error {
 	if err != nil {
 		return err
 	}
-	c, err := e.ctrs.Get(ref)
+	c, l, err := e.lockContainer(ref)
 	if err != nil {
 		return err
 	}
-	l := e.liveOf(c.ID)
-	l.mu.Lock()
 	defer l.mu.Unlock()
 	for i, a := range c.Extra {
 		if a.Network != n.Name {
