@@ -90,6 +90,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("network: %w", err)
 	}
 	e.resolver = network.NewResolver(e.lookupFor, "/etc/resolv.conf")
+	e.resolver.Servers = e.dnsServersOf
 	e.dns = map[string]*network.DNSServer{}
 	e.rt = &runtime.Runtime{Path: cfg.RuntimePath, Root: filepath.Join(cfg.RunDir, "runc")}
 	e.restore(ctx)

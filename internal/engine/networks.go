@@ -287,3 +287,16 @@ func onNetwork(c *container.Container, network string) *container.Endpoint {
 func (e *Engine) EndpointOn(c *container.Container, network string) *container.Endpoint {
 	return onNetwork(c, network)
 }
+
+// dnsServersOf lists a container's --dns servers, which its embedded DNS server forwards to.
+func (e *Engine) dnsServersOf(id string) []string {
+	c, err := e.ctrs.Get(id)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, a := range c.HostConfig.DNS {
+		out = append(out, a.String())
+	}
+	return out
+}

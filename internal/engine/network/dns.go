@@ -27,6 +27,9 @@ type Resolver struct {
 	lookup   Lookup
 	upstream []string
 	client   *dns.Client
+	// Servers, when set, names the resolvers an asker was given with --dns; they are
+	// asked instead of the host's.
+	Servers func(asker string) []string
 }
 
 // NewResolver reads the host's nameservers from resolvConf.
@@ -58,7 +61,16 @@ func (r *Resolver) handler(asker string) dns.Handler {
 				return
 			}
 		}
-		for _, up := range r.upstream {
+		upstream := r.upstream
+		if r.Servers != nil {
+			if own := r.Servers(asker); len(own) > 0 {
+				upstream = nil
+				for _, s := range own {
+					upstream = append(upstream, net.JoinHostPort(s, "53"))
+				}
+			}
+		}
+		for _, up := range upstream {
 			resp, _, err := r.client.Exchange(q, up)
 			if err == nil {
 				w.WriteMsg(resp)
