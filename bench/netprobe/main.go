@@ -63,6 +63,7 @@ func first200(args []string) {
 	want := fs.String("want", "", "text the body must contain")
 	interval := fs.Duration("interval", 2*time.Millisecond, "time between the starts of two attempts")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
+	verbose := fs.Bool("v", false, "log every attempt to stderr")
 	_ = fs.Parse(args)
 	cmdArgs := fs.Args()
 	if *url == "" || len(cmdArgs) == 0 {
@@ -95,12 +96,16 @@ func first200(args []string) {
 	got := make(chan int64, 1)
 	var lastErr atomic.Value
 	var wg sync.WaitGroup
-	slots := make(chan struct{}, 32)
+	slots := make(chan struct{}, 1000)
 	attempt := func() {
 		defer wg.Done()
 		defer func() { <-slots }()
+		start := time.Since(t0)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
 		resp, err := client.Do(req)
+		if *verbose {
+			fmt.Fprintf(os.Stderr, "attempt %v -> %v: %v\n", start.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond), err)
+		}
 		if err != nil {
 			lastErr.Store(err.Error())
 			return
