@@ -168,9 +168,9 @@ func TestResolvConfForUserNetworksPointsAtTheEmbeddedServer(t *testing.T) {
 func TestStartFailureCode(t *testing.T) {
 	for msg, want := range map[string]int{
 		`exec: "/no/such": stat /no/such: no such file or directory`: 127,
-		`exec: "x": executable file not found in $PATH`:                127,
-		`exec: "/etc": permission denied`:                              126,
-		`unable to find user bob`:                                      128,
+		`exec: "x": executable file not found in $PATH`:              127,
+		`exec: "/etc": permission denied`:                            126,
+		`unable to find user bob`:                                    128,
 	} {
 		if got := startFailureCode(msg); got != want {
 			t.Errorf("startFailureCode(%q) = %d, want %d", msg, got, want)
