@@ -19,6 +19,7 @@ deps:
 	busybox --list >/dev/null 2>&1 && ! ldd /bin/busybox >/dev/null 2>&1 || need="$$need busybox-static"; \
 	command -v ps >/dev/null || need="$$need procps"; \
 	command -v ip >/dev/null || need="$$need iproute2"; \
+	command -v nft >/dev/null || need="$$need nftables"; \
 	command -v gcc >/dev/null || need="$$need gcc libc6-dev"; \
 	if [ -n "$$need" ]; then \
 		echo "installing:$$need"; \
