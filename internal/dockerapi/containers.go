@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -166,7 +167,20 @@ func (s *Server) renameContainer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) updateContainer(w http.ResponseWriter, r *http.Request) {
-	writeError(w, errdefs.New(errdefs.ErrNotImplemented, "docker update is not supported yet"))
+	var req dcontainer.UpdateConfig
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if !reflect.DeepEqual(req.Resources, dcontainer.Resources{}) {
+		writeError(w, errdefs.New(errdefs.ErrNotImplemented, "changing the resources of a container is not supported yet; only --restart can be updated"))
+		return
+	}
+	if err := s.e.UpdateRestartPolicy(r.PathValue("id"), req.RestartPolicy); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, dcontainer.UpdateResponse{Warnings: []string{}})
 }
 
 func (s *Server) waitContainer(w http.ResponseWriter, r *http.Request) {

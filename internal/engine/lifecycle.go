@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	dcontainer "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/sys/signal"
 
@@ -566,4 +567,27 @@ func (e *Engine) Wait(ctx context.Context, ref string, cond WaitCondition, ready
 		}
 	}
 	return c.State.ExitCode, nil
+}
+
+// UpdateRestartPolicy changes a container's restart policy (docker update --restart).
+func (e *Engine) UpdateRestartPolicy(ref string, p dcontainer.RestartPolicy) error {
+	if p.Name == "" {
+		return nil
+	}
+	c, l, err := e.lockContainer(ref)
+	if err != nil {
+		return err
+	}
+	defer l.mu.Unlock()
+	hc := *c.HostConfig
+	hc.RestartPolicy = p
+	if err := validateHostConfig(&hc); err != nil {
+		return err
+	}
+	if hc.AutoRemove && p.Name != dcontainer.RestartPolicyDisabled {
+		return errdefs.Invalid("Restart policy cannot be updated because AutoRemove is enabled for the container")
+	}
+	c.HostConfig.RestartPolicy = p
+	e.publish(events.ContainerEventType, events.ActionUpdate, c.ID, map[string]string{"name": c.Name})
+	return e.ctrs.Save(c)
 }

@@ -88,3 +88,18 @@ func TestRestartPolicies(t *testing.T) {
 		})
 	})
 }
+
+// TestUpdateRestartPolicy: docker update --restart changes the policy of an existing
+// container, and the new policy is the one applied at its next exit.
+func TestUpdateRestartPolicy(t *testing.T) {
+	e := needEngine(t)
+	name := uniq("upd")
+	e.runDetached(t, name, bbImage, "sh", "-c", "sleep 1; exit 2")
+	e.ok(t, "update", "--restart", "on-failure:2", name)
+	mustEqual(t, "the new policy is recorded", e.inspect(t, "{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}", name), "on-failure:2")
+	eventually(t, 30*time.Second, "it is restarted twice and then stays exited", func() (bool, string) {
+		out := e.inspect(t, "{{.RestartCount}} {{.State.Status}}", name)
+		return out == "2 exited", out
+	})
+	mustContain(t, "resource updates are refused clearly", e.fails(t, "update", "-m", "100m", name).Stderr, "not supported")
+}
