@@ -143,8 +143,18 @@ func (e *Engine) restore(ctx context.Context) {
 	}
 }
 
-// Close releases what the engine holds; running containers keep running.
-func (e *Engine) Close() error { return nil }
+// Close releases what the engine holds; running containers keep running. When none
+// runs, the bridges and Berth's nftables tables go too (they are made again at start),
+// so a stopped engine leaves the host's network as it found it.
+func (e *Engine) Close() error {
+	for _, c := range e.ctrs.List() {
+		if c.Running() || c.State.Status == container.Restarting {
+			return nil
+		}
+	}
+	e.nets.Teardown()
+	return nil
+}
 
 func (e *Engine) publish(typ events.Type, action events.Action, id string, attrs map[string]string) {
 	e.events.publish(typ, action, id, attrs)

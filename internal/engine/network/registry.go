@@ -266,3 +266,16 @@ func (r *Registry) Restore(ports map[string]map[string][]Mapping) error {
 	}
 	return nil
 }
+
+// Teardown removes every network's bridge and rules (not the user networks' definitions,
+// which come back at the next start).
+func (r *Registry) Teardown() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, n := range r.nets {
+		n.RemoveRules()
+		if l, err := netlink.LinkByName(n.cfg.Bridge); err == nil {
+			netlink.LinkDel(l)
+		}
+	}
+}
