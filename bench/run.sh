@@ -5,6 +5,10 @@
 # busybox image. Latency measurements are interleaved (Berth, Docker, Docker, Berth, ...) so that
 # background load on the machine hits both engines alike; every timed command must succeed (a
 # fast failure must never count as a fast run). Medians are taken over all timed runs.
+# Networking: time from `docker run -d -p` to the first HTTP answer through the published port,
+# and HTTP throughput through a published port vs straight to the container's address, measured
+# by bench/netprobe (a small Go client built at the start; its loops are bounded in time and
+# count, and it only talks to 127.0.0.1 and to our containers' addresses on our own bridges).
 #
 # The measurements run in a private network namespace (unshare --net): the engines' bridges,
 # iptables chains, FORWARD policy and ip_forward then never touch the host's, and a dockerd run
@@ -19,13 +23,16 @@
 #   PS_CONTAINERS=50        running containers while timing `docker ps`
 #   SHIM_CONTAINERS=10      running containers while measuring supervisor PSS
 #   NET_RUNS=$RUNS          timed `docker run -d -p` + first HTTP 200, per engine
-#   LOAD_ROUNDS=3 LOAD_SECONDS=3 LOAD_CONNS=4 LOAD_SIZE=1048576
+#   LOAD_ROUNDS=7 LOAD_SECONDS=2 LOAD_CONNS=2 LOAD_SIZE=1048576
 #                           throughput: rounds of LOAD_SECONDS per engine and path, over
 #                           LOAD_CONNS connections, GETs of a LOAD_SIZE-byte file
 #   PORT_BASE=20000         published host ports are PORT_BASE, PORT_BASE+1, ... (one per container)
+#   POLL=after              first HTTP 200: poll from when `docker run -d` has returned (as a
+#                           script would); POLL=during polls from the start, while it runs
 #   ENGINES="berth docker"  ENGINES=docker measures the Docker half only (no build needed)
 #   BUILD=1                 run `make -C <root> build` first (BUILD=0: use bin/berth as it is)
 #   BERTH=<root>/bin/berth  DOCKER=docker (the client)
+#   GO=go                   builds bench/netprobe (else /usr/local/go/bin/go)
 #   STRICT=0                STRICT=1: exit 2 when a ratio misses its target
 #   KEEP=0                  KEEP=1: keep the work directory (engine logs) for a post-mortem
 #   NETNS=1                 NETNS=0: measure in the host's network namespace
@@ -43,11 +50,12 @@ PS_RUNS=${PS_RUNS:-20}
 PS_CONTAINERS=${PS_CONTAINERS:-50}
 SHIM_CONTAINERS=${SHIM_CONTAINERS:-10}
 NET_RUNS=${NET_RUNS:-$RUNS}
-LOAD_ROUNDS=${LOAD_ROUNDS:-3}
-LOAD_SECONDS=${LOAD_SECONDS:-3}
-LOAD_CONNS=${LOAD_CONNS:-4}
+LOAD_ROUNDS=${LOAD_ROUNDS:-7}
+LOAD_SECONDS=${LOAD_SECONDS:-2}
+LOAD_CONNS=${LOAD_CONNS:-2}
 LOAD_SIZE=${LOAD_SIZE:-1048576}
 PORT_BASE=${PORT_BASE:-20000}
+POLL=${POLL:-after}
 NEXT_PORT=$PORT_BASE
 GO=${GO:-go}
 ENGINES=${ENGINES:-berth docker}
@@ -69,6 +77,7 @@ BERTH_BRIDGE=bbench0
 BERTH_CIDR=10.197.0.0/24
 DOCKER_BRIDGE=bbdock0
 DOCKER_ADDR=10.198.0.1/24
+DOCKER_PREFIX=10.198.0.                                # its containers' addresses begin so
 DOCKER_RULES="DOCKER|$DOCKER_BRIDGE|10\\.198\\.0\\." # iptables rules that are our dockerd's
 BERTH_RULES="$BERTH_BRIDGE|10\\.197\\.0\\."          # iptables rules that are our Berth's
 
@@ -196,6 +205,31 @@ snapshot_host() {
   FORWARD_POLICY=$(iptables -S FORWARD | awk '$1 == "-P" {print $3; exit}')
   IP_FORWARD=$(cat /proc/sys/net/ipv4/ip_forward)
   if command -v nft >/dev/null; then nft list tables >"$WORK/nft.before" 2>/dev/null || true; fi
+  links >"$WORK/links.before"
+}
+links() { ip -o link show | awk -F': ' '{sub(/@.*/, "", $2); print $2}' | sort; }
+
+# verify_clean   after the cleanup: says what is still there that was not before (interfaces,
+# iptables rules and chains, our nftables table, processes, mounts under WORK)
+verify_clean() {
+  local left=""
+  if [ -f "$WORK/links.before" ]; then
+    left+=$(comm -13 "$WORK/links.before" <(links) | sed 's/^/interface /')$'\n'
+  fi
+  if [ -f "$WORK/ipt.nat.before" ]; then
+    left+=$(comm -13 <(sort "$WORK/ipt.filter.before") <(iptables -t filter -S | sort) | sed 's/^/iptables filter: /')$'\n'
+    left+=$(comm -13 <(sort "$WORK/ipt.nat.before") <(iptables -t nat -S | sort) | sed 's/^/iptables nat: /')$'\n'
+  fi
+  if [ -f "$WORK/nft.before" ]; then
+    left+=$(comm -13 <(sort "$WORK/nft.before") <(nft list tables 2>/dev/null | sort) | grep -F -- "$BERTH_BRIDGE" | sed 's/^/nftables: /')$'\n'
+  fi
+  left+=$(leftover_pids | sort -u | sed 's/^/process /')$'\n'
+  left+=$(awk -v w="$WORK/" 'index($2, w) == 1 {print "mount " $2}' /proc/mounts)
+  left=$(grep . <<<"$left" || true)
+  if [ -n "$left" ]; then
+    log "warning: the cleanup left behind:"
+    printf '%s\n' "$left" | head -n 20 | sed 's/^/    /' >&2
+  fi
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -326,8 +360,9 @@ stop_engine() {
 }
 
 # leftover_pids   processes that are ours beyond doubt: the supervisors found by bench_shim_pss,
-# whatever has its command line under WORK (supervisors, helpers), and the containers, whose
-# root mount (first line of mountinfo: an overlay or a bind mount) is under WORK.
+# whatever has its command line under WORK (supervisors, helpers), our dockerd's docker-proxy
+# processes (by the container address they forward to), and the containers, whose root mount
+# (first line of mountinfo: an overlay or a bind mount) is under WORK.
 # Builtins only: this runs over every process, repeatedly.
 leftover_pids() {
   local d p e line
@@ -342,7 +377,8 @@ leftover_pids() {
     p=${d#/proc/}
     [ "$p" = $$ ] && continue
     { read -r line <"$d/mountinfo" && mapfile -d '' args <"$d/cmdline"; } 2>/dev/null || continue
-    if [[ $line == *"$WORK/"* ]] || [[ " ${args[*]} " == *"$WORK/"* ]]; then echo "$p"; fi
+    if [[ $line == *"$WORK/"* ]] || [[ " ${args[*]} " == *"$WORK/"* ]] ||
+      [[ ${args[0]:-} == *docker-proxy && " ${args[*]} " == *" -container-ip $DOCKER_PREFIX"* ]]; then echo "$p"; fi
   done
 }
 
@@ -441,6 +477,7 @@ cleanup() {
   for m in $(awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r); do
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
   done
+  verify_clean
   if [ "$KEEP" = 1 ]; then
     log "work directory kept: $WORK"
   else
@@ -668,14 +705,23 @@ next_port() {
 
 # time_first200 ENGINE   `docker run -d -p PORT:80 bb httpd` on a fresh port. LAST_US = µs from
 # just before the client starts to the first 200 (with the page's text) from
-# http://127.0.0.1:PORT/; netprobe starts the client and, from the same instant, polls with a
-# new attempt every 2 ms. LAST_AUX = µs until `docker run -d` returned. Both must succeed
-# (30 s at most). The container is removed after, outside the timed part.
+# http://127.0.0.1:PORT/. netprobe runs the client and polls, with a new attempt every 2 ms,
+# from when the client has returned (POLL=after, like `docker run -d ... && until curl ...`)
+# or from the start (POLL=during). LAST_AUX = µs until `docker run -d` returned. Both must
+# succeed (30 s at most). The container is removed after, outside the timed part.
+#
+# Why not poll from the start by default: what a client sees while `docker run` is still at
+# work depends on when it knocks. Docker's docker-proxy listens before the container has its
+# address, and a connection then makes the kernel resolve the container's address too early:
+# that resolution fails, is retried after 1 s, and every connection up to then waits for it,
+# so Docker would measure ~1.1 s because we polled. (Berth: see bench/README.md.)
 time_first200() {
-  local e=$1 out first cmd id
+  local e=$1 out first cmd id during=
+  [ "$POLL" = during ] && during=-during
   next_port
   set_deadline
-  if ! out=$("$WORK/netprobe" first200 -url "http://127.0.0.1:$PORT/" -want "hello from busybox" -timeout 30s -- \
+  # shellcheck disable=SC2086 # $during: no word or one
+  if ! out=$("$WORK/netprobe" first200 $during -url "http://127.0.0.1:$PORT/" -want "hello from busybox" -timeout 30s -- \
     "$DOCKER" -H "unix://${SOCK[$e]}" run -d -p "$PORT:80" "$IMAGE" httpd -f -p 80 -h /www 2>"$WORK/last.err"); then
     timed_failed "$e" "docker run -d -p $PORT:80 $IMAGE httpd + GET http://127.0.0.1:$PORT/"
   fi
@@ -687,7 +733,7 @@ time_first200() {
 bench_first200() {
   local e
   note_others
-  log "timing: docker run -d -p PORT:80 $IMAGE httpd until the first HTTP 200 on 127.0.0.1:PORT ($WARMUP warm-ups + $NET_RUNS runs per engine, interleaved)"
+  log "timing: docker run -d -p PORT:80 $IMAGE httpd until the first HTTP 200 on 127.0.0.1:PORT, polling $POLL it ($WARMUP warm-ups + $NET_RUNS runs per engine, interleaved)"
   interleaved first200 "$WARMUP" "$NET_RUNS" time_first200
   for e in $ENGINES; do
     record first200 "$e" "$WORK/samples/first200.$e" 1000 '%.1f ms'
@@ -696,39 +742,49 @@ bench_first200() {
   done
 }
 
-# start_server ENGINE   one httpd with a published port, serving /www/big (LOAD_SIZE random
-# bytes, written by dd inside the container); sets URL[ENGINE.published] and URL[ENGINE.direct]
+# start_server ENGINE PATH   one httpd with a published port, serving /www/big (LOAD_SIZE random
+# bytes, written by `docker exec`); sets URL[ENGINE.PATH] to its published port on
+# 127.0.0.1 (PATH published) or to its own address (PATH direct)
 declare -A URL=() SERVER=()
 start_server() {
-  local e=$1 id ip
+  local e=$1 path=$2 id ip
   next_port
   id=$(dk "$e" run -d -p "$PORT:80" "$IMAGE" httpd -f -p 80 -h /www) || die "$e: docker run -d -p $PORT:80 httpd failed"
-  SERVER[$e]=$id
-  dk "$e" exec "$id" dd if=/dev/urandom of=/www/big bs=1024 count=$((LOAD_SIZE / 1024)) 2>"$WORK/last.err" ||
-    timed_failed "$e" "docker exec $id dd"
+  SERVER[$e.$path]=$id
+  dk "$e" exec "$id" sh -c "head -c $LOAD_SIZE /dev/urandom >/www/big" 2>"$WORK/last.err" ||
+    timed_failed "$e" "docker exec $id sh -c 'head -c $LOAD_SIZE /dev/urandom >/www/big'"
   ip=$(dk "$e" inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$id") ||
     die "$e: docker inspect $id failed"
   # The load goes to the container's address only through the bridge we made for this engine.
   [[ $(ip route get "$ip" 2>&1) == *" dev ${BRIDGE[$e]} "* ]] ||
     die "$e: container address '$ip' is not routed through ${BRIDGE[$e]}: $(ip route get "$ip" 2>&1)"
-  URL[$e.published]=http://127.0.0.1:$PORT/big
-  URL[$e.direct]=http://$ip:80/big
+  case $path in
+    published) URL[$e.$path]=http://127.0.0.1:$PORT/big ;;
+    direct) URL[$e.$path]=http://$ip:80/big ;;
+  esac
   # Wait for httpd (the file is there already).
-  "$WORK/netprobe" first200 -url "${URL[$e.direct]}" -timeout 30s -- true >/dev/null ||
-    die "$e: httpd in $id does not answer on ${URL[$e.direct]}"
+  "$WORK/netprobe" first200 -url "http://$ip:80/" -timeout 30s -- true >/dev/null ||
+    die "$e: httpd in $id does not answer on http://$ip:80/"
 }
 
 # Throughput of 1 MiB GETs, through the published port (127.0.0.1:PORT) and straight to the
-# container (IP:80), per engine. A round fetches for LOAD_SECONDS from each engine and path in
-# turn, alternating the order of engines and paths; a first round of 1 s is a warm-up. Every
-# answer must be a 200 of LOAD_SIZE bytes. The published/direct ratio is taken per round (the
-# two fetches of a round are seconds apart) and its median is reported.
+# container (IP:80), per engine. Each path gets its own container (both started alike, with
+# -p): busybox httpd closes every connection, and when one Berth container got both the
+# masqueraded connections of the published path and direct ones (both from the bridge's
+# address, sharing its port space), some SYNs waited 1 s for their retransmission; with one
+# container per path, none did. A round fetches for LOAD_SECONDS from each
+# engine and path in turn, alternating the order of engines and paths; a first round of 1 s is
+# a warm-up. Every answer must be a 200 of LOAD_SIZE bytes. The published/direct ratio is
+# taken per round (the two fetches of a round are seconds apart); its median is reported.
 bench_throughput() {
-  local e r path out secs mbps
+  local e r path out secs mbps max slow
   local -a engines paths
   note_others
   log "throughput: GET of $LOAD_SIZE bytes over $LOAD_CONNS connections, $LOAD_ROUNDS rounds of ${LOAD_SECONDS}s per engine and path (127.0.0.1:published, container IP:80)"
-  for e in $ENGINES; do start_server "$e"; done
+  for e in $ENGINES; do
+    start_server "$e" published
+    start_server "$e" direct
+  done
   for ((r = 0; r <= LOAD_ROUNDS; r++)); do
     read -ra engines <<<"$ENGINES"
     paths=(published direct)
@@ -741,19 +797,29 @@ bench_throughput() {
         out=$("$WORK/netprobe" load -url "${URL[$e.$path]}" -size "$LOAD_SIZE" -conns "$LOAD_CONNS" \
           -duration "${secs}s" -max-requests 200000 2>"$WORK/last.err") ||
           timed_failed "$e" "GET ${URL[$e.$path]} ($path)"
-        read -r _ _ _ mbps <<<"$out"
-        if ((r > 0)); then echo "$mbps" >>"$WORK/samples/tput_$path.$e"; fi
+        read -r _ _ _ mbps max slow <<<"$out"
+        if ((r > 0)); then
+          echo "$mbps" >>"$WORK/samples/tput_$path.$e"
+          echo "$max" >>"$WORK/samples/tput_${path}_max.$e"
+          echo "$slow" >>"$WORK/samples/tput_${path}_slow.$e"
+        fi
       done
     done
   done
   for e in $ENGINES; do
-    record tput_published "$e" "$WORK/samples/tput_published.$e" 1 '%.0f MiB/s'
-    record tput_direct "$e" "$WORK/samples/tput_direct.$e" 1 '%.0f MiB/s'
+    for path in published direct; do
+      record "tput_$path" "$e" "$WORK/samples/tput_$path.$e" 1 '%.0f MiB/s'
+      # Requests that took over 200 ms (a lost SYN costs 1 s) and the slowest one.
+      DETAIL[tput_$path.$e]+=$(printf '; slowest request %.0f ms, %d over 200 ms' \
+        "$(sort -n "$WORK/samples/tput_${path}_max.$e" | tail -n1)" \
+        "$(awk '{n += $1} END {print n}' "$WORK/samples/tput_${path}_slow.$e")")
+    done
     paste "$WORK/samples/tput_published.$e" "$WORK/samples/tput_direct.$e" |
       awk '{printf "%.4f\n", $1 / $2}' >"$WORK/samples/tput_ratio.$e"
     record tput_ratio "$e" "$WORK/samples/tput_ratio.$e" 1 '%.3f'
     DETAIL[tput_ratio.$e]+="; per round: $(paste -sd' ' "$WORK/samples/tput_ratio.$e")"
-    dk "$e" rm -f "${SERVER[$e]}" >/dev/null || die "$e: docker rm -f ${SERVER[$e]} failed"
+    dk "$e" rm -f "${SERVER[$e.published]}" "${SERVER[$e.direct]}" >/dev/null ||
+      die "$e: docker rm -f of the servers failed"
   done
 }
 
@@ -795,6 +861,7 @@ report() {
     fi
     echo "network: $([ "$STAGE" = netns ] && echo "private namespace (unshare --net)" || echo "host namespace")"
     echo "runs: $WARMUP warm-ups + $RUNS timed per engine (docker run), $NET_RUNS (docker run -d -p), $PS_RUNS (docker ps); medians; engines interleaved"
+    echo "first HTTP 200: timed from just before docker run -d; polled every 2 ms $POLL it (POLL=$POLL)"
     echo "throughput: $LOAD_ROUNDS rounds of ${LOAD_SECONDS}s per engine and path after a 1 s warm-up, $LOAD_CONNS connections; medians"
     echo "ratio = berth / docker (lower is better for time and memory); verdict: ok when ratio <= target;"
     echo "  a target '>=' is on Berth's own value (published / direct throughput: higher is better)"

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/berth-project/berth/internal/engine/errdefs"
 )
 
@@ -125,8 +127,11 @@ func overlaps(a, b string) bool {
 	return all(a) || all(b) || a == b
 }
 
-// reserve binds the host port so nothing else can take it, and returns the port bound
-// (the kernel's choice when asked for 0).
+// reserve binds the host port so that nothing else can take it, and returns the port
+// bound (the kernel's choice when asked for 0). A TCP port is bound but not listened on:
+// the kernel forwards the traffic, and a connection that arrives before the DNAT rule is
+// refused at once rather than accepted by a socket nobody answers on. No SO_REUSEADDR,
+// so no other socket can bind the port either.
 func reserve(p Mapping) (io.Closer, uint16, error) {
 	if p.Proto == "udp" {
 		c, err := net.ListenPacket("udp4", p.hostAddr())
@@ -135,11 +140,24 @@ func reserve(p Mapping) (io.Closer, uint16, error) {
 		}
 		return c, uint16(c.LocalAddr().(*net.UDPAddr).Port), nil
 	}
-	l, err := net.Listen("tcp4", p.hostAddr())
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, 0, err
 	}
-	return l, uint16(l.Addr().(*net.TCPAddr).Port), nil
+	sa := &unix.SockaddrInet4{Port: int(p.HostPort)}
+	if ip := net.ParseIP(p.HostIP).To4(); ip != nil {
+		copy(sa.Addr[:], ip)
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return nil, 0, err
+	}
+	got, err := unix.Getsockname(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, 0, err
+	}
+	return os.NewFile(uintptr(fd), "reserved-port"), uint16(got.(*unix.SockaddrInet4).Port), nil
 }
 
 // enableLocalnet lets packets from 127.0.0.1 that were DNAT'ed to a container leave
