@@ -2,6 +2,7 @@ package dockerapi
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	dsystem "github.com/moby/moby/api/types/system"
@@ -52,7 +53,7 @@ func (s *Server) listVolumes(w http.ResponseWriter, r *http.Request) {
 	}
 	out := dvolume.ListResponse{Volumes: []dvolume.Volume{}, Warnings: []string{}}
 	for _, v := range vs {
-		if names := f["name"]; len(names) > 0 && !anyMatch(names, func(n string) bool { return containsStr(v.Name, n) }) {
+		if names := f["name"]; len(names) > 0 && !anyMatch(names, func(n string) bool { return strings.Contains(v.Name, n) }) {
 			continue
 		}
 		if d := f["dangling"]; len(d) > 0 {
@@ -67,19 +68,6 @@ func (s *Server) listVolumes(w http.ResponseWriter, r *http.Request) {
 		out.Volumes = append(out.Volumes, volumeView(v, false, 0))
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-func containsStr(s, sub string) bool {
-	return len(sub) == 0 || (len(s) >= len(sub) && (s == sub || indexOf(s, sub) >= 0))
-}
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }
 
 func (s *Server) createVolume(w http.ResponseWriter, r *http.Request) {

@@ -184,5 +184,5 @@ func (e *Engine) Info() Info {
 	return in
 }
 
-// Images, Snapshots and Volumes expose the stores to other engine-side services.
+// Images exposes the image store to the API layer's read-only views.
 func (e *Engine) Images() *image.Store { return e.images }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -22,7 +23,7 @@ import (
 
 // live is the engine's in-memory companion of a container record.
 type live struct {
-	mu        chanMutex // serialises lifecycle changes of one container
+	mu        sync.Mutex // serialises lifecycle changes of one container
 	exitCh    chan struct{}
 	removedCh chan struct{}
 	pending   []chan *net.UnixConn // attaches waiting for the next start
@@ -30,12 +31,6 @@ type live struct {
 	backoff   container.Backoff
 	removed   bool
 }
-
-// chanMutex is a mutex that can be given up on with a context.
-type chanMutex chan struct{}
-
-func (m chanMutex) Lock()   { m <- struct{}{} }
-func (m chanMutex) Unlock() { <-m }
 
 // freshExit makes sure exitCh stands for the next exit: a channel closed by an earlier
 // exit is replaced. Callers hold l.mu.
@@ -52,7 +47,7 @@ func (e *Engine) liveOf(id string) *live {
 	defer e.mu.Unlock()
 	l, ok := e.live[id]
 	if !ok {
-		l = &live{mu: make(chanMutex, 1), exitCh: make(chan struct{}), removedCh: make(chan struct{})}
+		l = &live{exitCh: make(chan struct{}), removedCh: make(chan struct{})}
 		e.live[id] = l
 	}
 	return l

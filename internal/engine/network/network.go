@@ -250,29 +250,6 @@ func (m *Manager) link(id, nsPath, ifname string, want net.IP, defaultRoute bool
 	}, nil
 }
 
-// NewIsolated creates a namespace with only loopback (--network none).
-func (m *Manager) NewIsolated(id string) (string, error) {
-	nsPath := m.NetNSPath(id)
-	removeNetNS(nsPath)
-	if err := newNetNS(nsPath); err != nil {
-		return "", err
-	}
-	nsh, err := netns.GetFromPath(nsPath)
-	if err != nil {
-		return "", err
-	}
-	defer nsh.Close()
-	h, err := netlink.NewHandleAt(nsh)
-	if err != nil {
-		return "", err
-	}
-	defer h.Close()
-	if lo, err := h.LinkByName("lo"); err == nil {
-		h.LinkSetUp(lo)
-	}
-	return nsPath, nil
-}
-
 // Detach removes a container's veth, namespace and address. It is safe to call twice.
 // The veth is deleted here rather than left to die with the namespace: a lingering port
 // would keep the container's MAC (derived from its IP) in the bridge's forwarding table,
@@ -281,9 +258,6 @@ func (m *Manager) Detach(id string) error {
 	m.Leave(id)
 	return removeNetNS(m.NetNSPath(id))
 }
-
-// Close leaves the bridge and rules in place for running containers.
-func (m *Manager) Close() error { return nil }
 
 // Counters returns the bytes a container received and sent on the bridge. They are
 // read on the host's end of its veth, where the directions are swapped.

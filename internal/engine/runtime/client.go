@@ -256,8 +256,8 @@ func (s Shim) Stats(ctx context.Context) (*Stats, error) {
 	return rep.Stats, err
 }
 
-// ReadFrames copies a shim stream to out/errOut until FrameExit, and returns the exit.
-// With a nil errOut, stderr frames go to out as well.
+// ReadFrames hands each output frame of a shim stream to onFrame until FrameExit, and
+// returns the exit it carries.
 func ReadFrames(r io.Reader, onFrame func(stream byte, p []byte) error) (Exit, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var buf []byte

@@ -47,9 +47,6 @@ func (s *Store) layerDir(chain digest.Digest) string {
 	return filepath.Join(s.root, "layers", chain.Encoded())
 }
 
-// LayerDir is where the unpacked layer with this chain id lives.
-func (s *Store) LayerDir(chain digest.Digest) string { return s.layerDir(chain) }
-
 // Has reports whether a layer is unpacked.
 func (s *Store) Has(chain digest.Digest) bool {
 	_, err := os.Stat(s.layerDir(chain))
