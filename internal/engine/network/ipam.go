@@ -58,6 +58,31 @@ func (a *ipam) allocate(owner string, want net.IP) (net.IP, error) {
 	return nil, errdefs.New(errdefs.ErrUnavailable, "no available IPv4 addresses on this network's address pools: "+a.subnet.String())
 }
 
+// quarantine takes owner's addresses away from it without making them free yet, and
+// returns them for lift.
+func (a *ipam) quarantine(owner string) []string {
+	var held []string
+	for ip, o := range a.used {
+		if o == owner {
+			a.used[ip] = quarantined
+			held = append(held, ip)
+		}
+	}
+	return held
+}
+
+// lift frees addresses put in quarantine.
+func (a *ipam) lift(ips []string) {
+	for _, ip := range ips {
+		if a.used[ip] == quarantined {
+			delete(a.used, ip)
+		}
+	}
+}
+
+// quarantined marks an address whose old port may still be on the bridge.
+const quarantined = "-quarantined-"
+
 func (a *ipam) release(owner string) {
 	for ip, o := range a.used {
 		if o == owner {
