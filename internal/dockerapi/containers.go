@@ -367,18 +367,10 @@ func (s *Server) pruneContainers(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	rep := dcontainer.PruneReport{ContainersDeleted: []string{}}
-	for _, c := range s.e.List() {
-		if c.Running() || c.State.Status == container.Restarting || !matchLabels(c.Config.Labels, f["label"]) {
-			continue
-		}
-		size := s.e.RootfsSize(c)
-		if s.e.Remove(r.Context(), c.ID, engine.RemoveOptions{}) == nil {
-			rep.ContainersDeleted = append(rep.ContainersDeleted, c.ID)
-			rep.SpaceReclaimed += uint64(size)
-		}
-	}
-	writeJSON(w, http.StatusOK, rep)
+	deleted, space := s.e.PruneContainers(r.Context(), func(c *container.Container) bool {
+		return matchLabels(c.Config.Labels, f["label"])
+	})
+	writeJSON(w, http.StatusOK, dcontainer.PruneReport{ContainersDeleted: deleted, SpaceReclaimed: space})
 }
 
 func (s *Server) commit(w http.ResponseWriter, r *http.Request) {
@@ -415,9 +407,6 @@ func statusString(c *container.Container) string {
 	case container.Restarting:
 		return fmt.Sprintf("Restarting (%d) %s ago", c.State.ExitCode, units.HumanDuration(now.Sub(c.State.FinishedAt)))
 	case container.Exited:
-		if !c.StartedBefore {
-			return "Created"
-		}
 		return fmt.Sprintf("Exited (%d) %s ago", c.State.ExitCode, units.HumanDuration(now.Sub(c.State.FinishedAt)))
 	case container.Created:
 		return "Created"
@@ -536,9 +525,6 @@ func (s *Server) summary(c *container.Container) dcontainer.Summary {
 	if sum.Labels == nil {
 		sum.Labels = map[string]string{}
 	}
-	if c.State.Status == container.Exited && !c.StartedBefore {
-		sum.State = "created"
-	}
 	sum.HostConfig.NetworkMode = string(c.HostConfig.NetworkMode)
 	return sum
 }
@@ -558,9 +544,6 @@ func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) {
 	}
 	st := c.State
 	status := st.Status
-	if status == container.Exited && !c.StartedBefore {
-		status = container.Created
-	}
 	resp := dcontainer.InspectResponse{
 		ID: c.ID, Created: fmtTime(c.Created), Path: c.Path, Args: c.Args,
 		State: &dcontainer.State{
@@ -679,7 +662,7 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) {
 		if !matchLabels(c.Config.Labels, f["label"]) {
 			continue
 		}
-		if ex := f["exited"]; len(ex) > 0 && (c.State.Status != container.Exited || !c.StartedBefore || !contains(ex, strconv.Itoa(c.State.ExitCode))) {
+		if ex := f["exited"]; len(ex) > 0 && (c.State.Status != container.Exited || !contains(ex, strconv.Itoa(c.State.ExitCode))) {
 			continue
 		}
 		if vols := f["volume"]; len(vols) > 0 && !anyMatch(vols, func(v string) bool {

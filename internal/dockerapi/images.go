@@ -3,6 +3,7 @@ package dockerapi
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -45,7 +46,7 @@ func (s *Server) imageByName(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodGet && action == "history":
 		s.imageHistory(w, r, name)
 	case r.Method == http.MethodGet && action == "get":
-		r.URL.RawQuery = "names=" + name
+		r.URL.RawQuery = url.Values{"names": {name}}.Encode()
 		s.saveImages(w, r)
 	case r.Method == http.MethodPost && action == "push":
 		writeError(w, errdefs.New(errdefs.ErrNotImplemented, "push is not supported yet"))

@@ -157,12 +157,7 @@ func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) removeNetwork(w http.ResponseWriter, r *http.Request) {
-	ref := r.PathValue("id")
-	if n, err := s.findNetwork(ref); err == nil && (n.Name == "host" || n.Name == "none" || n.Name == "bridge") {
-		writeError(w, errdefs.New(errdefs.ErrForbidden, fmt.Sprintf("%s is a pre-defined network and cannot be removed", n.Name)))
-		return
-	}
-	if err := s.e.NetworkRemove(ref); err != nil {
+	if err := s.e.NetworkRemove(r.PathValue("id")); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -175,15 +170,7 @@ func (s *Server) pruneNetworks(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	deleted := []string{}
-	for _, n := range s.e.Networks() {
-		if !n.User || !matchLabels(n.Labels, f["label"]) {
-			continue
-		}
-		if s.e.NetworkRemove(n.Name) == nil {
-			deleted = append(deleted, n.Name)
-		}
-	}
+	deleted := s.e.PruneNetworks(func(n *enet.Net) bool { return matchLabels(n.Labels, f["label"]) })
 	writeJSON(w, http.StatusOK, network.PruneReport{NetworksDeleted: deleted})
 }
 

@@ -82,7 +82,7 @@ func TestMalformedBodyIs400(t *testing.T) {
 
 func TestStatusStrings(t *testing.T) {
 	now := time.Now()
-	c := &container.Container{StartedBefore: true}
+	c := &container.Container{}
 	c.State = container.State{Status: container.Exited, ExitCode: 3, FinishedAt: now.Add(-3 * time.Second)}
 	if s := statusString(c); s != "Exited (3) 3 seconds ago" {
 		t.Errorf("exited: %q", s)

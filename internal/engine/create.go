@@ -139,7 +139,7 @@ func validateHostConfig(hc *dcontainer.HostConfig) error {
 	switch p.Name {
 	case "", dcontainer.RestartPolicyDisabled, dcontainer.RestartPolicyAlways, dcontainer.RestartPolicyUnlessStopped:
 		if p.MaximumRetryCount != 0 {
-			return errdefs.Invalid(fmt.Sprintf("invalid restart policy: maximum retry count can only be used with 'on-failure'"))
+			return errdefs.Invalid("invalid restart policy: maximum retry count can only be used with 'on-failure'")
 		}
 	case dcontainer.RestartPolicyOnFailure:
 		if p.MaximumRetryCount < 0 {

@@ -101,12 +101,19 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 // engine was away (applying their restart policies).
 func (e *Engine) restore(ctx context.Context) {
 	ports := map[string]map[string][]network.Mapping{}
+	var alive, ended []*container.Container
 	for _, c := range e.ctrs.List() {
-		if !c.Running() || c.Endpoint == nil || !e.shim(c).Alive() {
-			continue
+		switch {
+		case !c.Running() && c.State.Status != container.Restarting:
+		case e.shim(c).Alive():
+			alive = append(alive, c)
+		default:
+			ended = append(ended, c)
 		}
+	}
+	for _, c := range alive {
 		n := e.netOf(c)
-		if n == nil {
+		if c.Endpoint == nil || n == nil {
 			continue
 		}
 		if len(c.Ports) > 0 {
@@ -122,24 +129,19 @@ func (e *Engine) restore(ctx context.Context) {
 	if err := e.nets.Restore(ports); err != nil {
 		e.log.Error("restore published ports", "err", err)
 	}
-	for _, c := range e.ctrs.List() {
-		l := e.liveOf(c.ID)
-		switch {
-		case c.Running() || c.State.Status == container.Restarting:
-			sh := e.shim(c)
-			if sh.Alive() {
-				e.log.Info("re-attached", "container", c.ID[:12], "name", c.Name)
-				go e.monitor(c, l)
-				continue
-			}
-			ex, err := sh.ReadExit()
-			if err != nil {
-				ex = runtime.Exit{Code: 255, FinishedAt: time.Now().UTC(), Error: "container ended while the engine was down"}
-			}
-			l.mu.Lock()
-			e.handleExit(c, l, ex)
-			l.mu.Unlock()
+	for _, c := range alive {
+		e.log.Info("re-attached", "container", c.ID[:12], "name", c.Name)
+		go e.monitor(c, e.liveOf(c.ID))
+	}
+	for _, c := range ended {
+		ex, err := e.shim(c).ReadExit()
+		if err != nil {
+			ex = runtime.Exit{Code: 255, FinishedAt: time.Now().UTC(), Error: "container ended while the engine was down"}
 		}
+		l := e.liveOf(c.ID)
+		l.mu.Lock()
+		e.handleExit(c, l, ex)
+		l.mu.Unlock()
 	}
 }
 

@@ -162,7 +162,6 @@ func (e *Engine) startLocked(ctx context.Context, c *container.Container, l *liv
 	}
 	l.freshExit()
 	c.State = container.State{Status: container.Running, Pid: pid, StartedAt: time.Now().UTC()}
-	c.StartedBefore = true
 	if err := e.ctrs.Save(c); err != nil {
 		e.log.Error("save container", "container", c.ID[:12], "err", err)
 	}
@@ -494,11 +493,11 @@ func (e *Engine) Rename(ctx context.Context, ref, name string) error {
 	if err := container.ValidateName(name); err != nil {
 		return err
 	}
-	name = name[len(name)-len(trimSlash(name)):]
-	if trimSlash(name) == c.Name {
+	name = trimSlash(name)
+	if name == c.Name {
 		return errdefs.Invalid("Renaming a container with the same name as its current name")
 	}
-	if err := e.ctrs.Rename(c, trimSlash(name)); err != nil {
+	if err := e.ctrs.Rename(c, name); err != nil {
 		return err
 	}
 	e.publish(events.ContainerEventType, events.ActionRename, c.ID, map[string]string{"name": c.Name})
@@ -585,4 +584,22 @@ func (e *Engine) UpdateRestartPolicy(ref string, p dcontainer.RestartPolicy) err
 	c.HostConfig.RestartPolicy = p
 	e.publish(events.ContainerEventType, events.ActionUpdate, c.ID, map[string]string{"name": c.Name})
 	return e.ctrs.Save(c)
+}
+
+// PruneContainers removes every stopped container (that match) and reports the ids
+// removed and the bytes their writable layers held.
+func (e *Engine) PruneContainers(ctx context.Context, match func(*container.Container) bool) ([]string, uint64) {
+	deleted := []string{}
+	var space uint64
+	for _, c := range e.ctrs.List() {
+		if c.Running() || c.State.Status == container.Restarting || (match != nil && !match(c)) {
+			continue
+		}
+		size := e.RootfsSize(c)
+		if e.Remove(ctx, c.ID, RemoveOptions{}) == nil {
+			deleted = append(deleted, c.ID)
+			space += uint64(size)
+		}
+	}
+	return deleted, space
 }

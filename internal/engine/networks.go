@@ -27,6 +27,11 @@ func (e *Engine) onUserNetwork(c *container.Container) bool {
 	return n != nil && n.User
 }
 
+// endpointOf records where a network attachment put the container.
+func endpointOf(ep *network.Endpoint) *container.Endpoint {
+	return &container.Endpoint{NetNS: ep.NetNS, IP: ep.IP, PrefixLen: ep.PrefixLen, Gateway: ep.Gateway, MAC: ep.MAC}
+}
+
 // sharedNetNS finds the namespace of the container whose network c joins
 // (--network container:NAME); that container must be running.
 func (e *Engine) sharedNetNS(c *container.Container) (string, *container.Container, error) {
@@ -171,6 +176,10 @@ func (e *Engine) NetworkContainers(n *network.Net) []*container.Container {
 
 // NetworkRemove deletes a user network that has no running container on it.
 func (e *Engine) NetworkRemove(ref string) error {
+	switch ref {
+	case "host", "none", "bridge":
+		return errdefs.New(errdefs.ErrForbidden, fmt.Sprintf("%s is a pre-defined network and cannot be removed", ref))
+	}
 	n, err := e.Network(ref)
 	if err != nil {
 		return err
@@ -196,7 +205,7 @@ func (e *Engine) joinExtra(c *container.Container) error {
 		if err != nil {
 			return fmt.Errorf("network %s: %w", a.Network, err)
 		}
-		a.Endpoint = &container.Endpoint{NetNS: ep.NetNS, IP: ep.IP, PrefixLen: ep.PrefixLen, Gateway: ep.Gateway, MAC: ep.MAC}
+		a.Endpoint = endpointOf(ep)
 	}
 	return nil
 }
@@ -232,7 +241,7 @@ func (e *Engine) Connect(netRef, ref string, aliases []string, ip string) error 
 		if err != nil {
 			return err
 		}
-		a.Endpoint = &container.Endpoint{NetNS: ep.NetNS, IP: ep.IP, PrefixLen: ep.PrefixLen, Gateway: ep.Gateway, MAC: ep.MAC}
+		a.Endpoint = endpointOf(ep)
 	}
 	c.Extra = append(c.Extra, a)
 	e.publish(events.NetworkEventType, events.ActionConnect, n.ID, map[string]string{"name": n.Name, "container": c.ID})
@@ -299,4 +308,15 @@ func (e *Engine) dnsServersOf(id string) []string {
 		out = append(out, a.String())
 	}
 	return out
+}
+
+// PruneNetworks removes the user networks no running container uses (and that match).
+func (e *Engine) PruneNetworks(match func(*network.Net) bool) []string {
+	deleted := []string{}
+	for _, n := range e.nets.List() {
+		if n.User && (match == nil || match(n)) && e.NetworkRemove(n.Name) == nil {
+			deleted = append(deleted, n.Name)
+		}
+	}
+	return deleted
 }

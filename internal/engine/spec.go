@@ -98,7 +98,7 @@ func (e *Engine) buildSpec(c *container.Container, rootfs string) (runtime.Spec,
 			return s, fmt.Errorf("network: %w", err)
 		}
 		s.NetNS = ep.NetNS
-		c.Endpoint = &container.Endpoint{NetNS: ep.NetNS, IP: ep.IP, PrefixLen: ep.PrefixLen, Gateway: ep.Gateway, MAC: ep.MAC}
+		c.Endpoint = endpointOf(ep)
 		want, err := wantedPorts(cfg, hc, ep.IP)
 		if err != nil {
 			return s, err

@@ -24,7 +24,7 @@ type Streams struct {
 	Stdin  io.Reader
 	Out    io.Writer
 	Framed bool
-	// CloseStdin is called when the client's input has been fully passed on.
+	// Stdout and Stderr say which output streams the client wants.
 	Stdout, Stderr bool
 }
 

@@ -106,7 +106,6 @@ type Container struct {
 	// ManuallyStopped is set by stop/kill from the user: always and unless-stopped do
 	// not bring such a container back, and unless-stopped stays down across restarts.
 	ManuallyStopped bool `json:"manuallyStopped"`
-	StartedBefore   bool `json:"startedBefore"`
 
 	dir string
 }

@@ -36,7 +36,8 @@ type StartOptions struct {
 	StdinOnce bool
 }
 
-// Create writes the bundle and starts a shim for it. The container is created but
+// Create writes the bundle and runs berth-runtime create, which makes the container and
+// becomes its shim. The container is created but
 // its process has not begun: attach first if you need all of its output, then Start.
 // It returns the pid of the container's init.
 func (r *Runtime) Create(ctx context.Context, o StartOptions) (int, error) {
