@@ -85,6 +85,7 @@ func (s *Server) routes() {
 	s.volumeRoutes()
 	s.execRoutes()
 	s.networkRoutes()
+	s.buildRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.NotFound(fmt.Sprintf("page not found: %s %s", r.Method, r.URL.Path)))
 	})

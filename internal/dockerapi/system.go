@@ -21,10 +21,6 @@ func (s *Server) systemRoutes() {
 	s.mux.HandleFunc("GET /info", s.getInfo)
 	s.mux.HandleFunc("GET /events", s.getEvents)
 	s.mux.HandleFunc("GET /system/df", s.systemDF)
-	// The build cache arrives with the builder; until then there is nothing to prune.
-	s.mux.HandleFunc("POST /build/prune", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"CachesDeleted": []string{}, "SpaceReclaimed": 0})
-	})
 }
 
 func (s *Server) ping(w http.ResponseWriter, r *http.Request) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/moby/moby/api/types/events"
 
+	"github.com/berth-project/berth/internal/engine/build"
 	"github.com/berth-project/berth/internal/engine/container"
 	"github.com/berth-project/berth/internal/engine/image"
 	"github.com/berth-project/berth/internal/engine/network"
@@ -46,6 +47,7 @@ type Engine struct {
 	dnsMu    sync.Mutex
 	dns      map[string]*network.DNSServer // container id -> its embedded DNS server
 	rt       *runtime.Runtime
+	builder  *build.Builder
 	events   *eventBus
 	started  time.Time
 
@@ -92,6 +94,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.resolver = network.NewResolver(e.lookupFor, "/etc/resolv.conf")
 	e.resolver.Servers = e.dnsServersOf
 	e.dns = map[string]*network.DNSServer{}
+	if e.builder, err = build.New(buildBackend{e}, filepath.Join(cfg.DataDir, "build")); err != nil {
+		return nil, fmt.Errorf("builder: %w", err)
+	}
 	e.rt = &runtime.Runtime{Path: cfg.RuntimePath, Root: filepath.Join(cfg.RunDir, "runc")}
 	e.restore(ctx)
 	return e, nil

@@ -337,8 +337,35 @@ func (e *Engine) RemoveImage(ctx context.Context, name string, force, noprune bo
 		out = append(out, ImageDeleted{Untagged: image.Familiar(r)})
 		e.publish(events.ImageEventType, events.ActionUnTag, img.ID.String(), map[string]string{"name": r})
 	}
-	out = append(out, e.deleteImage(img)...)
-	return out, nil
+	if noprune {
+		return append(out, e.deleteImage(img)...), nil
+	}
+	return append(out, e.deleteWithParents(img)...), nil
+}
+
+// removable reports whether img could go without anyone noticing: no tag, no child
+// image, no container.
+func (e *Engine) removable(img *image.Image) bool {
+	if len(e.images.RefsOf(img.ID)) > 0 || len(e.images.Children(img.ID)) > 0 {
+		return false
+	}
+	r, s := e.containersUsing(img.ID)
+	return r == nil && s == nil
+}
+
+// deleteWithParents deletes img, then its parent images (a build's intermediate
+// steps) for as long as they are removable, as Docker prunes parents on delete.
+func (e *Engine) deleteWithParents(img *image.Image) []ImageDeleted {
+	out := e.deleteImage(img)
+	for parent := img.Parent; parent != "" && len(out) > 0; {
+		p, err := e.images.Get(parent.String())
+		if err != nil || !e.removable(p) {
+			break
+		}
+		out = append(out, e.deleteImage(p)...)
+		parent = p.Parent
+	}
+	return out
 }
 
 func firstOf(a, b *container.Container) *container.Container {
@@ -390,7 +417,7 @@ func (e *Engine) PruneImages(ctx context.Context, all bool, match func(*image.Im
 		for _, r := range refs {
 			out = append(out, ImageDeleted{Untagged: image.Familiar(r)})
 		}
-		del := e.deleteImage(img)
+		del := e.deleteWithParents(img)
 		if len(del) > 0 {
 			space += uint64(size)
 		}

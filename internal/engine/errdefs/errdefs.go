@@ -31,3 +31,4 @@ func New(kind error, msg string) error { return &Error{Kind: kind, Msg: msg} }
 func NotFound(msg string) error { return New(ErrNotFound, msg) }
 func Conflict(msg string) error { return New(ErrConflict, msg) }
 func Invalid(msg string) error  { return New(ErrInvalid, msg) }
+func Unavailable(msg string) error { return New(ErrUnavailable, msg) }
