@@ -53,6 +53,7 @@ bench: deps build
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzApply -fuzztime 30s ./internal/engine/snapshot
 	$(GO) test -run '^$$' -fuzz FuzzParseReference -fuzztime 30s ./internal/engine/image
+	$(GO) test -run '^$$' -fuzz FuzzDockerfile -fuzztime 30s ./internal/engine/build
 
 clean:
 	rm -rf $(BIN)

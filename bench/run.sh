@@ -30,6 +30,9 @@
 #   POLL=after              first HTTP 200: poll from when `docker run -d` has returned (as a
 #                           script would); POLL=during polls from the start, while it runs
 #   ENGINES="berth docker"  ENGINES=docker measures the Docker half only (no build needed)
+#   SUITES="engine build"   which parts to measure: engine (run, network, memory, ps), build
+#   BUILD_RUNS=$RUNS        timed builds per engine (--no-cache and cached)
+#   BIG_RUNS=5 BIG_MB=200   cached rebuilds with a BIG_MB MiB context (COPY . /ctx)
 #   BUILD=1                 run `make -C <root> build` first (BUILD=0: use bin/berth as it is)
 #   BERTH=<root>/bin/berth  DOCKER=docker (the client)
 #   GO=go                   builds bench/netprobe (else /usr/local/go/bin/go)
@@ -69,6 +72,11 @@ STAGE=${BENCH_STAGE:-host} # host: prepare, then re-run in a new network namespa
 OUT=${OUT:-$ROOT/bench/results/latest.txt}
 CMD_TIMEOUT=${CMD_TIMEOUT:-120}
 IMAGE=bb:1.0
+SUITES=${SUITES:-engine build}
+BUILD_RUNS=${BUILD_RUNS:-$RUNS}
+BIG_RUNS=${BIG_RUNS:-5}
+BIG_MB=${BIG_MB:-200}
+export DOCKER_BUILDKIT=0 # the client has no buildx: both engines get the classic POST /build
 
 # Names and ranges that collide neither with docker0 nor with the walkthroughs (bwalk0,
 # 10.199.0.0/24). Docker gets a bridge we create ourselves (dockerd --bridge) instead of
@@ -103,6 +111,7 @@ show_log() {
   tail -n 30 "${LOG[$1]}" | sed 's/^/    /' >&2
 }
 uses() { [[ " $ENGINES " == *" $1 "* ]]; }
+suite() { [[ " $SUITES " == *" $1 "* ]]; }
 # dk ENGINE ARGS...   the client against ENGINE; the watchdog kills it after CMD_TIMEOUT s
 dk() {
   local e=$1
@@ -824,10 +833,39 @@ bench_throughput() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# docker build: the issue's three-step Dockerfile from the busybox image, built with --no-cache
+# and then fully cached; and a cached rebuild of a context of BIG_MB MiB of random data that the
+# Dockerfile copies whole (COPY . /ctx), so both engines must take in and check every byte.
+
+bench_build() {
+  local small=$WORK/build-small big=$WORK/build-big e i
+  mkdir -p "$small" "$big"
+  printf 'hello\n' >"$small/file.txt"
+  printf 'FROM %s\nRUN echo built > /built\nCOPY file.txt /file.txt\nCMD ["cat", "/built"]\n' "$IMAGE" >"$small/Dockerfile"
+  for ((i = 0; i < BIG_MB / 4; i++)); do head -c 4194304 /dev/urandom >"$big/blob$i"; done
+  printf 'FROM %s\nCOPY . /ctx\nCMD ["ls", "/ctx"]\n' "$IMAGE" >"$big/Dockerfile"
+  note_others
+  log "timing: docker build --no-cache ($WARMUP warm-ups + $BUILD_RUNS runs per engine, interleaved)"
+  interleaved build_nocache "$WARMUP" "$BUILD_RUNS" timed build --no-cache -t bbuild:1 "$small"
+  log "timing: docker build, cached"
+  interleaved build_cached "$WARMUP" "$BUILD_RUNS" timed build -t bbuild:1 "$small"
+  log "timing: docker build, $BIG_MB MiB context, cached (1 warm-up builds it + $BIG_RUNS runs)"
+  interleaved build_big 1 "$BIG_RUNS" timed build -t bbig:1 "$big"
+  for e in $ENGINES; do
+    [ "$(dk "$e" run --rm bbuild:1)" = built ] || die "$e: the built image does not run as built"
+    record build_nocache "$e" "$WORK/samples/build_nocache.$e" 1000 '%.1f ms'
+    record build_cached "$e" "$WORK/samples/build_cached.$e" 1000 '%.1f ms'
+    record build_big "$e" "$WORK/samples/build_big.$e" 1000 '%.1f ms'
+  done
+}
+
+# ---------------------------------------------------------------------------------------------
 # Report
 
 SIZE=$(awk -v s="$LOAD_SIZE" 'BEGIN {if (s % 1048576 == 0) printf "%d MiB", s / 1048576; else printf "%d KiB", s / 1024}')
-METRICS=(run run_none first200 ps idle_rss shim_pss tput_published tput_direct tput_ratio)
+METRICS=()
+suite engine && METRICS+=(run run_none first200 ps idle_rss shim_pss tput_published tput_direct tput_ratio)
+suite build && METRICS+=(build_nocache build_cached build_big)
 declare -A LABEL=(
   [run]="docker run --rm bb true"
   [run_none]="docker run --rm --network none bb true"
@@ -838,14 +876,18 @@ declare -A LABEL=(
   [tput_published]="GET $SIZE via 127.0.0.1:published port"
   [tput_direct]="GET $SIZE straight to container IP:80"
   [tput_ratio]="throughput published / direct"
+  [build_nocache]="docker build --no-cache (RUN, COPY, CMD)"
+  [build_cached]="docker build, every step cached"
+  [build_big]="docker build, $BIG_MB MiB context, cached"
 )
 declare -A UNIT=([run]=ms [run_none]=ms [first200]=ms [ps]=ms [idle_rss]=MiB [shim_pss]=MiB
-  [tput_published]=MiB/s [tput_direct]=MiB/s [tput_ratio]="")
+  [tput_published]=MiB/s [tput_direct]=MiB/s [tput_ratio]="" [build_nocache]=ms [build_cached]=ms [build_big]=ms)
 declare -A FMT=([shim_pss]=%.2f [tput_published]=%.0f [tput_direct]=%.0f [tput_ratio]=%.3f) # default %.1f
 # TARGET: "<=X" is on the ratio berth / docker; ">=X" on Berth's own value (higher is better).
 # No target: the row is for reference.
 declare -A TARGET=([run]="<=0.20" [run_none]="<=0.15" [first200]="<=0.30" [ps]="<=0.80"
-  [idle_rss]="<=0.40" [shim_pss]="<=0.50" [tput_ratio]=">=0.90")
+  [idle_rss]="<=0.40" [shim_pss]="<=0.50" [tput_ratio]=">=0.90"
+  [build_nocache]="<=0.45" [build_cached]="<=0.60" [build_big]="<=0.50")
 MISSED=0
 
 report() {
@@ -951,13 +993,16 @@ main() {
   for e in $ENGINES; do import_image "$e"; done
 
   bench_client_floor
-  bench_latency run run --rm "$IMAGE" true
-  bench_latency run_none run --rm --network none "$IMAGE" true
-  bench_first200
-  bench_idle_rss
-  bench_throughput
-  bench_shim_pss
-  bench_ps
+  if suite engine; then
+    bench_latency run run --rm "$IMAGE" true
+    bench_latency run_none run --rm --network none "$IMAGE" true
+    bench_first200
+    bench_idle_rss
+    bench_throughput
+    bench_shim_pss
+    bench_ps
+  fi
+  if suite build; then bench_build; fi
   report
   if [ "$STRICT" = 1 ] && [ "$MISSED" = 1 ]; then
     log "a target was missed"

@@ -166,14 +166,27 @@ func (b *Builder) Build(ctx context.Context, id string, body io.Reader, o Option
 	if err != nil {
 		return "", err
 	}
+	// Quiet builds keep their output, to show it only if the build fails; the
+	// image id is then all they print, as Docker's classic builder does.
+	loud := out
+	var quiet *tailBuffer
 	if o.Quiet {
-		out = io.Discard
+		quiet = &tailBuffer{max: 1 << 20}
+		out = quiet
 	}
 	r := &run{b: b, ctx: ctx, o: o, bc: bc, plan: plan, out: out, used: map[string]bool{}}
 	img, err := r.build()
 	if err != nil {
+		if quiet != nil {
+			loud.Write(quiet.Bytes())
+		}
 		return "", err
 	}
+	defer func() {
+		if quiet != nil {
+			fmt.Fprintln(loud, img)
+		}
+	}()
 	var unused []string
 	for k := range o.BuildArgs {
 		if !r.used[k] && !builtinArgs[k] {
@@ -229,6 +242,13 @@ type plan struct {
 
 // parse reads the Dockerfile with buildkit's parser and picks the stages to build.
 func parse(df []byte, o Options) (*plan, error) {
+	name := o.Dockerfile
+	if name == "" {
+		name = "Dockerfile"
+	}
+	if len(strings.TrimSpace(string(df))) == 0 {
+		return nil, errdefs.Invalid(fmt.Sprintf("the Dockerfile (%s) cannot be empty", name))
+	}
 	res, err := parser.Parse(strings.NewReader(string(df)))
 	if err != nil {
 		return nil, errdefs.Invalid("dockerfile parse error: " + err.Error())
@@ -238,7 +258,7 @@ func parse(df []byte, o Options) (*plan, error) {
 		return nil, errdefs.Invalid(err.Error())
 	}
 	if len(stages) == 0 {
-		return nil, errdefs.Invalid("the Dockerfile (Dockerfile) cannot be empty")
+		return nil, errdefs.Invalid(fmt.Sprintf("the Dockerfile (%s) cannot be empty", name))
 	}
 	p := &plan{stages: stages, metaArgs: metaArgs, escape: rune(res.EscapeToken), target: len(stages) - 1}
 	if o.Target != "" {
@@ -347,3 +367,19 @@ func errStep(instr string, err error) error {
 	name, _, _ := strings.Cut(instr, " ")
 	return fmt.Errorf("%s failed: %w", strings.ToUpper(name), err)
 }
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	max int
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = append([]byte{}, t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) Bytes() []byte { return t.buf }
