@@ -146,7 +146,7 @@ func (b *Builder) Build(ctx context.Context, id string, body io.Reader, o Option
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { go os.RemoveAll(dir) }() // the client need not wait for the cleanup
 	bc, bare, err := unpackContext(dir, body)
 	if err != nil {
 		return "", err
