@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	dcontainer "github.com/moby/moby/api/types/container"
@@ -79,6 +80,23 @@ func (b buildBackend) Tag(id digest.Digest, ref string) error {
 	}
 	b.e.publish(events.ImageEventType, events.ActionTag, id.String(), map[string]string{"name": ref})
 	return nil
+}
+
+func (b buildBackend) Hold(id digest.Digest) func() {
+	e := b.e
+	e.imageMu.Lock()
+	e.held[id]++
+	e.imageMu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			e.imageMu.Lock()
+			if e.held[id]--; e.held[id] <= 0 {
+				delete(e.held, id)
+			}
+			e.imageMu.Unlock()
+		})
+	}
 }
 
 // Run runs a RUN step as a container of the engine and commits its changes.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/events"
+	digest "github.com/opencontainers/go-digest"
 
 	"github.com/berth-project/berth/internal/engine/build"
 	"github.com/berth-project/berth/internal/engine/container"
@@ -53,6 +54,7 @@ type Engine struct {
 
 	// imageMu serialises image deletes against creates that pin an image.
 	imageMu sync.Mutex
+	held    map[digest.Digest]int // images running builds stand on; guarded by imageMu
 
 	mu    sync.Mutex
 	live  map[string]*live // per container: locks and waiters
@@ -73,7 +75,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 			return nil, err
 		}
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, events: newEventBus(), live: map[string]*live{}, execs: map[string]*Exec{}, started: time.Now()}
+	e := &Engine{cfg: cfg, log: cfg.Logger, events: newEventBus(), live: map[string]*live{}, held: map[digest.Digest]int{}, execs: map[string]*Exec{}, started: time.Now()}
 	var err error
 	if e.images, err = image.Open(filepath.Join(cfg.DataDir, "image")); err != nil {
 		return nil, fmt.Errorf("image store: %w", err)

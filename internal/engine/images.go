@@ -291,6 +291,9 @@ func (e *Engine) RemoveImage(ctx context.Context, name string, force, noprune bo
 		}
 	}
 	running, stopped := e.containersUsing(img.ID)
+	if e.held[img.ID] > 0 && !(byRef && len(refs) > 1) {
+		return nil, errdefs.Conflict(fmt.Sprintf("conflict: unable to delete %s (cannot be forced) - image is being used by a running build", short))
+	}
 	if byRef {
 		ref, _ := image.ParseReference(name)
 		if len(refs) > 1 {
@@ -346,7 +349,7 @@ func (e *Engine) RemoveImage(ctx context.Context, name string, force, noprune bo
 // removable reports whether img could go without anyone noticing: no tag, no child
 // image, no container.
 func (e *Engine) removable(img *image.Image) bool {
-	if len(e.images.RefsOf(img.ID)) > 0 || len(e.images.Children(img.ID)) > 0 {
+	if e.held[img.ID] > 0 || len(e.images.RefsOf(img.ID)) > 0 || len(e.images.Children(img.ID)) > 0 {
 		return false
 	}
 	r, s := e.containersUsing(img.ID)
@@ -410,7 +413,7 @@ func (e *Engine) PruneImages(ctx context.Context, all bool, match func(*image.Im
 		if r, s := e.containersUsing(img.ID); r != nil || s != nil {
 			continue
 		}
-		if len(e.images.Children(img.ID)) > 0 {
+		if len(e.images.Children(img.ID)) > 0 || e.held[img.ID] > 0 {
 			continue
 		}
 		size := e.images.Size(img)

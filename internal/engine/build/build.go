@@ -56,6 +56,9 @@ type Backend interface {
 	View(ctx context.Context, img *image.Image, fn func(root string) error) error
 	// Tag points ref at the image id.
 	Tag(id digest.Digest, ref string) error
+	// Hold keeps the image from being deleted (by a prune running meanwhile) until
+	// release is called.
+	Hold(id digest.Digest) (release func())
 }
 
 // RunRequest is the container a RUN step needs.
@@ -137,6 +140,9 @@ func (b *Builder) Build(ctx context.Context, id string, body io.Reader, o Option
 	if o.Remote != "" {
 		return "", errdefs.Invalid(fmt.Sprintf("unable to prepare context: remote contexts (%s) are not supported; send the context as a tar", o.Remote))
 	}
+	if err := checkPlatform('\\', o.Platform, newVars()); err != nil {
+		return "", err
+	}
 	for _, t := range o.Tags {
 		if _, err := image.ParseReference(t); err != nil {
 			return "", errdefs.Invalid(fmt.Sprintf("invalid tag %q: %v", t, err))
@@ -175,6 +181,11 @@ func (b *Builder) Build(ctx context.Context, id string, body io.Reader, o Option
 		out = quiet
 	}
 	r := &run{b: b, ctx: ctx, o: o, bc: bc, plan: plan, out: out, used: map[string]bool{}}
+	defer func() {
+		for _, release := range r.releases {
+			release()
+		}
+	}()
 	img, err := r.build()
 	if err != nil {
 		if quiet != nil {

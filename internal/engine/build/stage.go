@@ -32,6 +32,8 @@ type run struct {
 	step    int
 	results map[int]*image.Image // stage index -> its final image
 	cur     int                  // the stage being built
+	// releases undo the holds on the images this build stands on, when it ends.
+	releases []func()
 }
 
 // stage is the state of the stage being built: the image the next step starts from
@@ -64,6 +66,13 @@ func (s *stage) env() *vars {
 	}
 	v.addEnv(s.cfg.Config.Env)
 	return v
+}
+
+// moveTo moves the stage onto img, which stays held (no prune deletes it) until the
+// build ends.
+func (r *run) moveTo(s *stage, img *image.Image) {
+	r.releases = append(r.releases, r.b.be.Hold(img.ID))
+	s.set(img)
 }
 
 func cloneConfig(c dockerspec.DockerOCIImage) dockerspec.DockerOCIImage {
@@ -119,7 +128,7 @@ func (r *run) buildStage(i int) (*image.Image, error) {
 	switch j, isStage := stageIndex(r.plan.stages, base, i); {
 	case isStage:
 		if r.results[j] != nil {
-			s.set(r.results[j])
+			r.moveTo(s, r.results[j])
 		} else {
 			s.cfg = scratchConfig()
 		}
@@ -130,7 +139,7 @@ func (r *run) buildStage(i int) (*image.Image, error) {
 		if err != nil {
 			return nil, errdefs.NotFound(fmt.Sprintf("failed to resolve base image %s: no such image in the engine (pull it, load it or build it first)", base))
 		}
-		s.set(img)
+		r.moveTo(s, img)
 	}
 	if s.img != nil {
 		fmt.Fprintf(r.out, " ---> %s\n", image.ShortID(s.img.ID))
@@ -240,7 +249,7 @@ func (r *run) probe(s *stage, key string) bool {
 	if err != nil {
 		return false
 	}
-	s.set(img)
+	r.moveTo(s, img)
 	fmt.Fprintf(r.out, " ---> Using cache\n ---> %s\n", image.ShortID(img.ID))
 	return true
 }
@@ -255,6 +264,7 @@ func (r *run) ensureImage(s *stage) error {
 	if err != nil {
 		return err
 	}
+	r.releases = append(r.releases, r.b.be.Hold(img.ID))
 	s.img = img
 	return nil
 }
@@ -277,7 +287,7 @@ func (r *run) commit(s *stage, key, createdBy string, layer digest.Digest) error
 		return err
 	}
 	r.b.cache.Put(key, img.ID)
-	s.set(img)
+	r.moveTo(s, img)
 	fmt.Fprintf(r.out, " ---> %s\n", image.ShortID(img.ID))
 	return nil
 }
