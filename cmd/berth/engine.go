@@ -37,6 +37,7 @@ func engineCmd() *cobra.Command {
 	f.StringVar(&cfg.BridgeCIDR, "bridge-cidr", "10.88.0.0/16", "subnet of the default bridge")
 	f.StringVar(&cfg.RuntimePath, "runtime", "", "path of berth-runtime (default: next to berth, then $PATH); berth-shim sits next to it")
 	f.StringVar(&cfg.CgroupParent, "cgroup-parent", "berth", "cgroup under which containers are placed")
+	f.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", nil, "registry (HOST:PORT or CIDR) to reach without verified TLS, or over plain HTTP; 127.0.0.0/8 always is (repeatable)")
 	return cmd
 }
 

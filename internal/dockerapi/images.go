@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/distribution/reference"
 	dimage "github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/storage"
 
@@ -49,7 +48,7 @@ func (s *Server) imageByName(w http.ResponseWriter, r *http.Request) {
 		r.URL.RawQuery = url.Values{"names": {name}}.Encode()
 		s.saveImages(w, r)
 	case r.Method == http.MethodPost && action == "push":
-		writeError(w, errdefs.New(errdefs.ErrNotImplemented, "push is not supported yet"))
+		s.pushImage(w, r, name)
 	default:
 		writeError(w, errdefs.NotFound(fmt.Sprintf("page not found: %s %s", r.Method, r.URL.Path)))
 	}
@@ -58,20 +57,7 @@ func (s *Server) imageByName(w http.ResponseWriter, r *http.Request) {
 func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if from := q.Get("fromImage"); from != "" {
-		ref := from
-		if t := q.Get("tag"); t != "" {
-			if strings.HasPrefix(t, "sha256:") {
-				ref += "@" + t
-			} else {
-				ref += ":" + t
-			}
-		}
-		named, err := reference.ParseNormalizedNamed(ref)
-		if err != nil {
-			writeError(w, errdefs.Invalid("invalid reference format"))
-			return
-		}
-		writeError(w, errdefs.NotFound(fmt.Sprintf("pull access denied for %s, repository does not exist or may require 'docker login': no registry is reachable from this engine", reference.FamiliarName(named))))
+		s.pullImage(w, r, from)
 		return
 	}
 	if q.Get("fromSrc") != "-" {
@@ -115,6 +101,9 @@ func (s *Server) imageSummary(img *image.Image, containers map[string]int64) dim
 	}
 	for _, r := range s.e.Images().RefsOf(img.ID) {
 		sum.RepoTags = append(sum.RepoTags, image.Familiar(r))
+	}
+	for _, r := range s.e.Images().RepoDigestsOf(img.ID) {
+		sum.RepoDigests = append(sum.RepoDigests, image.Familiar(r))
 	}
 	if sum.Labels == nil {
 		sum.Labels = map[string]string{}
@@ -211,6 +200,9 @@ func (s *Server) inspectImage(w http.ResponseWriter, r *http.Request, name strin
 	}
 	for _, l := range c.RootFS.DiffIDs {
 		resp.RootFS.Layers = append(resp.RootFS.Layers, l.String())
+	}
+	for _, r := range s.e.Images().RepoDigestsOf(img.ID) {
+		resp.RepoDigests = append(resp.RepoDigests, image.Familiar(r))
 	}
 	for _, ref := range s.e.Images().RefsOf(img.ID) {
 		resp.RepoTags = append(resp.RepoTags, image.Familiar(ref))

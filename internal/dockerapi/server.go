@@ -86,6 +86,7 @@ func (s *Server) routes() {
 	s.execRoutes()
 	s.networkRoutes()
 	s.buildRoutes()
+	s.registryRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.NotFound(fmt.Sprintf("page not found: %s %s", r.Method, r.URL.Path)))
 	})
@@ -108,6 +109,8 @@ func statusOf(err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, errdefs.ErrNotImplemented):
 		return http.StatusNotImplemented
+	case errors.Is(err, errdefs.ErrUnauthorized):
+		return http.StatusUnauthorized
 	}
 	return http.StatusInternalServerError
 }

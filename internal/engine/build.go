@@ -44,13 +44,13 @@ func (e *Engine) PruneBuildCache(ctx context.Context, all bool) ([]string, uint6
 		if err != nil || !e.removable(img) {
 			continue
 		}
-		size := e.images.Size(img)
-		for _, d := range e.deleteWithParents(img) {
+		del, freed := e.deleteWithParents(img)
+		for _, d := range del {
 			if d.Deleted != "" {
 				deleted = append(deleted, d.Deleted)
 			}
 		}
-		space += uint64(size)
+		space += uint64(freed)
 	}
 	e.imageMu.Unlock()
 	cache.Prune(func(id digest.Digest) bool {

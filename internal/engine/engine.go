@@ -32,25 +32,28 @@ type Config struct {
 	BridgeCIDR   string
 	RuntimePath  string // berth-runtime; berth-shim must sit next to it
 	CgroupParent string // containers' cgroups go under /CgroupParent/ID
-	Logger       *slog.Logger
+	// InsecureRegistries may be reached without verified TLS (host:port or CIDR).
+	InsecureRegistries []string
+	Logger             *slog.Logger
 }
 
 // Engine runs containers.
 type Engine struct {
-	cfg      Config
-	log      *slog.Logger
-	images   *image.Store
-	snaps    *snapshot.Store
-	ctrs     *container.Store
-	vols     *volume.Store
-	nets     *network.Registry
-	resolver *network.Resolver
-	dnsMu    sync.Mutex
-	dns      map[string]*network.DNSServer // container id -> its embedded DNS server
-	rt       *runtime.Runtime
-	builder  *build.Builder
-	events   *eventBus
-	started  time.Time
+	cfg        Config
+	log        *slog.Logger
+	images     *image.Store
+	snaps      *snapshot.Store
+	ctrs       *container.Store
+	vols       *volume.Store
+	nets       *network.Registry
+	resolver   *network.Resolver
+	dnsMu      sync.Mutex
+	dns        map[string]*network.DNSServer // container id -> its embedded DNS server
+	rt         *runtime.Runtime
+	builder    *build.Builder
+	registries *image.Registries
+	events     *eventBus
+	started    time.Time
 
 	// imageMu serialises image deletes against creates that pin an image.
 	imageMu sync.Mutex
@@ -96,6 +99,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.resolver = network.NewResolver(e.lookupFor, "/etc/resolv.conf")
 	e.resolver.Servers = e.dnsServersOf
 	e.dns = map[string]*network.DNSServer{}
+	e.registries = &image.Registries{CertsDir: filepath.Join(cfg.DataDir, "certs.d"), Insecure: cfg.InsecureRegistries}
 	if e.builder, err = build.New(buildBackend{e}, filepath.Join(cfg.DataDir, "build")); err != nil {
 		return nil, fmt.Errorf("builder: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	goruntime "runtime"
 	"sort"
 	"strings"
@@ -341,9 +342,11 @@ func (e *Engine) RemoveImage(ctx context.Context, name string, force, noprune bo
 		e.publish(events.ImageEventType, events.ActionUnTag, img.ID.String(), map[string]string{"name": r})
 	}
 	if noprune {
-		return append(out, e.deleteImage(img)...), nil
+		del, _ := e.deleteImage(img)
+		return append(out, del...), nil
 	}
-	return append(out, e.deleteWithParents(img)...), nil
+	del, _ := e.deleteWithParents(img)
+	return append(out, del...), nil
 }
 
 // removable reports whether img could go without anyone noticing: no tag, no child
@@ -357,32 +360,39 @@ func (e *Engine) removable(img *image.Image) bool {
 }
 
 // deleteWithParents deletes img, then its parent images (a build's intermediate
-// steps) for as long as they are removable, as Docker prunes parents on delete.
-func (e *Engine) deleteWithParents(img *image.Image) []ImageDeleted {
-	out := e.deleteImage(img)
+// steps) for as long as they are removable, as Docker prunes parents on delete. It
+// returns what went and the bytes freed.
+func (e *Engine) deleteWithParents(img *image.Image) ([]ImageDeleted, int64) {
+	out, freed := e.deleteImage(img)
 	for parent := img.Parent; parent != "" && len(out) > 0; {
 		p, err := e.images.Get(parent.String())
 		if err != nil || !e.removable(p) {
 			break
 		}
-		out = append(out, e.deleteImage(p)...)
+		del, n := e.deleteImage(p)
+		out, freed = append(out, del...), freed+n
 		parent = p.Parent
 	}
-	return out
+	return out, freed
 }
 
-func firstOf(a, b *container.Container) *container.Container {
-	if a != nil {
-		return a
+// deleteImage removes an image record and the layers only it used, and returns the
+// bytes that freed. Callers hold imageMu.
+func (e *Engine) deleteImage(img *image.Image) ([]ImageDeleted, int64) {
+	sizes := map[digest.Digest]int64{}
+	for _, l := range img.Config.RootFS.DiffIDs {
+		if fi, err := os.Stat(e.images.BlobPath(l)); err == nil {
+			sizes[l] = fi.Size()
+		}
 	}
-	return b
-}
-
-// deleteImage removes an image record and the layers only it used. Callers hold imageMu.
-func (e *Engine) deleteImage(img *image.Image) []ImageDeleted {
 	chains := snapshot.ChainIDs(img.Config.RootFS.DiffIDs)
-	if _, err := e.images.Delete(img.ID); err != nil {
-		return nil
+	removed, err := e.images.Delete(img.ID)
+	if err != nil {
+		return nil, 0
+	}
+	var freed int64
+	for _, l := range removed {
+		freed += sizes[l]
 	}
 	used := map[digest.Digest]bool{}
 	for _, other := range e.images.List() {
@@ -396,7 +406,7 @@ func (e *Engine) deleteImage(img *image.Image) []ImageDeleted {
 		}
 	}
 	e.publish(events.ImageEventType, events.ActionDelete, img.ID.String(), nil)
-	return []ImageDeleted{{Deleted: img.ID.String()}}
+	return []ImageDeleted{{Deleted: img.ID.String()}}, freed
 }
 
 // PruneImages removes dangling images (all unused ones with all) that no container uses.
@@ -416,14 +426,11 @@ func (e *Engine) PruneImages(ctx context.Context, all bool, match func(*image.Im
 		if len(e.images.Children(img.ID)) > 0 || e.held[img.ID] > 0 {
 			continue
 		}
-		size := e.images.Size(img)
 		for _, r := range refs {
 			out = append(out, ImageDeleted{Untagged: image.Familiar(r)})
 		}
-		del := e.deleteWithParents(img)
-		if len(del) > 0 {
-			space += uint64(size)
-		}
+		del, freed := e.deleteWithParents(img)
+		space += uint64(freed)
 		out = append(out, del...)
 	}
 	return out, space
@@ -464,10 +471,30 @@ func (e *Engine) History(name string) ([]HistoryItem, error) {
 	if len(out) == 0 {
 		out = append(out, HistoryItem{})
 	}
-	out[0].ID = img.ID.String()
-	for _, r := range e.images.RefsOf(img.ID) {
-		out[0].Tags = append(out[0].Tags, image.Familiar(r))
+	// Each step of a local build is an image whose parent is the step before: walk
+	// the parents to name the steps, as Docker does; the rest stay <missing>.
+	cur := img
+	for i := range out {
+		out[i].ID = cur.ID.String()
+		for _, r := range e.images.RefsOf(cur.ID) {
+			out[i].Tags = append(out[i].Tags, image.Familiar(r))
+		}
+		sort.Strings(out[i].Tags)
+		if cur.Parent == "" {
+			break
+		}
+		next, err := e.images.Get(cur.Parent.String())
+		if err != nil {
+			break
+		}
+		cur = next
 	}
-	sort.Strings(out[0].Tags)
 	return out, nil
+}
+
+func firstOf(a, b *container.Container) *container.Container {
+	if a != nil {
+		return a
+	}
+	return b
 }

@@ -17,8 +17,10 @@ import (
 
 // The docker CLI without buildx; DOCKER_BUILDKIT=0 makes it use the classic POST /build
 // (and keeps it from asking for BuildKit's session endpoints). Where Berth deliberately goes
-// beyond the classic builder (heredocs, skipping the stages the target does not need), the
-// tests assert BuildKit's behaviour, and Docker's classic builder fails them.
+// beyond Docker's classic builder (heredocs, --chmod, --chown=USER without a group, skipping
+// the stages the target does not need, removing a failed RUN's container without --force-rm,
+// builder prune deleting the step images only the cache holds), the tests assert Berth's
+// documented behaviour (BuildKit's, where it has one), and Docker's classic builder fails them.
 
 // needBuilder is needEngine for build tests: every docker command of the test runs with
 // DOCKER_BUILDKIT=0 (tests that set it do not run in parallel with others).
@@ -86,14 +88,16 @@ func (e *engine) imageID(t *testing.T, ref string) string {
 
 var stepRE = regexp.MustCompile(`(?m)^Step \d+/\d+ : `)
 
-// cachePattern summarises a classic build's output, one letter a step: F for the FROM, C
-// for a step that printed "Using cache", N for one that did not.
+// cachePattern summarises a classic build's output, one letter a step: F for a FROM, C
+// for a step that printed "Using cache", N for one that did not. ARGs before the first FROM
+// (steps for Docker, not for Berth) are left out.
 func cachePattern(out string) string {
 	var b strings.Builder
-	for i, s := range stepRE.Split(out, -1)[1:] {
+	for _, s := range stepRE.Split(out, -1)[1:] {
 		switch {
-		case i == 0:
+		case strings.HasPrefix(s, "FROM "):
 			b.WriteByte('F')
+		case b.Len() == 0: // an ARG before the first FROM
 		case strings.Contains(s, "Using cache"):
 			b.WriteByte('C')
 		default:
@@ -214,6 +218,14 @@ RUN echo "$META|$GREETING|$WHO|$HTTP_PROXY|$MSG" > /args.txt
 	hist := e.ok(t, "history", "--no-trunc", tag)
 	mustContain(t, "the RUN's history line has the ARGs", hist, "WHO=world")
 	mustNotContain(t, "the proxy arg is not in the history", hist, "proxy.invalid")
+
+	out = e.buildOK(t, dir, tag, "--build-arg", "WHO=world", "--build-arg", "HTTP_PROXY=http://other.invalid:1")
+	mustEqual(t, "another proxy value keeps the cache", cachePattern(out), "FCCCCC")
+	out = e.buildOK(t, dir, tag, "--build-arg", "WHO=moon")
+	if p := cachePattern(out); !strings.HasSuffix(p, "N") {
+		t.Fatalf("a changed build arg must rebuild the RUN that uses it: %s\n%s", p, out)
+	}
+	mustEqual(t, "the new build arg is used", e.ok(t, "run", "--rm", tag, "cat", "/args.txt"), "from-meta|hello|moon||hello moon")
 }
 
 // TestBuildConfigInstructions: LABEL and --label, EXPOSE with ranges and protocols, WORKDIR
@@ -408,36 +420,32 @@ func TestBuildDockerignore(t *testing.T) {
 
 // TestBuildDockerfileFlag: -f names a Dockerfile inside or outside the context, or - for
 // stdin; `docker build -` takes a bare Dockerfile and no context; a lowercase dockerfile is
-// found. The Dockerfile the CLI adds to the context does not end up in COPY . .
+// found. The Dockerfile the CLI adds to the context (and the .dockerignore it writes to keep
+// it out) do not end up in COPY . .
 func TestBuildDockerfileFlag(t *testing.T) {
 	e := needBuilder(t)
-	df := "FROM bb:1.0\nCOPY . /ctx/\n"
 	dir := writeContext(t, map[string]string{"a.txt": "a", "build/Other.Dockerfile": "FROM bb:1.0\nCOPY a.txt /other\n"})
-	files := func(tag string) string {
-		t.Helper()
-		return e.ok(t, "run", "--rm", tag, "sh", "-c", "cd /ctx && find . -type f | sort")
-	}
-
 	tag := uniq("b") + ":1"
 	e.buildOK(t, dir, tag, "-f", filepath.Join(dir, "build", "Other.Dockerfile"))
 	mustEqual(t, "-f inside the context", e.ok(t, "run", "--rm", tag, "cat", "/other"), "a")
 
+	df := "FROM bb:1.0\nCOPY . /ctx/\n"
 	outside := filepath.Join(t.TempDir(), "Dockerfile.outside")
 	if err := os.WriteFile(outside, []byte(df), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	small := writeContext(t, map[string]string{"a.txt": "a"})
-	tag = uniq("b") + ":1"
-	e.buildOK(t, small, tag, "-f", outside)
-	mustEqual(t, "-f outside the context: COPY . sees the context only", files(tag), "./a.txt")
+	outTag := uniq("b") + ":1"
+	e.buildOK(t, small, outTag, "-f", outside)
+	mustEqual(t, "-f outside the context", e.ok(t, "run", "--rm", outTag, "cat", "/ctx/a.txt"), "a")
 
-	tag = uniq("b") + ":1"
-	e.rmiOnCleanup(t, tag)
-	r := e.dockerIn(t, strings.NewReader(df), "build", "-t", tag, "-f", "-", small)
+	stdinTag := uniq("b") + ":1"
+	e.rmiOnCleanup(t, stdinTag)
+	r := e.dockerIn(t, strings.NewReader(df), "build", "-t", stdinTag, "-f", "-", small)
 	if r.Code != 0 {
 		t.Fatalf("-f - with a context: %s", r)
 	}
-	mustEqual(t, "-f -: COPY . sees the context only", files(tag), "./a.txt")
+	mustEqual(t, "-f - with a context", e.ok(t, "run", "--rm", stdinTag, "cat", "/ctx/a.txt"), "a")
 
 	tag = uniq("b") + ":1"
 	e.rmiOnCleanup(t, tag)
@@ -451,6 +459,11 @@ func TestBuildDockerfileFlag(t *testing.T) {
 	tag = uniq("b") + ":1"
 	e.buildOK(t, lower, tag)
 	mustEqual(t, "a lowercase dockerfile", e.ok(t, "image", "inspect", "-f", "{{.Config.Labels.name}}", tag), "lower")
+
+	for _, tag := range []string{outTag, stdinTag} {
+		got := e.ok(t, "run", "--rm", tag, "sh", "-c", "cd /ctx && find . -type f | sort")
+		mustEqual(t, "COPY . sees the context only ("+tag+")", got, "./a.txt")
+	}
 }
 
 // TestBuildHeredocs: RUN <<EOF runs a multi-line script, a heredoc with a shebang runs with
@@ -637,15 +650,15 @@ func TestBuildFailures(t *testing.T) {
 	mustEqual(t, "no container is left behind by bad Dockerfiles", containers(), before)
 }
 
-// TestBuildPrune: builder prune and system prune work after builds and keep tagged images;
-// an image left dangling by a rebuild under the same tag goes with image prune, together
-// with its untagged parents that nothing else uses; rmi of a built image deletes its
-// untagged parents too.
+// TestBuildPrune: builder prune deletes what only the cache holds; it and system prune keep
+// tagged images and their cache; an image left dangling by a rebuild under the same tag goes
+// with image prune, together with its untagged parents that nothing else uses; rmi of a
+// built image deletes its untagged parents too.
 func TestBuildPrune(t *testing.T) {
 	e := needBuilder(t)
 	mark := randHex(12)
 	dockerfile := func(v string) string {
-		return "FROM bb:1.0\nRUN echo " + mark + " > /r\nENV V=" + v + "\nLABEL v=" + v + "\n"
+		return "FROM bb:1.0\nRUN echo " + mark + " > /r\nENV V=" + v + "\nLABEL e2e.mark=" + mark + "\n"
 	}
 	dir := writeContext(t, map[string]string{"Dockerfile": dockerfile("1")})
 	tag := uniq("b") + ":prune"
@@ -656,8 +669,16 @@ func TestBuildPrune(t *testing.T) {
 	runImg, oldEnv, old := v1[1], v1[2], v1[3]
 	e.rmiOnCleanup(t, old, oldEnv, runImg)
 
+	// A failed build leaves the images of its good steps as cache; builder prune deletes them.
+	failed := stepIDs(e.buildFails(t, writeContext(t, map[string]string{"Dockerfile": "FROM bb:1.0\nRUN echo " + mark + " > /f\nRUN exit 1\n"}), uniq("b")+":1").Stdout)
+	if len(failed) != 3 || failed[1] == "" {
+		t.Fatalf("the failed build's steps ended on %v; want the first RUN's image", failed)
+	}
+	e.rmiOnCleanup(t, failed[1])
+	mustContain(t, "the failed build's step image is kept", e.ok(t, "images", "-a", "-q"), failed[1])
 	out := e.ok(t, "builder", "prune", "-f")
 	mustContain(t, "builder prune", out, "Total reclaimed space")
+	mustNotContain(t, "builder prune deletes what only the cache held", e.ok(t, "images", "-a", "-q"), failed[1])
 	mustEqual(t, "builder prune keeps the tagged image", shortID(e.imageID(t, tag)), old)
 	mustEqual(t, "the cache still serves the rebuild", cachePattern(e.buildOK(t, dir, tag)), "FCCC")
 
@@ -672,10 +693,11 @@ func TestBuildPrune(t *testing.T) {
 
 	all := func() []string { t.Helper(); return e.docker(t, "images", "-a", "-q").Lines() }
 	n := len(all())
-	out = e.ok(t, "image", "prune", "-f")
-	mustContain(t, "image prune deletes the dangling image", out, "Deleted: sha256:"+old)
-	mustContain(t, "image prune deletes its untagged parent", out, "Deleted: sha256:"+oldEnv)
-	mustNotContain(t, "image prune keeps the parent the new image shares", out, runImg)
+	// The label keeps the prune to this test's images, so what it reclaims is theirs alone.
+	pruned := e.ok(t, "image", "prune", "-f", "--filter", "label=e2e.mark="+mark)
+	mustContain(t, "image prune deletes the dangling image", pruned, "deleted: sha256:"+old)
+	mustContain(t, "image prune deletes its untagged parent", pruned, "deleted: sha256:"+oldEnv)
+	mustNotContain(t, "image prune keeps the parent the new image shares", pruned, runImg)
 	after := all()
 	if len(after) > n-2 || contains(after, old) || contains(after, oldEnv) || !contains(after, runImg) {
 		t.Fatalf("images -a: %d before the prune, now %d: %v (want %s and %s gone, %s kept)", n, len(after), after, old, oldEnv, runImg)
@@ -687,10 +709,8 @@ func TestBuildPrune(t *testing.T) {
 	mustEqual(t, "system prune keeps the tagged image", shortID(e.imageID(t, tag)), v2[3])
 
 	out = e.ok(t, "rmi", tag)
-	for i, what := range []string{"", "its RUN parent", "its ENV parent", "the image"} {
-		if i > 0 {
-			mustContain(t, "rmi deletes "+what, out, "Deleted: sha256:"+v2[i])
-		}
+	for i, what := range []string{"its RUN parent", "its ENV parent", "the image"} {
+		mustContain(t, "rmi deletes "+what, out, "Deleted: sha256:"+v2[i+1])
 	}
 	after = all()
 	for _, id := range v2[1:] {
@@ -698,4 +718,6 @@ func TestBuildPrune(t *testing.T) {
 			t.Fatalf("after rmi, images -a still lists %s: %v", id, after)
 		}
 	}
+	// The images image prune deleted were config-only steps: no layer of theirs was freed.
+	mustContain(t, "image prune reports only the space it freed", pruned, "Total reclaimed space: 0B")
 }

@@ -78,6 +78,17 @@ func expandWord(escape rune, word string, env shell.EnvGetter) (string, error) {
 	return s, nil
 }
 
+// expandRaw substitutes variables in a heredoc body, leaving quotes as they are.
+func expandRaw(word string, env shell.EnvGetter) (string, error) {
+	lex := shell.NewLex('\\')
+	lex.SkipProcessQuotes = true
+	s, _, err := lex.ProcessWord(word, env)
+	if err != nil {
+		return "", errdefs.Invalid(err.Error())
+	}
+	return s, nil
+}
+
 // metaEnv is the scope of FROM lines: the automatic platform args and the ARGs before
 // the first FROM, with their --build-arg values.
 func (p *plan) metaEnv(buildArgs map[string]*string) (*vars, error) {

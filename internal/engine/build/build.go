@@ -165,7 +165,7 @@ func (b *Builder) Build(ctx context.Context, id string, body io.Reader, o Option
 	if err != nil {
 		return "", err
 	}
-	if err := bc.applyIgnore(dfName); err != nil {
+	if err := bc.applyIgnore(); err != nil {
 		return "", err
 	}
 	plan, err := parse(df, o)

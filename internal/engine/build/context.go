@@ -194,8 +194,10 @@ func (c *buildContext) readIgnore() ([]string, error) {
 }
 
 // applyIgnore deletes what .dockerignore excludes (the CLI already left it out; other
-// clients may not have). The Dockerfile and .dockerignore stay, as Docker keeps them.
-func (c *buildContext) applyIgnore(dockerfile string) error {
+// clients may not have). It runs after the Dockerfile was read: when .dockerignore
+// names the Dockerfile or itself, as the CLI's does for `-f -` and for a Dockerfile
+// from outside the context, they go too, and COPY . does not bring them in.
+func (c *buildContext) applyIgnore() error {
 	pats, err := c.readIgnore()
 	if err != nil || len(pats) == 0 {
 		return err
@@ -204,16 +206,12 @@ func (c *buildContext) applyIgnore(dockerfile string) error {
 	if err != nil {
 		return errdefs.Invalid("parsing .dockerignore: " + err.Error())
 	}
-	keep := map[string]bool{".dockerignore": true, filepath.Clean(dockerfile): true}
 	var drop []string
 	err = filepath.WalkDir(c.dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == c.dir {
 			return err
 		}
 		rel := strings.TrimPrefix(p, c.dir+"/")
-		if keep[rel] {
-			return nil
-		}
 		m, err := pm.MatchesOrParentMatches(rel)
 		if err != nil {
 			return err

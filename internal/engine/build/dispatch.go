@@ -23,6 +23,14 @@ func (r *run) dispatch(s *stage, cmd instructions.Command) error {
 			return err
 		}
 	}
+	if ex, ok := cmd.(instructions.SupportsSingleWordExpansionRaw); ok {
+		// Heredoc bodies (COPY <<EOF) expand variables but keep their quotes.
+		env := s.env()
+		err := ex.ExpandRaw(func(w string) (string, error) { return expandRaw(w, env) })
+		if err != nil {
+			return err
+		}
+	}
 	switch c := cmd.(type) {
 	case *instructions.EnvCommand:
 		var parts []string

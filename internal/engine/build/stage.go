@@ -260,6 +260,10 @@ func (r *run) ensureImage(s *stage) error {
 	if s.img != nil {
 		return nil
 	}
+	if s.cfg.Created == nil {
+		now := time.Now().UTC()
+		s.cfg.Created = &now
+	}
 	img, err := r.b.be.PutImage(s.cfg, "")
 	if err != nil {
 		return err

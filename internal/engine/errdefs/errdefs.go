@@ -12,6 +12,7 @@ var (
 	ErrUnavailable    = errors.New("unavailable")
 	ErrForbidden      = errors.New("forbidden")
 	ErrNotImplemented = errors.New("not implemented")
+	ErrUnauthorized   = errors.New("unauthorized")
 )
 
 // Error is an error whose message is shown to the user as is, with a kind for the

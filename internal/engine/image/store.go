@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 	"sync"
 
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
@@ -36,9 +37,20 @@ type Store struct {
 	root string
 
 	mu     sync.Mutex
-	refs   map[string]digest.Digest // normalised reference -> image id
-	images map[digest.Digest]*Image
-	meta   map[digest.Digest]imageMeta
+	refs    map[string]digest.Digest // normalised reference -> image id
+	digests map[string]digest.Digest // "repo@sha256:..." (a registry's manifest) -> image id
+	images  map[digest.Digest]*Image
+	meta    map[digest.Digest]imageMeta
+	// layers remembers, per diff id, the compressed blob a registry knows the layer
+	// by, so a push can ask whether the registry has it before compressing anything.
+	layers map[digest.Digest]BlobInfo
+}
+
+// BlobInfo is a compressed layer as a registry stores it.
+type BlobInfo struct {
+	Digest    digest.Digest `json:"digest"`
+	Size      int64         `json:"size"`
+	MediaType string        `json:"mediaType,omitempty"`
 }
 
 type imageMeta struct {
@@ -46,13 +58,16 @@ type imageMeta struct {
 }
 
 type repoFile struct {
-	Refs   map[string]digest.Digest    `json:"refs"`
-	Images map[digest.Digest]imageMeta `json:"images"`
+	Refs    map[string]digest.Digest    `json:"refs"`
+	Digests map[string]digest.Digest    `json:"digests,omitempty"`
+	Images  map[digest.Digest]imageMeta `json:"images"`
+	Layers  map[digest.Digest]BlobInfo  `json:"layers,omitempty"`
 }
 
 // Open loads the store at root, creating it if needed.
 func Open(root string) (*Store, error) {
-	s := &Store{root: root, refs: map[string]digest.Digest{}, images: map[digest.Digest]*Image{}, meta: map[digest.Digest]imageMeta{}}
+	s := &Store{root: root, refs: map[string]digest.Digest{}, digests: map[string]digest.Digest{},
+		images: map[digest.Digest]*Image{}, meta: map[digest.Digest]imageMeta{}, layers: map[digest.Digest]BlobInfo{}}
 	if err := os.MkdirAll(filepath.Join(root, "blobs", "sha256"), 0o700); err != nil {
 		return nil, err
 	}
@@ -70,6 +85,12 @@ func Open(root string) (*Store, error) {
 		}
 		if rf.Images != nil {
 			s.meta = rf.Images
+		}
+		if rf.Digests != nil {
+			s.digests = rf.Digests
+		}
+		if rf.Layers != nil {
+			s.layers = rf.Layers
 		}
 	} else if !os.IsNotExist(err) {
 		return nil, err
@@ -112,7 +133,7 @@ func (s *Store) readImage(id digest.Digest) (*Image, error) {
 
 // save writes repositories.json atomically. Callers hold s.mu.
 func (s *Store) save() error {
-	data, err := json.Marshal(repoFile{Refs: s.refs, Images: s.meta})
+	data, err := json.Marshal(repoFile{Refs: s.refs, Digests: s.digests, Images: s.meta, Layers: s.layers})
 	if err != nil {
 		return err
 	}
@@ -270,6 +291,9 @@ func (s *Store) getLocked(name string) (*Image, error) {
 		if id, ok := s.refs[ref.String()]; ok {
 			return s.images[id], nil
 		}
+		if id, ok := s.digests[ref.String()]; ok {
+			return s.images[id], nil
+		}
 	}
 	if IsID(name) {
 		hexs := strings.TrimPrefix(name, "sha256:")
@@ -334,6 +358,61 @@ func (s *Store) RefsOf(id digest.Digest) []string {
 	return out
 }
 
+// AddRepoDigest records that the registry serves image id as ref ("repo@sha256:...").
+// A repository keeps one digest per image, as Docker shows them.
+func (s *Store) AddRepoDigest(id digest.Digest, ref string) error {
+	named, err := ParseReference(ref)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.images[id]; !ok {
+		return errdefs.NotFound("No such image: " + id.String())
+	}
+	repo := named.Name()
+	for r, i := range s.digests {
+		if i == id && strings.HasPrefix(r, repo+"@") {
+			delete(s.digests, r)
+		}
+	}
+	s.digests[named.String()] = id
+	return s.save()
+}
+
+// RepoDigestsOf lists the "repo@digest" references of an image, sorted.
+func (s *Store) RepoDigestsOf(id digest.Digest) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for r, i := range s.digests {
+		if i == id {
+			out = append(out, r)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// SetLayerBlob remembers the compressed blob a layer was pulled or pushed as.
+func (s *Store) SetLayerBlob(diffID digest.Digest, b BlobInfo) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.layers[diffID] == b {
+		return nil
+	}
+	s.layers[diffID] = b
+	return s.save()
+}
+
+// LayerBlob returns the compressed blob last seen for a layer.
+func (s *Store) LayerBlob(diffID digest.Digest) (BlobInfo, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.layers[diffID]
+	return b, ok
+}
+
 // List returns every image.
 func (s *Store) List() []*Image {
 	s.mu.Lock()
@@ -342,7 +421,13 @@ func (s *Store) List() []*Image {
 	for _, img := range s.images {
 		out = append(out, img)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Config.Created.After(*out[j].Config.Created) })
+	created := func(img *Image) time.Time {
+		if img.Config.Created == nil {
+			return time.Time{}
+		}
+		return *img.Config.Created
+	}
+	sort.Slice(out, func(i, j int) bool { return created(out[i]).After(created(out[j])) })
 	return out
 }
 
@@ -373,6 +458,11 @@ func (s *Store) Delete(id digest.Digest) ([]digest.Digest, error) {
 			delete(s.refs, r)
 		}
 	}
+	for r, i := range s.digests {
+		if i == id {
+			delete(s.digests, r)
+		}
+	}
 	delete(s.images, id)
 	delete(s.meta, id)
 	for cid, m := range s.meta {
@@ -398,6 +488,7 @@ func (s *Store) Delete(id digest.Digest) ([]digest.Digest, error) {
 	for _, l := range img.Config.RootFS.DiffIDs {
 		if !used[l] {
 			used[l] = true
+			delete(s.layers, l)
 			os.Remove(s.blobPath(l))
 			removed = append(removed, l)
 		}
