@@ -34,6 +34,15 @@ func buildOptions(r *http.Request) (build.Options, error) {
 			return o, errdefs.Invalid("invalid buildargs: " + err.Error())
 		}
 	}
+	if h := r.Header.Get("X-Registry-Config"); h != "" {
+		raw, err := decodeBase64(h)
+		if err == nil {
+			err = json.Unmarshal(raw, &o.Auth)
+		}
+		if err != nil {
+			return o, errdefs.Invalid("invalid X-Registry-Config header: " + err.Error())
+		}
+	}
 	if v := q.Get("labels"); v != "" {
 		if err := json.Unmarshal([]byte(v), &o.Labels); err != nil {
 			return o, errdefs.Invalid("invalid labels: " + err.Error())

@@ -30,13 +30,7 @@ func registryAuth(r *http.Request) (*registry.AuthConfig, error) {
 	if h == "" || h == "e30=" || h == "e30" { // "{}"
 		return nil, nil
 	}
-	var raw []byte
-	var err error
-	for _, enc := range []*base64.Encoding{base64.URLEncoding, base64.RawURLEncoding, base64.StdEncoding, base64.RawStdEncoding} {
-		if raw, err = enc.DecodeString(h); err == nil {
-			break
-		}
-	}
+	raw, err := decodeBase64(h)
 	if err != nil {
 		return nil, errdefs.Invalid("invalid X-Registry-Auth header: not base64")
 	}
@@ -45,6 +39,19 @@ func registryAuth(r *http.Request) (*registry.AuthConfig, error) {
 		return nil, errdefs.Invalid("invalid X-Registry-Auth header: " + err.Error())
 	}
 	return &a, nil
+}
+
+// decodeBase64 reads the base64 the auth headers use (URL-safe, padded or not; some
+// clients send the standard alphabet).
+func decodeBase64(h string) ([]byte, error) {
+	var raw []byte
+	var err error
+	for _, enc := range []*base64.Encoding{base64.URLEncoding, base64.RawURLEncoding, base64.StdEncoding, base64.RawStdEncoding} {
+		if raw, err = enc.DecodeString(strings.TrimSpace(h)); err == nil {
+			return raw, nil
+		}
+	}
+	return nil, err
 }
 
 // progressStream turns engine progress into Docker's JSON messages. Nothing is sent

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -14,6 +15,7 @@ import (
 	dcontainer "github.com/moby/moby/api/types/container"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/registry"
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/berth-project/berth/internal/engine/build"
@@ -80,6 +82,31 @@ func (b buildBackend) Tag(id digest.Digest, ref string) error {
 	}
 	b.e.publish(events.ImageEventType, events.ActionTag, id.String(), map[string]string{"name": ref})
 	return nil
+}
+
+// Pull pulls a base image for a build, with the credentials the client sent for its
+// registry, writing Docker's short progress lines.
+func (b buildBackend) Pull(ctx context.Context, ref string, auth map[string]registry.AuthConfig, out io.Writer) (*image.Image, error) {
+	var a *registry.AuthConfig
+	if named, err := image.ParseReference(ref); err == nil {
+		host := registryHost(named)
+		for addr, cfg := range auth {
+			if registryOf(addr) == host {
+				a = &cfg
+				break
+			}
+		}
+	}
+	return b.e.Pull(ctx, ref, a, func(p Progress) {
+		if p.Current > 0 || p.Total > 0 {
+			return // byte counts are for terminals
+		}
+		if p.ID != "" {
+			fmt.Fprintf(out, "%s: %s\n", p.ID, p.Status)
+		} else {
+			fmt.Fprintln(out, p.Status)
+		}
+	})
 }
 
 func (b buildBackend) Hold(id digest.Digest) func() {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"sort"
+	"time"
 
 	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -177,10 +178,12 @@ func (e *Engine) pushLayer(ctx context.Context, repo name.Repository, diffID dig
 		progress(Progress{ID: short, Status: "Layer already exists"})
 		return descOf(info), nil
 	}
+	t0 := time.Now()
 	f, info, err := e.compressLayer(diffID)
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
+	t1 := time.Now()
 	defer os.Remove(f)
 	l := &fileLayer{path: f, info: info, diffID: diffID, onRead: func(n int64) {
 		progress(Progress{ID: short, Status: "Pushing", Current: n, Total: info.Size})
@@ -188,6 +191,7 @@ func (e *Engine) pushLayer(ctx context.Context, repo name.Repository, diffID dig
 	if err := pusher.Upload(ctx, repo, l); err != nil {
 		return v1.Descriptor{}, err
 	}
+	e.log.Debug("pushed layer", "layer", short, "bytes", info.Size, "compress", t1.Sub(t0), "upload", time.Since(t1))
 	if l.read {
 		progress(Progress{ID: short, Status: "Pushed"})
 	} else {

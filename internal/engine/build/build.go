@@ -18,6 +18,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/moby/api/types/registry"
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/berth-project/berth/internal/engine/errdefs"
@@ -37,6 +38,9 @@ type Options struct {
 	Quiet       bool   // no step output, only errors (docker build -q)
 	Platform    string
 	Remote      string // a URL context (not a tar body)
+	// Auth holds the client's registry credentials (X-Registry-Config), by server
+	// address, for pulling base images.
+	Auth map[string]registry.AuthConfig
 }
 
 // Backend is what the builder needs from the engine.
@@ -56,6 +60,8 @@ type Backend interface {
 	View(ctx context.Context, img *image.Image, fn func(root string) error) error
 	// Tag points ref at the image id.
 	Tag(id digest.Digest, ref string) error
+	// Pull fetches an image from its registry, writing progress lines to out.
+	Pull(ctx context.Context, ref string, auth map[string]registry.AuthConfig, out io.Writer) (*image.Image, error)
 	// Hold keeps the image from being deleted (by a prune running meanwhile) until
 	// release is called.
 	Hold(id digest.Digest) (release func())

@@ -135,9 +135,13 @@ func (r *run) buildStage(i int) (*image.Image, error) {
 	case strings.EqualFold(base, "scratch"):
 		s.cfg = scratchConfig()
 	default:
+		// A base image missing here is pulled, as Docker does; --pull always asks.
 		img, err := r.b.be.Image(base)
-		if err != nil {
-			return nil, errdefs.NotFound(fmt.Sprintf("failed to resolve base image %s: no such image in the engine (pull it, load it or build it first)", base))
+		if err != nil || r.o.Pull {
+			img, err = r.b.be.Pull(r.ctx, base, r.o.Auth, r.out)
+			if err != nil {
+				return nil, err
+			}
 		}
 		r.moveTo(s, img)
 	}
