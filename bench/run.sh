@@ -30,7 +30,10 @@
 #   POLL=after              first HTTP 200: poll from when `docker run -d` has returned (as a
 #                           script would); POLL=during polls from the start, while it runs
 #   ENGINES="berth docker"  ENGINES=docker measures the Docker half only (no build needed)
-#   SUITES="engine build"   which parts to measure: engine (run, network, memory, ps), build
+#   SUITES="engine build registry"   which parts to measure: engine (run, network, memory,
+#                           ps), build, registry (docker push / pull of a REG_MB MiB layer:
+#                           Berth's engine to `berth registry`, Docker's to distribution's)
+#   REG_RUNS=3 REG_MB=256   timed pushes and pulls per engine, and the random layer's size
 #   BUILD_RUNS=$RUNS        timed builds per engine (--no-cache and cached)
 #   BIG_RUNS=5 BIG_MB=200   cached rebuilds with a BIG_MB MiB context (COPY . /ctx)
 #   BUILD=1                 run `make -C <root> build` first (BUILD=0: use bin/berth as it is)
@@ -72,7 +75,10 @@ STAGE=${BENCH_STAGE:-host} # host: prepare, then re-run in a new network namespa
 OUT=${OUT:-$ROOT/bench/results/latest.txt}
 CMD_TIMEOUT=${CMD_TIMEOUT:-120}
 IMAGE=bb:1.0
-SUITES=${SUITES:-engine build}
+SUITES=${SUITES:-engine build registry}
+REG_RUNS=${REG_RUNS:-3}
+REG_MB=${REG_MB:-256}
+REG_PORT=${REG_PORT:-15101} # berth registry on REG_PORT, distribution on REG_PORT+1
 BUILD_RUNS=${BUILD_RUNS:-$RUNS}
 BIG_RUNS=${BIG_RUNS:-5}
 BIG_MB=${BIG_MB:-200}
@@ -177,6 +183,15 @@ prepare() {
     fi
   fi
   if uses berth; then [ -x "$BERTH" ] || die "$BERTH not found (make build?)"; fi
+  if suite registry && uses docker; then
+    # The reference registry, from the Go module proxy (the measurement stage has no network).
+    log "building distribution's registry"
+    command -v "$GO" >/dev/null || GO=/usr/local/go/bin/go
+    if ! (cd "$WORK" && GOBIN="$WORK/dist" GOFLAGS=-mod=mod "$GO" install github.com/distribution/distribution/v3/cmd/registry@latest) >"$WORK/dist.log" 2>&1; then
+      tail -n 20 "$WORK/dist.log" | sed 's/^/    /' >&2
+      die "cannot build github.com/distribution/distribution/v3/cmd/registry"
+    fi
+  fi
   # The HTTP client of the networking measurements (stdlib only, so no download).
   command -v "$GO" >/dev/null || GO=/usr/local/go/bin/go
   if ! (cd "$ROOT" && CGO_ENABLED=0 "$GO" build -o "$WORK/netprobe" ./bench/netprobe) >"$WORK/netprobe.log" 2>&1; then
@@ -440,6 +455,8 @@ cleanup() {
     kill -TERM "$WATCHDOG" 2>/dev/null
     wait "$WATCHDOG" 2>/dev/null
   fi
+  stop_registry berth
+  stop_registry docker
   stop_engine berth
   stop_engine docker
   kill_leftovers
@@ -860,12 +877,90 @@ bench_build() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# docker push and pull of an image with one REG_MB MiB layer of random data (gzip cannot shrink
+# it, so compression costs its full price). Berth's engine talks to `berth registry`, Docker's to
+# distribution's reference registry; both plain HTTP on 127.0.0.1 (insecure by default for both
+# engines). Every push goes to an emptied registry, every pull to an engine without the image.
+
+declare -A REG_PID=() REG_ADDR=()
+
+start_registry() {
+  local e=$1 port dir i
+  [ "$e" = berth ] && port=$REG_PORT || port=$((REG_PORT + 1))
+  dir=$WORK/reg-$e
+  rm -rf "$dir" && mkdir -p "$dir/data"
+  REG_ADDR[$e]=127.0.0.1:$port
+  if [ "$e" = berth ]; then
+    "$BERTH" registry --addr "${REG_ADDR[$e]}" --data-dir "$dir/data" >>"$WORK/registry-$e.log" 2>&1 &
+  else
+    printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n' \
+      "$dir/data" "${REG_ADDR[$e]}" >"$dir/config.yml"
+    "$WORK/dist/registry" serve "$dir/config.yml" >>"$WORK/registry-$e.log" 2>&1 &
+  fi
+  REG_PID[$e]=$!
+  for ((i = 0; i < 100; i++)); do
+    curl -s -o /dev/null "http://${REG_ADDR[$e]}/v2/" && return 0
+    sleep 0.1
+  done
+  tail -n 20 "$WORK/registry-$e.log" >&2
+  die "$e's registry did not start"
+}
+
+stop_registry() {
+  local e=$1
+  [ -n "${REG_PID[$e]:-}" ] || return 0
+  kill -TERM "${REG_PID[$e]}" 2>/dev/null || true
+  wait "${REG_PID[$e]}" 2>/dev/null || true
+  REG_PID[$e]=
+}
+
+# timed_push ENGINE: a push of the big image to a freshly emptied registry
+timed_push() {
+  local e=$1
+  stop_registry "$e"
+  start_registry "$e"
+  timed "$e" push "${REG_ADDR[$e]}/big:1"
+}
+
+# timed_pull ENGINE: a pull of the big image into an engine that does not have it
+timed_pull() {
+  local e=$1
+  dk "$e" rmi -f "${REG_ADDR[$e]}/big:1" >/dev/null 2>&1 || true
+  dk "$e" image prune -f >/dev/null 2>&1 || true
+  timed "$e" pull "${REG_ADDR[$e]}/big:1"
+}
+
+bench_registry() {
+  local ctx=$WORK/reg-ctx e
+  mkdir -p "$ctx"
+  head -c $((REG_MB << 20)) /dev/urandom >"$ctx/big"
+  printf 'FROM %s\nCOPY big /big\n' "$IMAGE" >"$ctx/Dockerfile"
+  for e in $ENGINES; do
+    start_registry "$e"
+    dk "$e" build -q -t "${REG_ADDR[$e]}/big:1" "$ctx" >/dev/null || die "$e: building the $REG_MB MiB image failed"
+  done
+  note_others
+  log "timing: docker push of a $REG_MB MiB layer ($REG_RUNS runs per engine, interleaved)"
+  interleaved push 0 "$REG_RUNS" timed_push
+  log "timing: docker pull of a $REG_MB MiB layer ($REG_RUNS runs per engine, interleaved)"
+  interleaved pull 0 "$REG_RUNS" timed_pull
+  for e in $ENGINES; do
+    [ "$(dk "$e" run --rm "${REG_ADDR[$e]}/big:1" sh -c 'wc -c < /big')" = $((REG_MB << 20)) ] ||
+      die "$e: the pulled image does not hold the layer"
+    record push "$e" "$WORK/samples/push.$e" 1000 '%.1f ms'
+    record pull "$e" "$WORK/samples/pull.$e" 1000 '%.1f ms'
+    stop_registry "$e"
+  done
+}
+
+# ---------------------------------------------------------------------------------------------
 # Report
 
 SIZE=$(awk -v s="$LOAD_SIZE" 'BEGIN {if (s % 1048576 == 0) printf "%d MiB", s / 1048576; else printf "%d KiB", s / 1024}')
 METRICS=()
 suite engine && METRICS+=(run run_none first200 ps idle_rss shim_pss tput_published tput_direct tput_ratio)
 suite build && METRICS+=(build_nocache build_cached build_big)
+suite registry && METRICS+=(push pull)
 declare -A LABEL=(
   [run]="docker run --rm bb true"
   [run_none]="docker run --rm --network none bb true"
@@ -879,15 +974,17 @@ declare -A LABEL=(
   [build_nocache]="docker build --no-cache (RUN, COPY, CMD)"
   [build_cached]="docker build, every step cached"
   [build_big]="docker build, $BIG_MB MiB context, cached"
+  [push]="docker push, one $REG_MB MiB random layer"
+  [pull]="docker pull, one $REG_MB MiB random layer"
 )
 declare -A UNIT=([run]=ms [run_none]=ms [first200]=ms [ps]=ms [idle_rss]=MiB [shim_pss]=MiB
-  [tput_published]=MiB/s [tput_direct]=MiB/s [tput_ratio]="" [build_nocache]=ms [build_cached]=ms [build_big]=ms)
+  [tput_published]=MiB/s [tput_direct]=MiB/s [tput_ratio]="" [build_nocache]=ms [build_cached]=ms [build_big]=ms [push]=ms [pull]=ms)
 declare -A FMT=([shim_pss]=%.2f [tput_published]=%.0f [tput_direct]=%.0f [tput_ratio]=%.3f) # default %.1f
 # TARGET: "<=X" is on the ratio berth / docker; ">=X" on Berth's own value (higher is better).
 # No target: the row is for reference.
 declare -A TARGET=([run]="<=0.20" [run_none]="<=0.15" [first200]="<=0.30" [ps]="<=0.80"
   [idle_rss]="<=0.40" [shim_pss]="<=0.50" [tput_ratio]=">=0.90"
-  [build_nocache]="<=0.45" [build_cached]="<=0.60" [build_big]="<=0.50")
+  [build_nocache]="<=0.45" [build_cached]="<=0.60" [build_big]="<=0.50" [push]="<=0.50" [pull]="<=0.60")
 MISSED=0
 
 report() {
@@ -1003,6 +1100,7 @@ main() {
     bench_ps
   fi
   if suite build; then bench_build; fi
+  if suite registry; then bench_registry; fi
   report
   if [ "$STRICT" = 1 ] && [ "$MISSED" = 1 ]; then
     log "a target was missed"

@@ -172,6 +172,11 @@ func (e *Engine) pullLayer(ctx context.Context, l v1.Layer, short string, diffID
 	unpacked := make(chan error, 1)
 	go func() {
 		err := e.snaps.Unpack(chain, pr)
+		if err == nil {
+			// A tar may be padded past its end-of-archive blocks (GNU tar fills a
+			// 10 KiB record): the blob keeps the padding, so read it to the end.
+			_, err = io.Copy(io.Discard, pr)
+		}
 		pr.CloseWithError(err)
 		unpacked <- err
 	}()
