@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/berth-project/berth/internal/engine/build"
 	"github.com/berth-project/berth/internal/engine/errdefs"
@@ -51,22 +50,10 @@ func buildOptions(r *http.Request) (build.Options, error) {
 	return o, nil
 }
 
-// buildStream is the build's output: nothing is sent until the first line, so an
-// error before any step (a bad Dockerfile) is a plain HTTP error, as with Docker.
-type buildStream struct {
-	w  http.ResponseWriter
-	mu sync.Mutex
-	js *jsonStream
-}
-
-func (b *buildStream) send(v any) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.js == nil {
-		b.js = newJSONStream(b.w)
-	}
-	b.js.send(v)
-}
+// buildStream is the build's output: text goes out as "stream" messages, and nothing
+// is sent before the first, so an error before any step (a bad Dockerfile) is a plain
+// HTTP error, as with Docker.
+type buildStream struct{ lazyStream }
 
 func (b *buildStream) Write(p []byte) (int, error) {
 	b.send(map[string]string{"stream": string(p)})
@@ -79,22 +66,15 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	out := &buildStream{w: w}
+	out := &buildStream{lazyStream{w: w}}
 	id, err := s.e.Build(r.Context(), r.URL.Query().Get("buildid"), r.Body, o, out)
 	if err != nil {
-		out.mu.Lock()
-		started := out.js != nil
-		out.mu.Unlock()
-		if !started {
-			writeError(w, err)
-			return
-		}
-		detail := map[string]any{"message": err.Error()}
 		var ee *build.ExitError
 		if errors.As(err, &ee) {
-			detail["code"] = ee.Code
+			out.failCode(err, ee.Code)
+		} else {
+			out.fail(err)
 		}
-		out.send(map[string]any{"errorDetail": detail, "error": err.Error()})
 		return
 	}
 	out.send(map[string]any{"aux": map[string]string{"ID": id.String()}})

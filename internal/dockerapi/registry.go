@@ -8,7 +8,6 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/distribution/reference"
 	units "github.com/docker/go-units"
@@ -54,28 +53,8 @@ func decodeBase64(h string) ([]byte, error) {
 	return nil, err
 }
 
-// progressStream turns engine progress into Docker's JSON messages. Nothing is sent
-// before the first message, so an early failure is a plain HTTP error.
-type progressStream struct {
-	w  http.ResponseWriter
-	mu sync.Mutex
-	js *jsonStream
-}
-
-func (p *progressStream) send(v any) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.js == nil {
-		p.js = newJSONStream(p.w)
-	}
-	p.js.send(v)
-}
-
-func (p *progressStream) started() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.js != nil
-}
+// progressStream turns engine progress into Docker's JSON messages.
+type progressStream struct{ lazyStream }
 
 func (p *progressStream) progress(pr engine.Progress) {
 	m := map[string]any{"status": pr.Status}
@@ -92,15 +71,6 @@ func (p *progressStream) progress(pr engine.Progress) {
 	if pr.Aux != nil {
 		p.send(map[string]any{"progressDetail": map[string]any{}, "aux": pr.Aux})
 	}
-}
-
-// fail ends the stream with an error, or answers with it if nothing was sent.
-func (p *progressStream) fail(err error) {
-	if !p.started() {
-		writeError(p.w, err)
-		return
-	}
-	p.send(map[string]any{"errorDetail": map[string]string{"message": err.Error()}, "error": err.Error()})
 }
 
 // progressBar draws Docker's "[=====>     ]  1.2MB/4.5MB".
@@ -142,7 +112,7 @@ func (s *Server) pullImage(w http.ResponseWriter, r *http.Request, from string) 
 		writeError(w, err)
 		return
 	}
-	out := &progressStream{w: w}
+	out := &progressStream{lazyStream{w: w}}
 	if _, err := s.e.Pull(r.Context(), ref, auth, out.progress); err != nil {
 		out.fail(err)
 	}
@@ -154,7 +124,7 @@ func (s *Server) pushImage(w http.ResponseWriter, r *http.Request, name string) 
 		writeError(w, err)
 		return
 	}
-	out := &progressStream{w: w}
+	out := &progressStream{lazyStream{w: w}}
 	if err := s.e.Push(r.Context(), name, r.URL.Query().Get("tag"), auth, out.progress); err != nil {
 		out.fail(err)
 	}

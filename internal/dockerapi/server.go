@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berth-project/berth/internal/engine"
@@ -269,4 +270,41 @@ func (j *jsonStream) send(v any) { j.enc.Encode(v) }
 
 func (j *jsonStream) error(err error) {
 	j.enc.Encode(map[string]any{"errorDetail": map[string]string{"message": err.Error()}, "error": err.Error()})
+}
+
+// lazyStream is a JSON message stream whose headers go out with the first message, so
+// a failure before it is a plain HTTP error (status and {"message"}), and one after it
+// an error message in the stream, as Docker's streaming endpoints do.
+type lazyStream struct {
+	w  http.ResponseWriter
+	mu sync.Mutex
+	js *jsonStream
+}
+
+func (l *lazyStream) send(v any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.js == nil {
+		l.js = newJSONStream(l.w)
+	}
+	l.js.send(v)
+}
+
+func (l *lazyStream) fail(err error) { l.failCode(err, 0) }
+
+// failCode ends the stream with err; a non-zero code (a build step's exit status)
+// becomes the client's exit status.
+func (l *lazyStream) failCode(err error, code int) {
+	l.mu.Lock()
+	started := l.js != nil
+	l.mu.Unlock()
+	if !started {
+		writeError(l.w, err)
+		return
+	}
+	detail := map[string]any{"message": err.Error()}
+	if code != 0 {
+		detail["code"] = code
+	}
+	l.send(map[string]any{"errorDetail": detail, "error": err.Error()})
 }
