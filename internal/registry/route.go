@@ -8,15 +8,15 @@ import (
 type routeKind int
 
 const (
-	routeNone       routeKind = iota
-	routeBase                 // /v2/
-	routeCatalog              // /v2/_catalog
-	routeTags                 // /v2/NAME/tags/list
-	routeManifest             // /v2/NAME/manifests/REF
-	routeBlob                 // /v2/NAME/blobs/DIGEST
-	routeUploadNew            // /v2/NAME/blobs/uploads/
-	routeUpload               // /v2/NAME/blobs/uploads/UUID
-	routeReferrers            // /v2/NAME/referrers/DIGEST
+	routeNone      routeKind = iota
+	routeBase                // /v2/
+	routeCatalog             // /v2/_catalog
+	routeTags                // /v2/NAME/tags/list
+	routeManifest            // /v2/NAME/manifests/REF
+	routeBlob                // /v2/NAME/blobs/DIGEST
+	routeUploadNew           // /v2/NAME/blobs/uploads/
+	routeUpload              // /v2/NAME/blobs/uploads/UUID
+	routeReferrers           // /v2/NAME/referrers/DIGEST
 )
 
 // route is a parsed /v2 URL path. name has been validated; arg (reference, digest or upload

@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"net"
 	"net/http"
+	"os"
 	"time"
 )
 
