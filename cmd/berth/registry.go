@@ -63,8 +63,10 @@ func registryGCCmd() *cobra.Command {
 			for _, b := range res.Blobs {
 				fmt.Fprintf(out, "%s blob %s\n", verb, b)
 			}
-			fmt.Fprintf(out, "%s %d manifests, %d blobs (%d bytes); removed %d stale uploads\n",
-				verb, len(res.Manifests), len(res.Blobs), res.BytesFreed, res.Uploads)
+			fmt.Fprintf(out, "%s %d manifests, %d blobs (%d bytes)\n", verb, len(res.Manifests), len(res.Blobs), res.BytesFreed)
+			if res.Uploads > 0 {
+				fmt.Fprintf(out, "removed %d stale uploads\n", res.Uploads)
+			}
 			return nil
 		},
 	}

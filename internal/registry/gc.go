@@ -40,7 +40,7 @@ func GC(dir string, opts GCOptions) (*GCResult, error) {
 	st, err := Open(dir)
 	if err != nil {
 		if errors.Is(err, ErrLocked) {
-			return nil, fmt.Errorf("gc: refusing to run while a registry serves %s (stop it first): %w", dir, err)
+			return nil, fmt.Errorf("gc: refusing to run: %w; stop the registry first", err)
 		}
 		return nil, fmt.Errorf("gc: %w", err)
 	}

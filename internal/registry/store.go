@@ -51,7 +51,7 @@ func Open(dir string) (*Store, error) {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("registry store %s: %w (lock %s is held)", dir, ErrLocked, lockPath)
+			return nil, fmt.Errorf("%s: %w (lock %s is held)", dir, ErrLocked, lockPath)
 		}
 		return nil, fmt.Errorf("registry store: lock %s: %w", lockPath, err)
 	}
