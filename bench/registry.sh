@@ -9,7 +9,11 @@
 #   fetch:  GET of the blob to /dev/null.
 # Runs alternate between the registries (B D, D B, ...) so background load hits both alike; the
 # blob is deleted from each registry's storage after each run (outside the timed part) so every
-# upload writes it anew. Prints the medians and the ratio berth/distribution (lower is better).
+# upload writes it anew, and `sync` runs before each upload (also untimed) so that no write-back
+# of earlier runs lands inside a timed one. Prints the medians and the ratio berth/distribution
+# (lower is better).
+# Both registries fsync a blob before acknowledging it (berth starts write-back while the
+# upload streams in, so its final fsync is short).
 #
 # Usage: bash bench/registry.sh
 # Environment: RUNS=5 SIZE_MB=256 PORT_BERTH=15500 PORT_DIST=15501 GO=go
@@ -103,6 +107,7 @@ wait_up distribution "$PORT_DIST" "$WORK/dist.log"
 echo "making a ${SIZE_MB} MiB random blob..."
 head -c $((SIZE_MB << 20)) /dev/urandom >"$WORK/blob"
 DIGEST=sha256:$(sha256sum "$WORK/blob" | cut -d' ' -f1)
+sync # the new file's write-back must not land inside a timed run
 HEX=${DIGEST#sha256:}
 
 port_of() { if [[ $1 == berth ]]; then echo "$PORT_BERTH"; else echo "$PORT_DIST"; fi; }
@@ -150,6 +155,7 @@ for ((i = 1; i <= RUNS; i++)); do
 	if ((i % 2)); then order="berth dist"; else order="dist berth"; fi
 	for reg in $order; do
 		repo="bench/run$i"
+		sync # start every upload with no dirty data of earlier runs waiting to be written
 		UP[$reg]+="$(upload "$reg" "$repo") "
 		FETCH[$reg]+="$(fetch "$reg" "$repo") "
 		forget "$reg"
