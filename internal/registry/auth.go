@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -50,6 +51,8 @@ type authenticator struct {
 	mu       sync.Mutex
 	salt     string
 	verified map[[32]byte]time.Time
+
+	failures failures
 }
 
 const (
@@ -76,19 +79,28 @@ func newAuthenticator(htpasswdPath, dataDir string, log *slog.Logger) (*authenti
 	}, nil
 }
 
-// checkPassword verifies Basic credentials, logging failures (user and address only).
-func (a *authenticator) checkPassword(r *http.Request, user, password string) bool {
+// errBadCredentials is a wrong user name or password.
+var errBadCredentials = newError(CodeUnauthorized, nil, "invalid username or password")
+
+// login verifies credentials: nil, errBadCredentials, or TOOMANYREQUESTS when the client's
+// address failed too often lately. Failures are logged with user and address only.
+func (a *authenticator) login(r *http.Request, user, password string) error {
 	k := sha256.Sum256([]byte(a.salt + "\x00" + user + "\x00" + password))
 	now := time.Now()
 	a.mu.Lock()
 	exp, ok := a.verified[k]
 	a.mu.Unlock()
 	if ok && now.Before(exp) {
-		return true
+		return nil
+	}
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	if a.failures.blocked(host, now) {
+		return newError(CodeTooManyRequests, nil, "too many failed logins from %s; wait a minute", host)
 	}
 	if !a.users.verify(user, password) {
+		a.failures.add(host, now)
 		a.log.Warn("authentication failed", "user", user, "remote", r.RemoteAddr)
-		return false
+		return errBadCredentials
 	}
 	a.mu.Lock()
 	if len(a.verified) >= maxCredentials {
@@ -96,7 +108,48 @@ func (a *authenticator) checkPassword(r *http.Request, user, password string) bo
 	}
 	a.verified[k] = now.Add(credentialTTL)
 	a.mu.Unlock()
-	return true
+	return nil
+}
+
+// failureWindow and maxFailures bound password guessing: an address with maxFailures failed
+// logins in a window is refused until the window ends. (htpasswd -B's default bcrypt cost
+// checks a password in ~2 ms, so without this guessing is cheap.)
+const (
+	failureWindow = time.Minute
+	maxFailures   = 10
+	maxTracked    = 10000
+)
+
+// failures counts recent failed logins per client address.
+type failures struct {
+	mu sync.Mutex
+	m  map[string]*failureCount
+}
+
+type failureCount struct {
+	n     int
+	since time.Time
+}
+
+func (f *failures) blocked(host string, now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.m[host]
+	return c != nil && c.n >= maxFailures && now.Sub(c.since) < failureWindow
+}
+
+func (f *failures) add(host string, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil || len(f.m) >= maxTracked {
+		f.m = map[string]*failureCount{}
+	}
+	c := f.m[host]
+	if c == nil || now.Sub(c.since) >= failureWindow {
+		c = &failureCount{since: now}
+		f.m[host] = c
+	}
+	c.n++
 }
 
 // required is what a request on rt needs: nothing beyond a valid identity for /v2/, the
@@ -122,10 +175,14 @@ func required(rt route, method string) *access {
 func (a *authenticator) authorize(w http.ResponseWriter, r *http.Request, rt route) (grant, error) {
 	need := required(rt, r.Method)
 	if user, password, ok := r.BasicAuth(); ok {
-		if a.checkPassword(r, user, password) {
+		switch err := a.login(r, user, password); err {
+		case nil:
 			return allowAll{}, nil
+		case errBadCredentials:
+			return nil, a.challenge(w, r, need, "")
+		default:
+			return nil, err
 		}
-		return nil, a.challenge(w, r, need, "")
 	}
 	scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !strings.EqualFold(scheme, "Bearer") || tok == "" {

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -215,3 +216,20 @@ func TestNoTokenEndpointWithoutAuth(t *testing.T) {
 }
 
 func digestOf(b []byte) string { return digest.FromBytes(b).String() }
+
+// TestPasswordGuessingIsThrottled: after maxFailures failed logins in a minute an address
+// is refused with TOOMANYREQUESTS, even with the right password, until the minute is up.
+func TestPasswordGuessingIsThrottled(t *testing.T) {
+	r := newAuthRegistry(t)
+	for i := 0; i < maxFailures; i++ {
+		r.must(http.StatusUnauthorized, "GET", "/v2/", nil, "Authorization", basic("alice", "guess"+strconv.Itoa(i)))
+	}
+	for _, path := range []string{"/v2/", "/token?scope=repository:a:pull"} {
+		if code := r.must(http.StatusTooManyRequests, "GET", path, nil, "Authorization", basic("alice", "wonderland")).errorCode(); code != "TOOMANYREQUESTS" {
+			t.Errorf("GET %s after %d failures: code %q", path, maxFailures, code)
+		}
+	}
+	// A minute later the address may log in again.
+	r.srv.auth.failures.m["127.0.0.1"].since = time.Now().Add(-failureWindow)
+	r.must(http.StatusOK, "GET", "/v2/", nil, "Authorization", basic("bob", "builder"))
+}

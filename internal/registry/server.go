@@ -103,7 +103,8 @@ func (s *Server) janitor() {
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, rt route) error
 
-// handlers maps each endpoint and method to its handler.
+// handler returns the handler of an endpoint and method, or nil if the method is not
+// allowed there.
 func (s *Server) handler(kind routeKind, method string) handlerFunc {
 	type key struct {
 		k routeKind
@@ -150,7 +151,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	err := s.serve(sw, r)
 	if err != nil {
 		var apiErr *Error
-		if !errors.As(err, &apiErr) && !errors.Is(err, context.Canceled) {
+		switch {
+		case errors.As(err, &apiErr): // the client's mistake: it is told, not logged
+		case sw.wrote || errors.Is(err, context.Canceled):
+			// The answer was under way, so the failure is the connection's (a client that
+			// went away): worth a debug line, not an error.
+			s.log.Debug("response failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		default:
 			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		}
 		if !sw.wrote {

@@ -46,12 +46,14 @@ func (a *authenticator) serveToken(w http.ResponseWriter, r *http.Request) error
 	default:
 		return newError(CodeUnsupported, nil, "method %s not allowed on the token endpoint", r.Method)
 	}
-	if !a.checkPassword(r, user, password) {
+	if err := a.login(r, user, password); err == errBadCredentials {
 		if r.Method == http.MethodPost {
 			return oauthError(w, http.StatusUnauthorized, "invalid_grant")
 		}
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+service+`"`)
-		return newError(CodeUnauthorized, nil, "invalid username or password")
+		return err
+	} else if err != nil {
+		return err
 	}
 	now := a.tokens.now()
 	c := claims{

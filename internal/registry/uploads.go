@@ -88,15 +88,20 @@ func (us *uploads) get(repo, id string) (*upload, error) {
 	}
 	us.mu.Lock()
 	u, ok := us.sessions[id]
+	us.mu.Unlock()
 	if !ok {
-		var err error
-		if u, err = us.resume(id); err != nil {
-			us.mu.Unlock()
+		// Hash outside the lock: resuming a large upload must not stall every other one.
+		resumed, err := us.resume(id)
+		if err != nil {
 			return nil, err
 		}
-		us.sessions[id] = u
+		us.mu.Lock()
+		if u, ok = us.sessions[id]; !ok { // unless a concurrent request resumed it first
+			u = resumed
+			us.sessions[id] = u
+		}
+		us.mu.Unlock()
 	}
-	us.mu.Unlock()
 	u.mu.Lock()
 	if u.done || u.repo != repo {
 		u.mu.Unlock()
@@ -118,6 +123,9 @@ func (us *uploads) resume(id string) (*upload, error) {
 	}
 	u := &upload{id: id, repo: string(repo), dir: dir, h: sha256.New(), touched: time.Now()}
 	f, err := os.Open(u.dataPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errUploadUnknown(id)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("resume upload %s: %w", id, err)
 	}
@@ -128,34 +136,39 @@ func (us *uploads) resume(id string) (*upload, error) {
 	return u, nil
 }
 
-// finish forgets u and removes its files; u stays locked and unusable.
+// finish ends u (locked by the caller, and left locked and unusable) and removes its files.
+// The files go before the session leaves the map, so that no request can resume it from
+// disk meanwhile: a concurrent request finds the session, waits for its lock and sees done.
 func (us *uploads) finish(u *upload) {
 	u.done = true
+	os.RemoveAll(u.dir)
 	us.mu.Lock()
 	delete(us.sessions, u.id)
 	us.mu.Unlock()
-	os.RemoveAll(u.dir)
 }
 
 // sweep removes uploads untouched for longer than maxAge, in memory and on disk (files left
-// by a crash included). Sessions busy with a request are skipped.
+// by a crash or a restart included). Sessions busy with a request are skipped.
 func (us *uploads) sweep(maxAge time.Duration) (removed int) {
 	cutoff := time.Now().Add(-maxAge)
 	us.mu.Lock()
+	var idle []*upload
+	live := make(map[string]bool, len(us.sessions))
 	for id, u := range us.sessions {
+		live[id] = true
 		if u.mu.TryLock() {
 			if u.touched.Before(cutoff) {
-				u.done = true
-				delete(us.sessions, id)
+				idle = append(idle, u)
+			} else {
+				u.mu.Unlock()
 			}
-			u.mu.Unlock()
 		}
 	}
-	live := make(map[string]bool, len(us.sessions))
-	for id := range us.sessions {
-		live[id] = true
-	}
 	us.mu.Unlock()
+	for _, u := range idle {
+		us.finish(u)
+		removed++
+	}
 	entries, _ := os.ReadDir(us.dir)
 	for _, e := range entries {
 		if live[e.Name()] {
