@@ -42,8 +42,8 @@ type Cacher struct {
 	ready    chan struct{} // closed while the cache is in sync with etcd
 	changed  chan struct{} // closed and replaced whenever rev moves
 	state    map[string]KV
-	rev      int64  // every event up to rev has been applied
-	ring     ring   // the latest events, all those after oldest
+	rev      int64 // every event up to rev has been applied
+	ring     ring  // the latest events, all those after oldest
 	oldest   int64
 	watchers map[*cacheWatcher]struct{}
 }
