@@ -55,6 +55,13 @@ func Run(ctx context.Context, cfg RunConfig) error {
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		TLSConfig:         tlsConfig,
+		// HTTP/2 (over TLS) lets a client send only a window's worth of data per round trip:
+		// Go's default 1 MiB caps an upload at ~20 MB/s at 50 ms; the largest allowed windows
+		// raise that fourfold.
+		HTTP2: &http.HTTP2Config{
+			MaxReceiveBufferPerConnection: 4<<20 - 1,
+			MaxReceiveBufferPerStream:     4<<20 - 1,
+		},
 	}
 	cfg.Logger.Info("registry listening", "addr", ln.Addr().String(), "scheme", scheme,
 		"data", cfg.DataDir, "auth", cfg.Htpasswd != "")
