@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -16,9 +17,18 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(engineCmd(), registryCmd(), versionCmd())
+	root.AddCommand(engineCmd(), registryCmd(), serverCmd(), versionCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "berth:", err)
 		os.Exit(1)
 	}
+}
+
+// logger logs to stderr at info level, or debug with BERTH_DEBUG set.
+func logger() *slog.Logger {
+	level := slog.LevelInfo
+	if os.Getenv("BERTH_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }

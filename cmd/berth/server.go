@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/version"
+
+	"github.com/berth-project/berth/internal/apiserver"
+	"github.com/berth-project/berth/internal/pki"
+	"github.com/berth-project/berth/internal/storage"
+	bversion "github.com/berth-project/berth/internal/version"
+)
+
+type serverConfig struct {
+	dataDir, runDir, kubeconfig, nodeName, advertise string
+	apiPort                                          int
+	etcdEndpoints                                    []string
+	etcdCA, etcdCert, etcdKey                        string
+	disableAgent                                     bool
+}
+
+func serverCmd() *cobra.Command {
+	var c serverConfig
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the Kubernetes control plane: the API server over etcd (embedded unless --etcd-endpoints)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServer(cmd.Context(), c)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.dataDir, "data-dir", "/var/lib/berth/server", "where etcd's data, certificates and keys are kept")
+	f.StringVar(&c.runDir, "run-dir", "/run/berth/server", "where run-time state is kept")
+	f.IntVar(&c.apiPort, "api-port", 6443, "HTTPS port of the Kubernetes API")
+	f.StringVar(&c.kubeconfig, "kubeconfig", "", "where to write the admin kubeconfig (default DATA-DIR/admin.kubeconfig)")
+	f.StringVar(&c.nodeName, "node-name", "", "this node's name (default: the host name)")
+	f.StringVar(&c.advertise, "advertise-address", "127.0.0.1", "the address clients and nodes reach the API on")
+	f.StringSliceVar(&c.etcdEndpoints, "etcd-endpoints", nil, "use this etcd cluster instead of an embedded one (URLs)")
+	f.StringVar(&c.etcdCA, "etcd-cafile", "", "CA of the external etcd's certificates")
+	f.StringVar(&c.etcdCert, "etcd-certfile", "", "client certificate for the external etcd")
+	f.StringVar(&c.etcdKey, "etcd-keyfile", "", "client key for the external etcd")
+	f.BoolVar(&c.disableAgent, "disable-agent", false, "do not run a node agent in this process")
+	return cmd
+}
+
+func runServer(parent context.Context, c serverConfig) error {
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	log := logger()
+	start := time.Now()
+	for _, d := range []string{c.dataDir, c.runDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	if c.kubeconfig == "" {
+		c.kubeconfig = filepath.Join(c.dataDir, "admin.kubeconfig")
+	}
+	if c.nodeName == "" {
+		c.nodeName, _ = os.Hostname()
+	}
+
+	secrets, err := storage.NewAESGCM(filepath.Join(c.dataDir, "secrets.key"), []string{"/registry/secrets/"})
+	if err != nil {
+		return fmt.Errorf("encryption key: %w", err)
+	}
+	ecfg := storage.EtcdConfig{Endpoints: c.etcdEndpoints, Transformer: secrets}
+	if len(c.etcdEndpoints) == 0 {
+		emb, err := storage.StartEmbedded(ctx, filepath.Join(c.dataDir, "etcd"), storage.EmbedOptions{})
+		if err != nil {
+			return fmt.Errorf("etcd: %w", err)
+		}
+		defer emb.Close()
+		ecfg.Endpoints = emb.Endpoints()
+	} else if c.etcdCA != "" || c.etcdCert != "" {
+		if ecfg.TLS, err = storage.TLSFromFiles(c.etcdCA, c.etcdCert, c.etcdKey); err != nil {
+			return err
+		}
+	}
+	store, err := storage.NewEtcd(ecfg)
+	if err != nil {
+		return fmt.Errorf("etcd: %w", err)
+	}
+	defer store.Close()
+	etcdReady := time.Since(start)
+
+	pkiDir := filepath.Join(c.dataDir, "pki")
+	ca, err := pki.LoadOrCreateCA(pkiDir, "berth-ca")
+	if err != nil {
+		return fmt.Errorf("CA: %w", err)
+	}
+	host, _ := os.Hostname()
+	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback, net.IPv4(10, 43, 0, 1)}
+	if ip := net.ParseIP(c.advertise); ip != nil && !ip.IsLoopback() {
+		ips = append(ips, ip)
+	}
+	serving, err := ca.IssueServing(pkiDir, "apiserver", []string{"localhost", host, "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}, ips)
+	if err != nil {
+		return fmt.Errorf("serving certificate: %w", err)
+	}
+	tokens, err := pki.OpenTokens(filepath.Join(c.dataDir, "tokens.json"))
+	if err != nil {
+		return fmt.Errorf("tokens: %w", err)
+	}
+
+	minor := strings.Split(strings.TrimPrefix(bversion.Kubernetes, "v"), ".")
+	srv := apiserver.New(apiserver.Config{
+		Store: store, Log: log,
+		Tokens: func(t string) (apiserver.User, bool) {
+			user, groups, ok := tokens.Lookup(t)
+			return apiserver.User{Name: user, Groups: groups}, ok
+		},
+		Version: version.Info{
+			Major: minor[0], Minor: minor[1], GitVersion: bversion.Kubernetes + "+berth", GitCommit: bversion.Version,
+			GoVersion: goruntime.Version(), Compiler: "gc", Platform: "linux/" + goruntime.GOARCH,
+		},
+	})
+	defer srv.Close()
+	if err := srv.Bootstrap(ctx); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+
+	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", c.apiPort))
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 30 * time.Second,
+		TLSConfig: &tls.Config{
+			Certificates: []tls.Certificate{serving}, ClientCAs: ca.Pool(), ClientAuth: tls.VerifyClientCertIfGiven,
+			MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"},
+		},
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.ServeTLS(ln, "", "") }()
+
+	certPEM, keyPEM, err := ca.IssueClient(pkiDir, "admin", "kubernetes-admin", []string{"system:masters"})
+	if err != nil {
+		return fmt.Errorf("admin certificate: %w", err)
+	}
+	server := fmt.Sprintf("https://%s", net.JoinHostPort(c.advertise, fmt.Sprint(c.apiPort)))
+	if err := pki.WriteKubeconfig(c.kubeconfig, server, "berth", "admin", ca.CertPEM(), certPEM, keyPEM, ""); err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	log.Info("Kubernetes API ready", "url", server, "kubeconfig", c.kubeconfig, "etcd", etcdReady.Round(time.Millisecond), "took", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "berth server: API at %s; export KUBECONFIG=%s\n", server, c.kubeconfig)
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	hs.Shutdown(sctx)
+	return nil
+}

@@ -1,0 +1,237 @@
+package apiserver
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"sigs.k8s.io/yaml"
+)
+
+func readBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	if len(body) > maxBody {
+		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", maxBody))
+	}
+	return body, nil
+}
+
+// applyPatch applies a JSON, merge or strategic merge patch to the JSON of an object.
+func applyPatch(pt types.PatchType, cur []byte, patch []byte, schemaObj runtime.Object) ([]byte, error) {
+	switch pt {
+	case types.JSONPatchType:
+		p, err := jsonpatch.DecodePatch(patch)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid JSON patch: %v", err))
+		}
+		out, err := p.Apply(cur)
+		if err != nil {
+			return nil, apierrors.NewInvalid(schema.GroupKind{}, "", fieldErrors("patch", string(patch), err.Error()))
+		}
+		return out, nil
+	case types.MergePatchType:
+		out, err := jsonpatch.MergePatch(cur, patch)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid merge patch: %v", err))
+		}
+		return out, nil
+	case types.StrategicMergePatchType:
+		out, err := strategicpatch.StrategicMergePatch(cur, patch, schemaObj)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid strategic merge patch: %v", err))
+		}
+		return out, nil
+	case types.ApplyYAMLPatchType, types.ApplyCBORPatchType:
+		// Server-side apply, simplified: the applied configuration is merged over the
+		// object (managed fields and conflicts are not tracked yet).
+		js, err := yaml.YAMLToJSON(patch)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid apply configuration: %v", err))
+		}
+		out, err := jsonpatch.MergePatch(cur, js)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid apply configuration: %v", err))
+		}
+		return out, nil
+	}
+	return nil, statusError(http.StatusUnsupportedMediaType, metav1.StatusReasonUnsupportedMediaType, fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s, %s, %s", types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType, types.ApplyYAMLPatchType))
+}
+
+func patchType(r *http.Request) types.PatchType {
+	return types.PatchType(strings.TrimSpace(strings.Split(r.Header.Get("Content-Type"), ";")[0]))
+}
+
+func (s *Server) toJSON(obj runtime.Object, gv schema.GroupVersion) ([]byte, error) {
+	return runtime.Encode(codecs.EncoderForVersion(storageCodec, gv), obj)
+}
+
+func (s *Server) fromJSON(data []byte, res *resource) (runtime.Object, error) {
+	obj := res.new()
+	gvk := res.gvk()
+	if _, _, err := storageCodec.Decode(data, &gvk, obj); err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the patched object is invalid: %v", err))
+	}
+	return obj, nil
+}
+
+func (s *Server) patch(w http.ResponseWriter, r *http.Request, req request) error {
+	if req.name == "" {
+		return apierrors.NewMethodNotSupported(req.res.gvr.GroupResource(), "patch")
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	pt := patchType(r)
+	if req.sub == "scale" {
+		return s.updateScale(w, r, req, func(cur []byte) ([]byte, error) {
+			return applyPatch(pt, cur, body, &autoscalingv1.Scale{})
+		})
+	}
+	if pt == types.ApplyYAMLPatchType {
+		if _, err := s.getObject(r.Context(), req.res, req.namespace, req.name); apierrors.IsNotFound(err) {
+			return s.applyCreate(w, r, req, body)
+		}
+	}
+	out, code, err := s.storeUpdate(r.Context(), req, func(cur runtime.Object) (runtime.Object, error) {
+		js, err := s.toJSON(cur, req.gv)
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		patched, err := applyPatch(pt, js, body, req.res.new())
+		if err != nil {
+			return nil, err
+		}
+		return s.fromJSON(patched, req.res)
+	}, dryRun(r))
+	if err != nil {
+		return err
+	}
+	s.writeObject(w, r, code, out, req.gv)
+	return nil
+}
+
+// applyCreate is server-side apply of an object that does not exist yet: a create.
+func (s *Server) applyCreate(w http.ResponseWriter, r *http.Request, req request, body []byte) error {
+	js, err := yaml.YAMLToJSON(body)
+	if err != nil {
+		return apierrors.NewBadRequest(fmt.Sprintf("invalid apply configuration: %v", err))
+	}
+	r2 := r.Clone(r.Context())
+	r2.Header.Set("Content-Type", "application/json")
+	r2.Body = io.NopCloser(strings.NewReader(string(js)))
+	r2.Method = http.MethodPost
+	req.name = ""
+	return s.create(w, r2, req)
+}
+
+// updateScale writes replicas through the scale subresource (PUT, or PATCH when
+// patchFn is given).
+func (s *Server) updateScale(w http.ResponseWriter, r *http.Request, req request, patchFn func([]byte) ([]byte, error)) error {
+	var scale *autoscalingv1.Scale
+	if patchFn == nil {
+		body, err := readBody(r)
+		if err != nil {
+			return err
+		}
+		obj, err := decodeObject(r, body, schema.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"}, func() runtime.Object { return &autoscalingv1.Scale{} })
+		if err != nil {
+			return err
+		}
+		scale = obj.(*autoscalingv1.Scale)
+	}
+	req.sub = ""
+	out, _, err := s.storeUpdate(r.Context(), req, func(cur runtime.Object) (runtime.Object, error) {
+		want := scale
+		if patchFn != nil {
+			sc, err := scaleOf(cur)
+			if err != nil {
+				return nil, err
+			}
+			js, _ := s.toJSON(sc, schema.GroupVersion{Group: "autoscaling", Version: "v1"})
+			patched, err := patchFn(js)
+			if err != nil {
+				return nil, err
+			}
+			want = &autoscalingv1.Scale{}
+			if err := runtime.DecodeInto(codecs.UniversalDecoder(), patched, want); err != nil {
+				return nil, apierrors.NewBadRequest(err.Error())
+			}
+		}
+		if want.Spec.Replicas < 0 {
+			return nil, apierrors.NewInvalid(schema.GroupKind{Group: "autoscaling", Kind: "Scale"}, req.name, fieldErrors("spec.replicas", want.Spec.Replicas, "must be greater than or equal to 0"))
+		}
+		acc, _ := meta.Accessor(cur)
+		if want.ResourceVersion != "" && want.ResourceVersion != acc.GetResourceVersion() {
+			return nil, apierrors.NewConflict(req.res.gvr.GroupResource(), req.name, fmt.Errorf("the object has been modified; please apply your changes to the latest version and try again"))
+		}
+		setReplicas(cur, want.Spec.Replicas)
+		return cur, nil
+	}, dryRun(r))
+	if err != nil {
+		return err
+	}
+	sc, err := scaleOf(out)
+	if err != nil {
+		return err
+	}
+	s.writeObject(w, r, http.StatusOK, sc, schema.GroupVersion{Group: "autoscaling", Version: "v1"})
+	return nil
+}
+
+// createSub serves POST to a subresource: a pod's binding and eviction.
+func (s *Server) createSub(w http.ResponseWriter, r *http.Request, req request) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	switch {
+	case req.res.kind == "Pod" && req.sub == "binding":
+		obj, err := decodeObject(r, body, schema.GroupVersionKind{Version: "v1", Kind: "Binding"}, func() runtime.Object { return &corev1.Binding{} })
+		if err != nil {
+			return err
+		}
+		b := obj.(*corev1.Binding)
+		req.sub = ""
+		_, _, err = s.storeUpdate(r.Context(), req, func(cur runtime.Object) (runtime.Object, error) {
+			pod := cur.(*corev1.Pod)
+			if pod.Spec.NodeName != "" {
+				return nil, apierrors.NewConflict(req.res.gvr.GroupResource(), req.name, fmt.Errorf("pod %s is already assigned to node %q", req.name, pod.Spec.NodeName))
+			}
+			pod.Spec.NodeName = b.Target.Name
+			pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()})
+			return pod, nil
+		}, dryRun(r))
+		if err != nil {
+			return err
+		}
+		s.writeObject(w, r, http.StatusCreated, &metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusCreated}, schema.GroupVersion{Version: "v1"})
+		return nil
+	case req.res.kind == "Pod" && req.sub == "eviction":
+		if _, err := decodeObject(r, body, schema.GroupVersionKind{Group: "policy", Version: "v1", Kind: "Eviction"}, func() runtime.Object { return &policyv1.Eviction{} }); err != nil {
+			return err
+		}
+		req.sub = ""
+		if _, err := s.deleteObject(r.Context(), req, metav1.DeleteOptions{}, dryRun(r)); err != nil {
+			return err
+		}
+		s.writeObject(w, r, http.StatusCreated, &metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusCreated}, schema.GroupVersion{Version: "v1"})
+		return nil
+	}
+	return apierrors.NewMethodNotSupported(req.res.gvr.GroupResource(), "create "+req.sub)
+}

@@ -1,0 +1,561 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/rand"
+
+	"github.com/berth-project/berth/internal/storage"
+)
+
+// request is a resource request after routing.
+type request struct {
+	gv        schema.GroupVersion
+	res       *resource
+	namespace string
+	name      string
+	sub       string
+}
+
+// maxBody bounds request bodies (kube-apiserver's limit is 3 MiB per object).
+const maxBody = 3 << 20
+
+func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, req request) {
+	q := r.URL.Query()
+	if req.res.namespaced && req.namespace == "" && req.name != "" {
+		s.writeError(w, r, apierrors.NewBadRequest("the server could not find the requested resource: a namespaced object needs a namespace"))
+		return
+	}
+	var err error
+	switch r.Method {
+	case http.MethodGet:
+		switch {
+		case req.name != "" && req.sub == "":
+			err = s.get(w, r, req)
+		case req.name != "":
+			err = s.getSub(w, r, req)
+		case q.Get("watch") == "1" || q.Get("watch") == "true":
+			err = s.watch(w, r, req)
+		default:
+			err = s.list(w, r, req)
+		}
+	case http.MethodPost:
+		if req.name != "" && req.sub == "" {
+			err = apierrors.NewMethodNotSupported(req.res.gvr.GroupResource(), "create")
+		} else {
+			err = s.create(w, r, req)
+		}
+	case http.MethodPut:
+		err = s.update(w, r, req)
+	case http.MethodPatch:
+		err = s.patch(w, r, req)
+	case http.MethodDelete:
+		if req.name == "" {
+			err = s.deleteCollection(w, r, req)
+		} else {
+			err = s.delete(w, r, req)
+		}
+	default:
+		err = apierrors.NewMethodNotSupported(req.res.gvr.GroupResource(), strings.ToLower(r.Method))
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+	}
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request, req request) error {
+	obj, err := s.getObject(r.Context(), req.res, req.namespace, req.name)
+	if err != nil {
+		return err
+	}
+	s.writeObject(w, r, http.StatusOK, obj, req.gv)
+	return nil
+}
+
+func (s *Server) getSub(w http.ResponseWriter, r *http.Request, req request) error {
+	switch req.sub {
+	case "status":
+		return s.get(w, r, req)
+	case "scale":
+		obj, err := s.getObject(r.Context(), req.res, req.namespace, req.name)
+		if err != nil {
+			return err
+		}
+		sc, err := scaleOf(obj)
+		if err != nil {
+			return err
+		}
+		s.writeObject(w, r, http.StatusOK, sc, schema.GroupVersion{Group: "autoscaling", Version: "v1"})
+		return nil
+	}
+	return apierrors.NewMethodNotSupported(req.res.gvr.GroupResource(), "get "+req.sub)
+}
+
+// listOptions are the list and watch query parameters that matter here.
+type listOptions struct {
+	labels labels.Selector
+	fields fields.Selector
+	limit  int64
+	cont   string
+	rv     string
+}
+
+func parseListOptions(r *http.Request) (listOptions, error) {
+	q := r.URL.Query()
+	o := listOptions{labels: labels.Everything(), fields: fields.Everything(), cont: q.Get("continue"), rv: q.Get("resourceVersion")}
+	var err error
+	if v := q.Get("labelSelector"); v != "" {
+		if o.labels, err = labels.Parse(v); err != nil {
+			return o, apierrors.NewBadRequest(fmt.Sprintf("unable to parse requirement: %v", err))
+		}
+	}
+	if v := q.Get("fieldSelector"); v != "" {
+		if o.fields, err = fields.ParseSelector(v); err != nil {
+			return o, apierrors.NewBadRequest(fmt.Sprintf("invalid field selector: %v", err))
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if o.limit, err = strconv.ParseInt(v, 10, 64); err != nil || o.limit < 0 {
+			return o, apierrors.NewBadRequest("limit must be a non-negative integer")
+		}
+	}
+	if o.rv != "" {
+		if _, err := strconv.ParseUint(o.rv, 10, 64); err != nil {
+			return o, apierrors.NewBadRequest(fmt.Sprintf("invalid resourceVersion %q", o.rv))
+		}
+	}
+	return o, nil
+}
+
+// prefix is where a list or watch looks: one namespace, or all of them.
+func (req request) prefix() string {
+	if req.res.namespaced && req.namespace != "" {
+		return req.res.storagePrefix() + req.namespace + "/"
+	}
+	return req.res.storagePrefix()
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request, req request) error {
+	o, err := parseListOptions(r)
+	if err != nil {
+		return err
+	}
+	if err := checkFieldSelector(req.res, o.fields); err != nil {
+		return err
+	}
+	filtered := !o.labels.Empty() || !o.fields.Empty()
+	lo := storage.ListOptions{Continue: o.cont}
+	if !filtered {
+		lo.Limit = o.limit
+	}
+	if o.rv != "" && o.rv != "0" && o.cont == "" {
+		lo.Revision, _ = strconv.ParseInt(o.rv, 10, 64)
+	}
+	res, err := s.store.List(r.Context(), req.prefix(), lo)
+	if err != nil {
+		return storageError(err, req.res, "")
+	}
+	var items []runtime.Object
+	for _, kv := range res.Items {
+		obj, err := s.decodeFromStorage(req.res, kv)
+		if err != nil {
+			return err
+		}
+		if matches(req.res, obj, o.labels, o.fields) {
+			items = append(items, obj)
+		}
+	}
+	list := req.res.newList()
+	if err := meta.SetList(list, items); err != nil {
+		return apierrors.NewInternalError(err)
+	}
+	lm, err := meta.ListAccessor(list)
+	if err != nil {
+		return apierrors.NewInternalError(err)
+	}
+	lm.SetResourceVersion(strconv.FormatInt(res.Revision, 10))
+	lm.SetContinue(res.Continue)
+	if res.Continue != "" && res.Remaining > 0 {
+		n := res.Remaining
+		if la, ok := list.(metav1.ListInterface); ok {
+			la.SetRemainingItemCount(&n)
+		}
+	}
+	list.GetObjectKind().SetGroupVersionKind(req.gv.WithKind(req.res.kind + "List"))
+	s.writeObject(w, r, http.StatusOK, list, req.gv)
+	return nil
+}
+
+// decodeBody reads the request body as an object of the resource's kind.
+func (s *Server) decodeBody(r *http.Request, res *resource) (runtime.Object, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	if len(body) > maxBody {
+		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", maxBody))
+	}
+	return decodeObject(r, body, res.gvk(), res.new)
+}
+
+// decodeObject decodes body (JSON, YAML or protobuf, by Content-Type) into a new
+// object, honouring fieldValidation=Strict.
+func decodeObject(r *http.Request, body []byte, gvk schema.GroupVersionKind, newObj func() runtime.Object) (runtime.Object, error) {
+	if len(body) == 0 {
+		return nil, apierrors.NewBadRequest("the request body is empty")
+	}
+	ct := r.Header.Get("Content-Type")
+	mt := strings.TrimSpace(strings.Split(ct, ";")[0])
+	var dec runtime.Decoder = codecs.UniversalDeserializer()
+	strict := strings.EqualFold(r.URL.Query().Get("fieldValidation"), "Strict")
+	for _, info := range codecs.SupportedMediaTypes() {
+		if info.MediaType == mt {
+			dec = info.Serializer
+			if strict && info.StrictSerializer != nil {
+				dec = info.StrictSerializer
+			}
+		}
+	}
+	into := newObj()
+	obj, got, err := dec.Decode(body, &gvk, into)
+	if err != nil {
+		if runtime.IsStrictDecodingError(err) {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("strict decoding error: %v", err))
+		}
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s (%v)", strings.Join(mediaTypes(), ", "), err))
+	}
+	if got.Kind != gvk.Kind || got.Group != gvk.Group {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)", got.GroupVersion(), gvk.GroupVersion()))
+	}
+	return obj, nil
+}
+
+func (s *Server) create(w http.ResponseWriter, r *http.Request, req request) error {
+	if req.sub != "" {
+		return s.createSub(w, r, req)
+	}
+	obj, err := s.decodeBody(r, req.res)
+	if err != nil {
+		return err
+	}
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return apierrors.NewBadRequest(err.Error())
+	}
+	if req.res.namespaced {
+		if ns := acc.GetNamespace(); ns != "" && req.namespace != "" && ns != req.namespace {
+			return apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+		}
+		if req.namespace == "" {
+			req.namespace = acc.GetNamespace()
+		}
+		if req.namespace == "" {
+			req.namespace = metav1.NamespaceDefault
+		}
+		acc.SetNamespace(req.namespace)
+	} else {
+		acc.SetNamespace("")
+	}
+	if acc.GetResourceVersion() != "" {
+		return apierrors.NewBadRequest("resourceVersion should not be set on objects to be created")
+	}
+	if acc.GetName() == "" && acc.GetGenerateName() != "" {
+		acc.SetName(acc.GetGenerateName() + rand.String(5))
+	}
+	if req.res.namespaced {
+		if err := s.namespaceActive(r.Context(), req.namespace); err != nil {
+			return err
+		}
+	}
+	acc.SetUID(typesUID(newUID()))
+	acc.SetCreationTimestamp(metav1.Now())
+	acc.SetDeletionTimestamp(nil)
+	acc.SetManagedFields(nil)
+	if hasSpec(obj) {
+		acc.SetGeneration(1)
+	}
+	prepareForCreate(req.res, obj)
+	defaultObject(obj)
+	if err := validate(req.res, obj); err != nil {
+		return err
+	}
+	if dryRun(r) {
+		s.writeObject(w, r, http.StatusCreated, obj, req.gv)
+		return nil
+	}
+	data, err := s.encodeForStorage(req.res, obj)
+	if err != nil {
+		return apierrors.NewInternalError(err)
+	}
+	rev, err := s.store.Create(r.Context(), req.res.key(req.namespace, acc.GetName()), data)
+	if err != nil {
+		return storageError(err, req.res, acc.GetName())
+	}
+	acc.SetResourceVersion(strconv.FormatInt(rev, 10))
+	s.afterCreate(req.res, obj)
+	s.writeObject(w, r, http.StatusCreated, obj, req.gv)
+	return nil
+}
+
+func dryRun(r *http.Request) bool {
+	for _, v := range r.URL.Query()["dryRun"] {
+		if v == "All" {
+			return true
+		}
+	}
+	return false
+}
+
+// namespaceActive refuses objects in a namespace that is missing or being deleted.
+func (s *Server) namespaceActive(ctx context.Context, ns string) error {
+	nsRes := s.reg.get("", "v1", "namespaces")
+	obj, err := s.getObject(ctx, nsRes, "", ns)
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, ns)
+		}
+		return err
+	}
+	if acc, _ := meta.Accessor(obj); acc != nil && acc.GetDeletionTimestamp() != nil {
+		return apierrors.NewForbidden(schema.GroupResource{Resource: "namespaces"}, ns,
+			fmt.Errorf("unable to create new content in namespace %s because it is being terminated", ns))
+	}
+	return nil
+}
+
+func (s *Server) update(w http.ResponseWriter, r *http.Request, req request) error {
+	if req.name == "" {
+		return apierrors.NewMethodNotSupported(req.res.gvr.GroupResource(), "update")
+	}
+	if req.sub == "scale" {
+		return s.updateScale(w, r, req, nil)
+	}
+	obj, err := s.decodeBody(r, req.res)
+	if err != nil {
+		return err
+	}
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return apierrors.NewBadRequest(err.Error())
+	}
+	if acc.GetName() != req.name {
+		return apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", acc.GetName(), req.name))
+	}
+	if acc.GetResourceVersion() == "" {
+		return apierrors.NewInvalid(req.res.gvk().GroupKind(), req.name, fieldErrors("metadata.resourceVersion", "", "must be specified for an update"))
+	}
+	out, code, err := s.storeUpdate(r.Context(), req, func(cur runtime.Object) (runtime.Object, error) { return obj, nil }, dryRun(r))
+	if err != nil {
+		return err
+	}
+	s.writeObject(w, r, code, out, req.gv)
+	return nil
+}
+
+// storeUpdate moves the stored object to what fn makes of it: the resourceVersion the
+// new object carries (if any) must be current (409 otherwise); what the server owns
+// (uid, creation time, status or spec, depending on the subresource) is kept; the
+// generation moves when the spec does.
+func (s *Server) storeUpdate(ctx context.Context, req request, fn func(cur runtime.Object) (runtime.Object, error), dry bool) (runtime.Object, int, error) {
+	var result runtime.Object
+	var deleted bool
+	key := req.res.key(req.namespace, req.name)
+	kv, err := s.store.GuaranteedUpdate(ctx, key, func(cur storage.KV, exists bool) ([]byte, error) {
+		if !exists {
+			return nil, apierrors.NewNotFound(req.res.gvr.GroupResource(), req.name)
+		}
+		old, err := s.decodeFromStorage(req.res, cur)
+		if err != nil {
+			return nil, err
+		}
+		oldCopy := old.DeepCopyObject()
+		obj, err := fn(oldCopy)
+		if err != nil {
+			return nil, err
+		}
+		acc, err := meta.Accessor(obj)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+		oldAcc, _ := meta.Accessor(old)
+		if rv := acc.GetResourceVersion(); rv != "" && rv != oldAcc.GetResourceVersion() {
+			return nil, apierrors.NewConflict(req.res.gvr.GroupResource(), req.name, fmt.Errorf("the object has been modified; please apply your changes to the latest version and try again"))
+		}
+		acc.SetNamespace(oldAcc.GetNamespace())
+		acc.SetUID(oldAcc.GetUID())
+		acc.SetCreationTimestamp(oldAcc.GetCreationTimestamp())
+		if oldAcc.GetDeletionTimestamp() != nil {
+			acc.SetDeletionTimestamp(oldAcc.GetDeletionTimestamp())
+			acc.SetDeletionGracePeriodSeconds(oldAcc.GetDeletionGracePeriodSeconds())
+		}
+		switch req.sub {
+		case "status":
+			obj = withStatusOf(old, obj)
+		case "":
+			obj = keepStatus(req.res, old, obj)
+		}
+		acc, _ = meta.Accessor(obj)
+		acc.SetGeneration(oldAcc.GetGeneration())
+		if hasSpec(obj) && specChanged(old, obj) {
+			acc.SetGeneration(oldAcc.GetGeneration() + 1)
+		}
+		defaultObject(obj)
+		if err := validate(req.res, obj); err != nil {
+			return nil, err
+		}
+		if acc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) == 0 {
+			deleted = true // the last finalizer went: the object goes
+		}
+		result = obj
+		if dry {
+			return nil, errDryRun
+		}
+		return s.encodeForStorage(req.res, obj)
+	})
+	if err == errDryRun {
+		return result, http.StatusOK, nil
+	}
+	if err != nil {
+		return nil, 0, storageError(err, req.res, req.name)
+	}
+	acc, _ := meta.Accessor(result)
+	acc.SetResourceVersion(strconv.FormatInt(kv.ModRevision, 10))
+	if deleted {
+		if _, err := s.store.Delete(ctx, key, kv.ModRevision); err != nil {
+			return nil, 0, storageError(err, req.res, req.name)
+		}
+	}
+	return result, http.StatusOK, nil
+}
+
+var errDryRun = fmt.Errorf("dry run")
+
+func (s *Server) delete(w http.ResponseWriter, r *http.Request, req request) error {
+	opts := metav1.DeleteOptions{}
+	if body, _ := io.ReadAll(io.LimitReader(r.Body, maxBody)); len(body) > 0 {
+		if err := runtime.DecodeInto(codecs.UniversalDecoder(), body, &opts); err != nil {
+			return apierrors.NewBadRequest(fmt.Sprintf("invalid DeleteOptions: %v", err))
+		}
+	}
+	if p := r.URL.Query().Get("propagationPolicy"); p != "" {
+		pp := metav1.DeletionPropagation(p)
+		opts.PropagationPolicy = &pp
+	}
+	obj, err := s.deleteObject(r.Context(), req, opts, dryRun(r))
+	if err != nil {
+		return err
+	}
+	s.writeObject(w, r, http.StatusOK, obj, req.gv)
+	return nil
+}
+
+// deleteObject deletes the object, or, when finalizers hold it (its own, or the ones a
+// Foreground or Orphan propagation adds), marks it deleted and leaves it to them.
+func (s *Server) deleteObject(ctx context.Context, req request, opts metav1.DeleteOptions, dry bool) (runtime.Object, error) {
+	cur, err := s.getObject(ctx, req.res, req.namespace, req.name)
+	if err != nil {
+		return nil, err
+	}
+	acc, _ := meta.Accessor(cur)
+	if pre := opts.Preconditions; pre != nil {
+		if pre.UID != nil && *pre.UID != acc.GetUID() {
+			return nil, apierrors.NewConflict(req.res.gvr.GroupResource(), req.name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *pre.UID, acc.GetUID()))
+		}
+		if pre.ResourceVersion != nil && *pre.ResourceVersion != acc.GetResourceVersion() {
+			return nil, apierrors.NewConflict(req.res.gvr.GroupResource(), req.name, fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *pre.ResourceVersion, acc.GetResourceVersion()))
+		}
+	}
+	finalizers := acc.GetFinalizers()
+	if opts.PropagationPolicy != nil {
+		switch *opts.PropagationPolicy {
+		case metav1.DeletePropagationForeground:
+			finalizers = addString(finalizers, metav1.FinalizerDeleteDependents)
+		case metav1.DeletePropagationOrphan:
+			finalizers = addString(finalizers, metav1.FinalizerOrphanDependents)
+		}
+	}
+	if req.res.kind == "Namespace" {
+		finalizers = addString(finalizers, "kubernetes")
+	}
+	if len(finalizers) > 0 {
+		out, _, err := s.storeUpdate(ctx, req, func(obj runtime.Object) (runtime.Object, error) {
+			a, _ := meta.Accessor(obj)
+			if a.GetDeletionTimestamp() == nil {
+				now := metav1.NewTime(time.Now())
+				a.SetDeletionTimestamp(&now)
+				var zero int64
+				a.SetDeletionGracePeriodSeconds(&zero)
+			}
+			a.SetFinalizers(finalizers)
+			a.SetResourceVersion("")
+			markTerminating(obj)
+			return obj, nil
+		}, dry)
+		if err == nil && req.res.kind == "Namespace" && !dry {
+			go s.finalizeNamespace(req.name)
+		}
+		return out, err
+	}
+	if dry {
+		return cur, nil
+	}
+	rv, _ := strconv.ParseInt(acc.GetResourceVersion(), 10, 64)
+	kv, err := s.store.Delete(ctx, req.res.key(req.namespace, req.name), rv)
+	if err != nil {
+		return nil, storageError(err, req.res, req.name)
+	}
+	return s.decodeFromStorage(req.res, storage.KV{Key: kv.Key, Value: kv.Value, ModRevision: kv.ModRevision})
+}
+
+func addString(list []string, s string) []string {
+	if contains(list, s) {
+		return list
+	}
+	return append(append([]string{}, list...), s)
+}
+
+func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, req request) error {
+	o, err := parseListOptions(r)
+	if err != nil {
+		return err
+	}
+	res, err := s.store.List(r.Context(), req.prefix(), storage.ListOptions{})
+	if err != nil {
+		return storageError(err, req.res, "")
+	}
+	var items []runtime.Object
+	for _, kv := range res.Items {
+		obj, err := s.decodeFromStorage(req.res, kv)
+		if err != nil {
+			return err
+		}
+		if !matches(req.res, obj, o.labels, o.fields) {
+			continue
+		}
+		acc, _ := meta.Accessor(obj)
+		one := req
+		one.namespace, one.name = acc.GetNamespace(), acc.GetName()
+		if out, err := s.deleteObject(r.Context(), one, metav1.DeleteOptions{}, dryRun(r)); err == nil {
+			items = append(items, out)
+		} else if !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	list := req.res.newList()
+	meta.SetList(list, items)
+	s.writeObject(w, r, http.StatusOK, list, req.gv)
+	return nil
+}

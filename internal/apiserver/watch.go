@@ -1,0 +1,171 @@
+package apiserver
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer/streaming"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/berth-project/berth/internal/storage"
+)
+
+// watch streams the changes of a collection: with resourceVersion "" or "0" first the
+// current objects as ADDED, then every change after; with a resourceVersion, the changes
+// after it (410 Gone when it is too old).
+func (s *Server) watch(w http.ResponseWriter, r *http.Request, req request) error {
+	o, err := parseListOptions(r)
+	if err != nil {
+		return err
+	}
+	if err := checkFieldSelector(req.res, o.fields); err != nil {
+		return err
+	}
+	info, _, err := outputFor(r, false)
+	if err != nil {
+		return err
+	}
+	if info.StreamSerializer == nil {
+		return statusError(http.StatusNotAcceptable, metav1.StatusReasonNotAcceptable, "watch is served as JSON or protobuf")
+	}
+	q := r.URL.Query()
+	timeout := time.Duration(1800+rand.IntN(1800)) * time.Second
+	if v := q.Get("timeoutSeconds"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return apierrors.NewBadRequest("invalid timeoutSeconds")
+		}
+		timeout = time.Duration(n) * time.Second
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+
+	cacher := s.cacher(req.res)
+	var initial []storage.KV
+	from, _ := strconv.ParseInt(o.rv, 10, 64)
+	if from == 0 {
+		lr, err := s.store.List(ctx, req.prefix(), storage.ListOptions{})
+		if err != nil {
+			return storageError(err, req.res, "")
+		}
+		initial, from = lr.Items, lr.Revision
+	}
+	events, done, err := cacher.WatchWithOptions(ctx, req.prefix(), from, storage.WatchOptions{Bookmarks: q.Get("allowWatchBookmarks") == "true"})
+	if err != nil {
+		return storageError(err, req.res, "")
+	}
+	defer done()
+
+	ct := info.MediaType
+	if ct != "application/json" {
+		ct += ";stream=watch"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Transfer-Encoding", "chunked")
+	w.Header().Set("Cache-Control", "no-cache, private")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	framer := info.StreamSerializer.Framer.NewFrameWriter(w)
+	enc := streaming.NewEncoder(framer, info.StreamSerializer.Serializer)
+	objEnc := codecs.EncoderForVersion(info.Serializer, req.gv)
+	var buf bytes.Buffer
+	send := func(typ watch.EventType, obj runtime.Object) bool {
+		buf.Reset()
+		if err := objEnc.Encode(obj, &buf); err != nil {
+			s.log.Error("watch: encode", "err", err)
+			return false
+		}
+		ev := &metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: buf.Bytes()}}
+		if err := enc.Encode(ev); err != nil {
+			return false
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return true
+	}
+	for _, kv := range initial {
+		obj, err := s.decodeFromStorage(req.res, kv)
+		if err != nil {
+			continue
+		}
+		if matches(req.res, obj, o.labels, o.fields) && !send(watch.Added, obj) {
+			return nil
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				if err := done(); err != nil && ctx.Err() == nil {
+					st := errorStatus(storageError(err, req.res, ""))
+					send(watch.Error, st)
+				}
+				return nil
+			}
+			if ev.Type == storage.Bookmark {
+				bm := req.res.new()
+				if acc, err := meta.Accessor(bm); err == nil {
+					acc.SetResourceVersion(strconv.FormatInt(ev.KV.ModRevision, 10))
+				}
+				bm.GetObjectKind().SetGroupVersionKind(req.res.gvk())
+				if !send(watch.Bookmark, bm) {
+					return nil
+				}
+				continue
+			}
+			if !s.sendChange(req, o, ev, send) {
+				return nil
+			}
+		}
+	}
+}
+
+// sendChange sends one stored change as the watch event a client of this selector sees:
+// an object that starts or stops matching is ADDED or DELETED for it.
+func (s *Server) sendChange(req request, o listOptions, ev storage.Event, send func(watch.EventType, runtime.Object) bool) bool {
+	cur, err := s.decodeFromStorage(req.res, ev.KV)
+	if err != nil {
+		return true
+	}
+	now := matches(req.res, cur, o.labels, o.fields)
+	var before bool
+	if ev.PrevValue != nil {
+		if prev, err := s.decodeFromStorage(req.res, storage.KV{Key: ev.KV.Key, Value: ev.PrevValue, ModRevision: ev.KV.ModRevision}); err == nil {
+			before = matches(req.res, prev, o.labels, o.fields)
+		}
+	}
+	switch ev.Type {
+	case storage.Added:
+		if now {
+			return send(watch.Added, cur)
+		}
+	case storage.Modified:
+		switch {
+		case now && before, now && ev.PrevValue == nil:
+			return send(watch.Modified, cur)
+		case now:
+			return send(watch.Added, cur)
+		case before:
+			return send(watch.Deleted, cur)
+		}
+	case storage.Deleted:
+		if now {
+			return send(watch.Deleted, cur)
+		}
+	}
+	return true
+}
