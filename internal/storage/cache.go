@@ -180,7 +180,7 @@ func (c *Cacher) apply(ev Event) {
 	if out, ok := c.ring.push(e); ok {
 		c.oldest = out.KV.ModRevision
 	}
-	c.rev = rev
+	c.rev = max(c.rev, rev)
 	for w := range c.watchers {
 		if rev > w.minRev && strings.HasPrefix(ev.KV.Key, w.prefix) && !w.offer(e) {
 			c.stop(w, fmt.Errorf("watch %s at revision %d: %w", w.prefix, rev, ErrTooSlow))
@@ -294,8 +294,14 @@ func (c *Cacher) caughtUp(ctx context.Context, rev int64) bool {
 		if ok {
 			return true
 		}
-		if pr, can := c.store.(ProgressRequester); can && !asked {
-			asked = pr.RequestProgress(ctx) == nil
+		if !asked {
+			// Without progress notifications only a write under the prefix would move
+			// the cache: read etcd rather than wait for one.
+			pr, can := c.store.(ProgressRequester)
+			if !can || pr.RequestProgress(ctx) != nil {
+				return false
+			}
+			asked = true
 		}
 		select {
 		case <-changed:

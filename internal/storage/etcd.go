@@ -57,6 +57,8 @@ func TLSFromFiles(caFile, certFile, keyFile string) (*tls.Config, error) {
 type etcdStore struct {
 	c  *clientv3.Client
 	tr Transformer
+	// progress: the servers' progress notifications can be trusted (see progressReliable).
+	progress bool
 }
 
 var (
@@ -95,7 +97,34 @@ func NewEtcd(cfg EtcdConfig) (Store, error) {
 		c.Close()
 		return nil, fmt.Errorf("etcd %v: %w", cfg.Endpoints, err)
 	}
+	s.progress = true
+	for _, ep := range cfg.Endpoints {
+		st, err := c.Status(ctx, ep)
+		if err != nil || !progressReliable(st.Version) {
+			s.progress = false
+		}
+	}
 	return s, nil
+}
+
+// progressReliable says whether an etcd server of version v sends a progress
+// notification only once its watch has delivered every event up to the notified
+// revision. Earlier servers could send it first (etcd issue 15220); kube-apiserver
+// trusts progress notifications from 3.4.31, 3.5.13 and 3.6 on, and so does Berth.
+func progressReliable(v string) bool {
+	var major, minor, patch int
+	if _, err := fmt.Sscanf(v, "%d.%d.%d", &major, &minor, &patch); err != nil {
+		return false
+	}
+	switch {
+	case major != 3:
+		return major > 3
+	case minor == 4:
+		return patch >= 31
+	case minor == 5:
+		return patch >= 13
+	}
+	return minor > 5
 }
 
 // etcdErr turns etcd's errors into this package's sentinels.
@@ -269,9 +298,13 @@ func (s *etcdStore) Delete(ctx context.Context, key string, rev int64) (KV, erro
 }
 
 // RequestProgress makes etcd send every watch of this client a progress notification
-// with its current revision. The context carries the same metadata as the watches
-// (require-leader), or the client would look for them on another stream.
+// with its current revision; errors.ErrUnsupported on servers whose notifications cannot
+// be trusted. The context carries the same metadata as the watches (require-leader),
+// or the client would look for them on another stream.
 func (s *etcdStore) RequestProgress(ctx context.Context) error {
+	if !s.progress {
+		return fmt.Errorf("request watch progress: etcd too old: %w", errors.ErrUnsupported)
+	}
 	if err := s.c.RequestProgress(clientv3.WithRequireLeader(ctx)); err != nil {
 		return fmt.Errorf("request watch progress: %w", err)
 	}

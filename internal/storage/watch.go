@@ -33,7 +33,8 @@ func (s *etcdStore) Watch(ctx context.Context, prefix string, fromRev int64) (<-
 }
 
 // WatchWithOptions is Watch with bookmarks (etcd's progress notifications, at the
-// interval the etcd server is configured with, and on RequestProgress) and initial events.
+// interval the etcd server is configured with, and on RequestProgress; none from
+// servers whose notifications cannot be trusted) and initial events.
 func (s *etcdStore) WatchWithOptions(ctx context.Context, prefix string, fromRev int64, o WatchOptions) (<-chan Event, func() error, error) {
 	var initial []KV
 	switch {
@@ -55,7 +56,8 @@ func (s *etcdStore) WatchWithOptions(ctx context.Context, prefix string, fromRev
 	if fromRev > 0 {
 		opts = append(opts, clientv3.WithRev(fromRev+1))
 	}
-	if o.Bookmarks {
+	bookmarks := o.Bookmarks && s.progress
+	if bookmarks {
 		opts = append(opts, clientv3.WithProgressNotify())
 	}
 	// Require a leader, so a watch on a partitioned member ends instead of going quiet.
@@ -82,7 +84,7 @@ func (s *etcdStore) WatchWithOptions(ctx context.Context, prefix string, fromRev
 		if o.InitialEvents && o.Bookmarks && !send(Event{Type: Bookmark, KV: KV{ModRevision: fromRev}}) {
 			return
 		}
-		res.set(s.pump(ctx, prefix, wch, o.Bookmarks, send))
+		res.set(s.pump(ctx, prefix, wch, bookmarks, send))
 	}()
 	return out, res.get, nil
 }
