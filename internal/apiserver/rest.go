@@ -81,6 +81,10 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, req request) error 
 	if err != nil {
 		return err
 	}
+	if info, asTable, err := outputFor(r, true); err == nil && asTable {
+		s.encode(w, http.StatusOK, info, table(req.res.kind, []runtime.Object{obj}, true), metav1.SchemeGroupVersion)
+		return nil
+	}
 	s.writeObject(w, r, http.StatusOK, obj, req.gv)
 	return nil
 }
@@ -195,6 +199,12 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, req request) error
 		}
 	}
 	list.GetObjectKind().SetGroupVersionKind(req.gv.WithKind(req.res.kind + "List"))
+	if info, asTable, err := outputFor(r, true); err == nil && asTable {
+		t := table(req.res.kind, items, true)
+		t.ResourceVersion, t.Continue = lm.GetResourceVersion(), lm.GetContinue()
+		s.encode(w, http.StatusOK, info, t, metav1.SchemeGroupVersion)
+		return nil
+	}
 	s.writeObject(w, r, http.StatusOK, list, req.gv)
 	return nil
 }
