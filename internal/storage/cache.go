@@ -2,9 +2,9 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -21,10 +21,6 @@ type CacherOptions struct {
 	// BookmarkInterval is how often watchers that asked get a Bookmark. Default 1 minute.
 	BookmarkInterval time.Duration
 }
-
-// freshnessWait bounds how long List waits for the cache to catch up with etcd before
-// it reads etcd instead.
-const freshnessWait = 250 * time.Millisecond
 
 // Cacher is the watch cache: one etcd watch on a prefix feeds the current state of every
 // key under it, a window of recent events, and any number of watchers. It is a Store:
@@ -217,7 +213,10 @@ func (c *Cacher) Revision() int64 {
 	return c.rev
 }
 
-// WaitReady returns once the cache holds a full list, or ctx's error.
+// ErrClosed: the watch cache was closed.
+var ErrClosed = errors.New("watch cache closed")
+
+// WaitReady returns once the cache holds a full list, or ctx's error, or ErrClosed.
 func (c *Cacher) WaitReady(ctx context.Context) error {
 	c.mu.Lock()
 	ready := c.ready
@@ -225,6 +224,8 @@ func (c *Cacher) WaitReady(ctx context.Context) error {
 	select {
 	case <-ready:
 		return nil
+	case <-c.done:
+		return fmt.Errorf("watch cache %s: %w", c.prefix, ErrClosed)
 	case <-ctx.Done():
 		return fmt.Errorf("watch cache %s not ready: %w", c.prefix, ctx.Err())
 	}
@@ -247,156 +248,6 @@ func (c *Cacher) lockReady(ctx context.Context) error {
 	}
 }
 
-// covers says whether prefix is inside the cached one.
-func (c *Cacher) covers(prefix string) bool { return strings.HasPrefix(prefix, c.prefix) }
-
-// List answers a full, latest list from memory once the cache has caught up with
-// etcd's current revision, so a list never misses a write that finished before it
-// began; anything else (pages, past revisions, a cache that lags) reads etcd.
-func (c *Cacher) List(ctx context.Context, prefix string, o ListOptions) (ListResult, error) {
-	if !c.covers(prefix) || o.Limit > 0 || o.Continue != "" || o.Revision != 0 {
-		return c.store.List(ctx, prefix, o)
-	}
-	rev, err := c.store.CurrentRevision(ctx)
-	if err != nil {
-		return ListResult{}, fmt.Errorf("list %s: %w", prefix, err)
-	}
-	if !c.caughtUp(ctx, rev) {
-		return c.store.List(ctx, prefix, o)
-	}
-	c.mu.Lock()
-	r := ListResult{Revision: c.rev}
-	for k, kv := range c.state {
-		if strings.HasPrefix(k, prefix) {
-			r.Items = append(r.Items, kv)
-		}
-	}
-	c.mu.Unlock()
-	sort.Slice(r.Items, func(i, j int) bool { return r.Items[i].Key < r.Items[j].Key })
-	return r, nil
-}
-
-// caughtUp waits a little for the cache to reach rev, asking etcd for a progress
-// notification when the store can, since a quiet prefix sees no events to move it.
-func (c *Cacher) caughtUp(ctx context.Context, rev int64) bool {
-	timeout := time.NewTimer(freshnessWait)
-	defer timeout.Stop()
-	asked := false
-	for {
-		c.mu.Lock()
-		ok, changed, ready := c.rev >= rev, c.changed, c.ready
-		c.mu.Unlock()
-		select {
-		case <-ready:
-		default:
-			return false
-		}
-		if ok {
-			return true
-		}
-		if !asked {
-			// Without progress notifications only a write under the prefix would move
-			// the cache: read etcd rather than wait for one.
-			pr, can := c.store.(ProgressRequester)
-			if !can || pr.RequestProgress(ctx) != nil {
-				return false
-			}
-			asked = true
-		}
-		select {
-		case <-changed:
-		case <-timeout.C:
-			return false
-		case <-ctx.Done():
-			return false
-		}
-	}
-}
-
-func (c *Cacher) Watch(ctx context.Context, prefix string, fromRev int64) (<-chan Event, func() error, error) {
-	return c.WatchWithOptions(ctx, prefix, fromRev, WatchOptions{})
-}
-
-// WatchWithOptions serves a watch from the cache: from etcd's current revision
-// (fromRev 0), from a revision still in the window, or with initial events as of now or
-// as of the cache's revision. A watch from before the window goes to the store, which
-// answers ErrCompacted if etcd no longer has it either.
-func (c *Cacher) WatchWithOptions(ctx context.Context, prefix string, fromRev int64, o WatchOptions) (<-chan Event, func() error, error) {
-	if !c.covers(prefix) {
-		return c.delegateWatch(ctx, prefix, fromRev, o)
-	}
-	if err := c.WaitReady(ctx); err != nil {
-		return nil, nil, err
-	}
-	now := false // initial events as of etcd's current revision
-	if fromRev == 0 {
-		// "From now" is etcd's now, not the cache's: the cache may not yet have
-		// applied a write that finished before this call.
-		cur, err := c.store.CurrentRevision(ctx)
-		if err != nil {
-			return nil, nil, fmt.Errorf("watch %s: %w", prefix, err)
-		}
-		if !o.InitialEvents {
-			fromRev = cur
-		} else if now = c.caughtUp(ctx, cur); !now {
-			return c.delegateWatch(ctx, prefix, 0, o)
-		}
-	}
-	if err := c.lockReady(ctx); err != nil {
-		return nil, nil, err
-	}
-	w := &cacheWatcher{prefix: prefix, bookmarks: o.Bookmarks, in: make(chan *Event, c.opts.WatcherBuffer)}
-	var first []*Event
-	switch {
-	case o.InitialEvents && (now || fromRev == c.rev):
-		first = c.snapshot(prefix)
-		if o.Bookmarks {
-			first = append(first, &Event{Type: Bookmark, KV: KV{ModRevision: c.rev}})
-		}
-		w.minRev = c.rev
-	case o.InitialEvents, fromRev < c.oldest:
-		c.mu.Unlock()
-		return c.delegateWatch(ctx, prefix, fromRev, o)
-	default:
-		first = c.ring.after(fromRev, prefix)
-		w.minRev = max(fromRev, c.rev)
-	}
-	c.watchers[w] = struct{}{}
-	c.mu.Unlock()
-
-	out := make(chan Event)
-	res := &errResult{}
-	go func() {
-		defer close(out)
-		res.set(w.forward(ctx, first, out))
-		if ctx.Err() != nil {
-			c.mu.Lock()
-			c.stop(w, nil)
-			c.mu.Unlock()
-		}
-	}()
-	return out, res.get, nil
-}
-
-func (c *Cacher) delegateWatch(ctx context.Context, prefix string, fromRev int64, o WatchOptions) (<-chan Event, func() error, error) {
-	if ow, ok := c.store.(OptionsWatcher); ok {
-		return ow.WatchWithOptions(ctx, prefix, fromRev, o)
-	}
-	return c.store.Watch(ctx, prefix, fromRev)
-}
-
-// snapshot is the cached state under prefix as Added events, in key order. Called with mu held.
-func (c *Cacher) snapshot(prefix string) []*Event {
-	var evs []*Event
-	for k, kv := range c.state {
-		if strings.HasPrefix(k, prefix) {
-			evs = append(evs, &Event{Type: Added, KV: kv})
-		}
-	}
-	sort.Slice(evs, func(i, j int) bool { return evs[i].KV.Key < evs[j].KV.Key })
-	return evs
-}
-
 // stop removes w and closes its input with err as its final error. Called with mu held.
 func (c *Cacher) stop(w *cacheWatcher, err error) {
 	if _, ok := c.watchers[w]; !ok {
@@ -412,23 +263,6 @@ func (c *Cacher) Watchers() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.watchers)
-}
-
-func (c *Cacher) Get(ctx context.Context, key string) (KV, error) { return c.store.Get(ctx, key) }
-func (c *Cacher) Create(ctx context.Context, key string, value []byte) (int64, error) {
-	return c.store.Create(ctx, key, value)
-}
-func (c *Cacher) Update(ctx context.Context, key string, value []byte, rev int64) (int64, error) {
-	return c.store.Update(ctx, key, value, rev)
-}
-func (c *Cacher) GuaranteedUpdate(ctx context.Context, key string, fn func(cur KV, exists bool) ([]byte, error)) (KV, error) {
-	return c.store.GuaranteedUpdate(ctx, key, fn)
-}
-func (c *Cacher) Delete(ctx context.Context, key string, rev int64) (KV, error) {
-	return c.store.Delete(ctx, key, rev)
-}
-func (c *Cacher) CurrentRevision(ctx context.Context) (int64, error) {
-	return c.store.CurrentRevision(ctx)
 }
 
 // Close stops the cache and ends its watchers. The store underneath stays open: it is

@@ -355,3 +355,16 @@ func TestCacherRebuildsAfterItsWatchEnds(t *testing.T) {
 		t.Fatalf("%d etcd watches, want 2 (before and after the cut)", n)
 	}
 }
+
+// TestCacherCloseEndsWatchers: closing the cache ends its watchers and refuses new ones.
+func TestCacherCloseEndsWatchers(t *testing.T) {
+	c, _, _ := newCacher(t, "/p/", CacherOptions{})
+	ctx := ctxT(t)
+	ch, final, _ := c.Watch(ctx, "/p/", 0)
+	c.Close()
+	if err := watchEnd(t, ch, final, nil); err == nil {
+		t.Fatal("a watcher of a closed cache ended without an error")
+	}
+	_, _, err := c.Watch(ctx, "/p/", 0)
+	wantErr(t, err, ErrClosed)
+}

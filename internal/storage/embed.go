@@ -175,6 +175,10 @@ func removeSockDir(d string) {
 // Endpoints are the client URLs to pass to NewEtcd (EtcdConfig.Endpoints).
 func (m *Embedded) Endpoints() []string { return append([]string(nil), m.endpoints...) }
 
+// Err reports a fatal error of the running etcd (its listeners failed); the API server
+// should stop on it.
+func (m *Embedded) Err() <-chan error { return m.etcd.Err() }
+
 // Close stops etcd after in-flight requests end and releases its data directory.
 func (m *Embedded) Close() error {
 	// etcd logs each listener's "server closed" as an error while it stops.

@@ -96,7 +96,7 @@ type Store interface {
 	// through as kv.Value == nil and exists=false), writes what fn returns with a CAS on
 	// the revision read, and retries on a race. fn returning an error aborts with it.
 	// When fn returns the current value unchanged nothing is written and the current KV
-	// is returned, as kube-apiserver does for no-op updates.
+	// is returned, as kube-apiserver does for no-op updates. fn must not modify cur.Value.
 	GuaranteedUpdate(ctx context.Context, key string, fn func(cur KV, exists bool) ([]byte, error)) (KV, error)
 	// Delete removes key if its ModRevision is rev (0: unconditional) and returns the
 	// deleted KV (Value = last value) with ModRevision = the delete's revision.
