@@ -21,6 +21,7 @@ deps:
 	command -v ip >/dev/null || need="$$need iproute2"; \
 	command -v nft >/dev/null || need="$$need nftables"; \
 	command -v gcc >/dev/null || need="$$need gcc libc6-dev"; \
+	command -v etcd >/dev/null || need="$$need etcd-server"; \
 	if [ -n "$$need" ]; then \
 		echo "installing:$$need"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
@@ -28,12 +29,16 @@ deps:
 	@python3 -c 'import docker' 2>/dev/null || echo "note: docker-py is not installed; its test will be skipped"
 
 run: build
-	@echo "Starting the Berth engine (data: $(DATA_DIR), sockets: $(RUN_DIR))."
-	@echo "Point docker at it from another shell:"
+	@echo "Starting Berth: the engine (data: $(DATA_DIR), sockets: $(RUN_DIR)) and the Kubernetes API server."
+	@echo "From another shell:"
 	@echo "    export DOCKER_HOST=unix://$(RUN_DIR)/docker.sock"
-	@echo "    docker version"
-	@echo "Ctrl-C stops the engine; running containers keep running."
-	$(BIN)/berth engine --data-dir $(DATA_DIR) --run-dir $(RUN_DIR)
+	@echo "    export KUBECONFIG=$(DATA_DIR)/server/admin.kubeconfig"
+	@echo "    docker version; kubectl get ns"
+	@echo "Ctrl-C stops both; running containers keep running."
+	@$(BIN)/berth engine --data-dir $(DATA_DIR) --run-dir $(RUN_DIR) & engine=$$!; \
+	trap 'kill $$engine 2>/dev/null; wait $$engine' EXIT INT TERM; \
+	$(BIN)/berth server --data-dir $(DATA_DIR)/server --run-dir $(RUN_DIR)/server --api-port 6443 \
+		--kubeconfig $(DATA_DIR)/server/admin.kubeconfig --disable-agent
 
 test: deps build test-unit test-e2e
 
