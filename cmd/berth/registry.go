@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
-	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -24,7 +22,7 @@ func registryCmd() *cobra.Command {
 			if cfg.DataDir, err = filepath.Abs(cfg.DataDir); err != nil {
 				return err
 			}
-			cfg.Logger = registryLogger()
+			cfg.Logger = logger()
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			return registry.Run(ctx, cfg)
@@ -75,13 +73,4 @@ func registryGCCmd() *cobra.Command {
 	f.BoolVar(&opts.DeleteUntagged, "delete-untagged", false, "also delete manifests no tag reaches (their referrers are kept with kept subjects)")
 	f.BoolVar(&opts.DryRun, "dry-run", false, "print what would be deleted, delete nothing")
 	return cmd
-}
-
-// registryLogger logs at info level, or debug (one line per request) with BERTH_DEBUG set.
-func registryLogger() *slog.Logger {
-	level := slog.LevelInfo
-	if os.Getenv("BERTH_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
