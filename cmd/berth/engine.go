@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -61,11 +60,7 @@ func findRuntime(explicit string) (string, error) {
 }
 
 func runEngine(ctx context.Context, cfg engine.Config) error {
-	level := slog.LevelInfo
-	if os.Getenv("BERTH_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := logger()
 	cfg.Logger = log
 	var err error
 	if cfg.RuntimePath, err = findRuntime(cfg.RuntimePath); err != nil {
