@@ -59,6 +59,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzApply -fuzztime 30s ./internal/engine/snapshot
 	$(GO) test -run '^$$' -fuzz FuzzParseReference -fuzztime 30s ./internal/engine/image
 	$(GO) test -run '^$$' -fuzz FuzzDockerfile -fuzztime 30s ./internal/engine/build
+	$(GO) test -run '^$$' -fuzz FuzzDecodeAndPatch -fuzztime 30s ./internal/apiserver
 
 clean:
 	rm -rf $(BIN)
