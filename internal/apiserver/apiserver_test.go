@@ -6,6 +6,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -142,5 +143,29 @@ func TestValidateNames(t *testing.T) {
 		if (err != nil) != tt.fail {
 			t.Errorf("%T %v: err=%v, want failure=%v", tt.obj, tt.obj.(metav1.Object).GetName(), err, tt.fail)
 		}
+	}
+}
+
+func TestRuleAllows(t *testing.T) {
+	rule := rbacv1.PolicyRule{Verbs: []string{"get", "list"}, APIGroups: []string{"apps"}, Resources: []string{"deployments", "deployments/scale"}, ResourceNames: []string{"web"}}
+	for _, tt := range []struct {
+		a    attributes
+		want bool
+	}{
+		{attributes{verb: "get", group: "apps", resource: "deployments", name: "web"}, true},
+		{attributes{verb: "get", group: "apps", resource: "deployments", name: "api"}, false},
+		{attributes{verb: "list", group: "apps", resource: "deployments"}, false}, // resourceNames need a name
+		{attributes{verb: "get", group: "apps", resource: "deployments", sub: "scale", name: "web"}, true},
+		{attributes{verb: "get", group: "apps", resource: "deployments", sub: "status", name: "web"}, false},
+		{attributes{verb: "delete", group: "apps", resource: "deployments", name: "web"}, false},
+		{attributes{verb: "get", group: "", resource: "deployments", name: "web"}, false},
+	} {
+		if got := ruleAllows(rule, tt.a); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.a, got, tt.want)
+		}
+	}
+	urls := rbacv1.PolicyRule{Verbs: []string{"get"}, NonResourceURLs: []string{"/apis/*", "/version"}}
+	if !ruleAllows(urls, attributes{verb: "get", path: "/apis/apps/v1"}) || ruleAllows(urls, attributes{verb: "get", path: "/metrics"}) {
+		t.Error("non-resource URL matching")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,6 +27,15 @@ func (s *Server) Bootstrap(ctx context.Context) error {
 			return err
 		}
 		s.afterCreate(nsRes, ns)
+	}
+	for _, obj := range defaultRBAC() {
+		res := s.reg.get("rbac.authorization.k8s.io", "v1", "clusterroles")
+		if _, ok := obj.(*rbacv1.ClusterRoleBinding); ok {
+			res = s.reg.get("rbac.authorization.k8s.io", "v1", "clusterrolebindings")
+		}
+		if err := s.createInternal(ctx, res, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
 	}
 	return nil
 }

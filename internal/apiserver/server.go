@@ -96,6 +96,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r = r.WithContext(context.WithValue(r.Context(), userKey{}, user))
 	parts := strings.Split(strings.Trim(path, "/"), "/")
+	if isDiscovery(parts) {
+		a := attributes{verb: "get", path: path}
+		if ok, err := s.authorize(r.Context(), user, a); err != nil || !ok {
+			s.writeError(w, r, forbidden(user, a))
+			return
+		}
+	}
 	switch {
 	case path == "/api":
 		s.serveAPI(w, r)
@@ -172,7 +179,37 @@ func (s *Server) serveGroupVersion(w http.ResponseWriter, r *http.Request, gv sc
 			return
 		}
 	}
+	a := attributes{verb: verbOf(r, req), group: gv.Group, resource: req.res.gvr.Resource, sub: req.sub, namespace: req.namespace, name: req.name}
+	ok, err := s.authorize(r.Context(), userOf(r.Context()), a)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !ok {
+		s.writeError(w, r, forbidden(userOf(r.Context()), a))
+		return
+	}
+	if req.res.kind == "SelfSubjectAccessReview" {
+		if r.Method != http.MethodPost {
+			s.writeError(w, r, apierrors.NewMethodNotSupported(req.res.gvr.GroupResource(), strings.ToLower(r.Method)))
+		} else if err := s.selfSubjectAccessReview(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+		return
+	}
 	s.serveResource(w, r, req)
+}
+
+// isDiscovery reports whether the path (split) is a discovery document rather than a
+// resource: /api, /apis, /api/v1, /apis/GROUP and /apis/GROUP/VERSION.
+func isDiscovery(parts []string) bool {
+	switch parts[0] {
+	case "api":
+		return len(parts) <= 2
+	case "apis":
+		return len(parts) <= 3
+	}
+	return true
 }
 
 func contains(list []string, s string) bool {

@@ -25,6 +25,7 @@ import (
 )
 
 var (
+	dataDir    string // the server's --data-dir
 	kubeconfig string
 	apiURL     string
 	kubectlBin = "/usr/bin/kubectl"
@@ -50,6 +51,7 @@ func run(m *testing.M) int {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	kubeconfig = filepath.Join(dir, "kubeconfig")
+	dataDir = filepath.Join(dir, "data")
 	apiURL = fmt.Sprintf("https://127.0.0.1:%d", port)
 	root, _ := filepath.Abs("../../..")
 	logf, _ := os.Create(filepath.Join(dir, "server.log"))
