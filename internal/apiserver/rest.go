@@ -168,19 +168,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, req request) error
 	if o.rv != "" && o.rv != "0" && o.cont == "" {
 		lo.Revision, _ = strconv.ParseInt(o.rv, 10, 64)
 	}
-	res, err := s.store.List(r.Context(), req.prefix(), lo)
+	items, res, err := s.listMatching(r.Context(), req, lo, o)
 	if err != nil {
-		return storageError(err, req.res, "")
-	}
-	var items []runtime.Object
-	for _, kv := range res.Items {
-		obj, err := s.decodeFromStorage(req.res, kv)
-		if err != nil {
-			return err
-		}
-		if matches(req.res, obj, o.labels, o.fields) {
-			items = append(items, obj)
-		}
+		return err
 	}
 	list := req.res.newList()
 	if err := meta.SetList(list, items); err != nil {
@@ -207,6 +197,25 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, req request) error
 	}
 	s.writeObject(w, r, http.StatusOK, list, req.gv)
 	return nil
+}
+
+// listMatching lists the collection and keeps the objects the selectors match.
+func (s *Server) listMatching(ctx context.Context, req request, lo storage.ListOptions, o listOptions) ([]runtime.Object, storage.ListResult, error) {
+	res, err := s.store.List(ctx, req.prefix(), lo)
+	if err != nil {
+		return nil, res, storageError(err, req.res, "")
+	}
+	var items []runtime.Object
+	for _, kv := range res.Items {
+		obj, err := s.decodeFromStorage(req.res, kv)
+		if err != nil {
+			return nil, res, err
+		}
+		if matches(req.res, obj, o.labels, o.fields) {
+			items = append(items, obj)
+		}
+	}
+	return items, res, nil
 }
 
 // decodeBody reads the request body as an object of the resource's kind.
@@ -542,19 +551,12 @@ func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, req re
 	if err != nil {
 		return err
 	}
-	res, err := s.store.List(r.Context(), req.prefix(), storage.ListOptions{})
+	matching, _, err := s.listMatching(r.Context(), req, storage.ListOptions{}, o)
 	if err != nil {
-		return storageError(err, req.res, "")
+		return err
 	}
 	var items []runtime.Object
-	for _, kv := range res.Items {
-		obj, err := s.decodeFromStorage(req.res, kv)
-		if err != nil {
-			return err
-		}
-		if !matches(req.res, obj, o.labels, o.fields) {
-			continue
-		}
+	for _, obj := range matching {
 		acc, _ := meta.Accessor(obj)
 		one := req
 		one.namespace, one.name = acc.GetNamespace(), acc.GetName()
