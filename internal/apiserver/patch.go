@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"sigs.k8s.io/yaml"
@@ -80,10 +81,20 @@ func (s *Server) toJSON(obj runtime.Object, gv schema.GroupVersion) ([]byte, err
 	return runtime.Encode(codecs.EncoderForVersion(storageCodec, gv), obj)
 }
 
-func (s *Server) fromJSON(data []byte, res *resource) (runtime.Object, error) {
+// strictCodec refuses unknown and duplicate fields (fieldValidation=Strict).
+var strictCodec = json.NewSerializerWithOptions(json.DefaultMetaFactory, scheme, scheme, json.SerializerOptions{Strict: true})
+
+func (s *Server) fromJSON(data []byte, res *resource, strict bool) (runtime.Object, error) {
 	obj := res.new()
 	gvk := res.gvk()
-	if _, _, err := storageCodec.Decode(data, &gvk, obj); err != nil {
+	dec := runtime.Decoder(storageCodec)
+	if strict {
+		dec = strictCodec
+	}
+	if _, _, err := dec.Decode(data, &gvk, obj); err != nil {
+		if runtime.IsStrictDecodingError(err) {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, gvk.Kind, err))
+		}
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the patched object is invalid: %v", err))
 	}
 	return obj, nil
@@ -117,7 +128,7 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, req request) erro
 		if err != nil {
 			return nil, err
 		}
-		return s.fromJSON(patched, req.res)
+		return s.fromJSON(patched, req.res, strings.EqualFold(r.URL.Query().Get("fieldValidation"), "Strict"))
 	}, dryRun(r))
 	if err != nil {
 		return err

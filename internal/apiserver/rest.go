@@ -252,7 +252,7 @@ func decodeObject(r *http.Request, body []byte, gvk schema.GroupVersionKind, new
 	obj, got, err := dec.Decode(body, &gvk, into)
 	if err != nil {
 		if runtime.IsStrictDecodingError(err) {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("strict decoding error: %v", err))
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, gvk.Kind, err))
 		}
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s (%v)", strings.Join(mediaTypes(), ", "), err))
 	}

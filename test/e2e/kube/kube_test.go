@@ -265,3 +265,39 @@ func TestKubeNamespaceDeletionEmptiesIt(t *testing.T) {
 		t.Fatalf("configmaps left in the deleted namespace: %v %v", cms, err)
 	}
 }
+
+// TestKubeApply: `kubectl apply -f` with kubectl's default validation (strict, done by the
+// server through fieldValidation, which the OpenAPI v3 documents announce): create, then
+// update, then a manifest with an unknown field is refused and changes nothing; server-side
+// apply and create -f work too.
+func TestKubeApply(t *testing.T) {
+	need(t)
+	ns := uniq("apply")
+	kubectl(t, "create", "namespace", ns)
+	defer kubectlRun(t, nil, "delete", "namespace", ns, "--wait=false")
+	manifest := func(replicas int, extra string) []byte {
+		return []byte(fmt.Sprintf("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\n  namespace: %s\nspec:\n  replicas: %d\n%s  selector: {matchLabels: {app: api}}\n  template:\n    metadata: {labels: {app: api}}\n    spec:\n      containers:\n      - {name: api, image: bb:1.0}\n", ns, replicas, extra))
+	}
+	for i, step := range []struct {
+		body []byte
+		want string
+	}{{manifest(2, ""), "created"}, {manifest(3, ""), "configured"}} {
+		out, err := kubectlRun(t, step.body, "apply", "-f", "-")
+		if err != nil || !strings.Contains(out, step.want) {
+			t.Fatalf("apply %d: %v %s", i, err, out)
+		}
+	}
+	out, err := kubectlRun(t, manifest(5, "  bogus: 1\n"), "apply", "-f", "-")
+	if err == nil || !strings.Contains(out, `unknown field "spec.bogus"`) {
+		t.Fatalf("a manifest with an unknown field was applied: %v %s", err, out)
+	}
+	mustContain(t, "replicas after the refused apply", kubectl(t, "-n", ns, "get", "deploy", "api", "-o", "jsonpath={.spec.replicas}"), "3")
+	if out, err := kubectlRun(t, manifest(4, ""), "apply", "--server-side", "-f", "-"); err != nil {
+		t.Fatalf("server-side apply: %v %s", err, out)
+	}
+	mustContain(t, "replicas after server-side apply", kubectl(t, "-n", ns, "get", "deploy", "api", "-o", "jsonpath={.spec.replicas}"), "4")
+	out, err = kubectlRun(t, []byte(strings.ReplaceAll(string(manifest(1, "")), "name: api\n  namespace", "name: api2\n  namespace")), "create", "-f", "-")
+	if err != nil || !strings.Contains(out, "api2 created") {
+		t.Fatalf("create -f: %v %s", err, out)
+	}
+}
