@@ -195,12 +195,18 @@ var printers = map[string]printer{
 		},
 	},
 	"ConfigMap": {
-		cols:  []column{{"Data", "integer", false}},
-		cells: func(o runtime.Object) []any { c := o.(*corev1.ConfigMap); return []any{int64(len(c.Data) + len(c.BinaryData))} },
+		cols: []column{{"Data", "integer", false}},
+		cells: func(o runtime.Object) []any {
+			c := o.(*corev1.ConfigMap)
+			return []any{int64(len(c.Data) + len(c.BinaryData))}
+		},
 	},
 	"Secret": {
-		cols:  []column{{"Type", "string", false}, {"Data", "integer", false}},
-		cells: func(o runtime.Object) []any { s := o.(*corev1.Secret); return []any{string(s.Type), int64(len(s.Data))} },
+		cols: []column{{"Type", "string", false}, {"Data", "integer", false}},
+		cells: func(o runtime.Object) []any {
+			s := o.(*corev1.Secret)
+			return []any{string(s.Type), int64(len(s.Data))}
+		},
 	},
 	"ServiceAccount": {
 		cols:  []column{{"Secrets", "integer", false}},

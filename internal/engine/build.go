@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	dcontainer "github.com/moby/moby/api/types/container"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	dcontainer "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/registry"
 	digest "github.com/opencontainers/go-digest"

@@ -244,11 +244,15 @@ type fileLayer struct {
 	read   bool // the registry lacked it, so it was read for upload
 }
 
-func (l *fileLayer) Digest() (v1.Hash, error)             { return v1.NewHash(l.info.Digest.String()) }
-func (l *fileLayer) DiffID() (v1.Hash, error)             { return v1.NewHash(l.diffID.String()) }
-func (l *fileLayer) Size() (int64, error)                 { return l.info.Size, nil }
-func (l *fileLayer) MediaType() (types.MediaType, error)  { return types.MediaType(l.info.MediaType), nil }
-func (l *fileLayer) Uncompressed() (io.ReadCloser, error) { return nil, errdefs.Invalid("not supported") }
+func (l *fileLayer) Digest() (v1.Hash, error) { return v1.NewHash(l.info.Digest.String()) }
+func (l *fileLayer) DiffID() (v1.Hash, error) { return v1.NewHash(l.diffID.String()) }
+func (l *fileLayer) Size() (int64, error)     { return l.info.Size, nil }
+func (l *fileLayer) MediaType() (types.MediaType, error) {
+	return types.MediaType(l.info.MediaType), nil
+}
+func (l *fileLayer) Uncompressed() (io.ReadCloser, error) {
+	return nil, errdefs.Invalid("not supported")
+}
 func (l *fileLayer) Compressed() (io.ReadCloser, error) {
 	f, err := os.Open(l.path)
 	if err != nil {

@@ -49,7 +49,7 @@ type vars struct {
 func newVars() *vars { return &vars{m: map[string]string{}} }
 
 func (v *vars) Get(k string) (string, bool) { s, ok := v.m[k]; return s, ok }
-func (v *vars) Keys() []string               { return v.keys }
+func (v *vars) Keys() []string              { return v.keys }
 
 func (v *vars) Set(k, val string) {
 	if _, ok := v.m[k]; !ok {

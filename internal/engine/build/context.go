@@ -17,9 +17,9 @@ import (
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
-	"github.com/zeebo/blake3"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
+	"github.com/zeebo/blake3"
 
 	"github.com/berth-project/berth/internal/engine/errdefs"
 	"github.com/berth-project/berth/internal/engine/snapshot"

@@ -29,7 +29,7 @@ func (e *Error) Unwrap() error { return e.Kind }
 func New(kind error, msg string) error { return &Error{Kind: kind, Msg: msg} }
 
 // NotFound, Conflict and Invalid are shorthands for New.
-func NotFound(msg string) error { return New(ErrNotFound, msg) }
-func Conflict(msg string) error { return New(ErrConflict, msg) }
-func Invalid(msg string) error  { return New(ErrInvalid, msg) }
+func NotFound(msg string) error    { return New(ErrNotFound, msg) }
+func Conflict(msg string) error    { return New(ErrConflict, msg) }
+func Invalid(msg string) error     { return New(ErrInvalid, msg) }
 func Unavailable(msg string) error { return New(ErrUnavailable, msg) }

@@ -14,8 +14,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 	"sync"
+	"time"
 
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	digest "github.com/opencontainers/go-digest"
@@ -36,7 +36,7 @@ type Image struct {
 type Store struct {
 	root string
 
-	mu     sync.Mutex
+	mu      sync.Mutex
 	refs    map[string]digest.Digest // normalised reference -> image id
 	digests map[string]digest.Digest // "repo@sha256:..." (a registry's manifest) -> image id
 	images  map[digest.Digest]*Image
