@@ -199,9 +199,10 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, req request) error
 	return nil
 }
 
-// listMatching lists the collection and keeps the objects the selectors match.
+// listMatching lists the collection and keeps the objects the selectors match. The
+// watch cache answers full, latest lists from memory; pages and past revisions read etcd.
 func (s *Server) listMatching(ctx context.Context, req request, lo storage.ListOptions, o listOptions) ([]runtime.Object, storage.ListResult, error) {
-	res, err := s.store.List(ctx, req.prefix(), lo)
+	res, err := s.cacher(req.res).List(ctx, req.prefix(), lo)
 	if err != nil {
 		return nil, res, storageError(err, req.res, "")
 	}
@@ -220,12 +221,9 @@ func (s *Server) listMatching(ctx context.Context, req request, lo storage.ListO
 
 // decodeBody reads the request body as an object of the resource's kind.
 func (s *Server) decodeBody(r *http.Request, res *resource) (runtime.Object, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	body, err := readBody(r)
 	if err != nil {
-		return nil, apierrors.NewBadRequest(err.Error())
-	}
-	if len(body) > maxBody {
-		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", maxBody))
+		return nil, err
 	}
 	return decodeObject(r, body, res.gvk(), res.new)
 }

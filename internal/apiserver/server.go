@@ -62,8 +62,15 @@ func New(cfg Config) *Server {
 	}
 }
 
-// Close stops the server's watches of the store.
-func (s *Server) Close() { s.stop() }
+// Close stops the server's watch caches (and so its watches of the store).
+func (s *Server) Close() {
+	s.stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.cachers {
+		c.Close()
+	}
+}
 
 // cacher returns the watch cache of a resource, starting it on first use.
 func (s *Server) cacher(res *resource) *storage.Cacher {

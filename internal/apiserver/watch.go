@@ -52,7 +52,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, req request) erro
 	var initial []storage.KV
 	from, _ := strconv.ParseInt(o.rv, 10, 64)
 	if from == 0 {
-		lr, err := s.store.List(ctx, req.prefix(), storage.ListOptions{})
+		lr, err := cacher.List(ctx, req.prefix(), storage.ListOptions{})
 		if err != nil {
 			return storageError(err, req.res, "")
 		}

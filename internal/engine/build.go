@@ -109,8 +109,11 @@ func (b buildBackend) Pull(ctx context.Context, ref string, auth map[string]regi
 	})
 }
 
-func (b buildBackend) Hold(id digest.Digest) func() {
-	e := b.e
+func (b buildBackend) Hold(id digest.Digest) func() { return b.e.hold(id) }
+
+// hold keeps an image from prunes and removals (a build or push stands on it) until
+// the returned release is called; release may be called more than once.
+func (e *Engine) hold(id digest.Digest) func() {
 	e.imageMu.Lock()
 	e.held[id]++
 	e.imageMu.Unlock()

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -59,7 +60,8 @@ func (e *Engine) Login(ctx context.Context, a registry.AuthConfig) error {
 	}
 	rt, err := transport.NewWithContext(ctx, reg, auth, base, nil)
 	if err != nil {
-		if te, ok := err.(*transport.Error); ok && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden) {
+		var te *transport.Error
+		if errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden) {
 			return errdefs.New(errdefs.ErrUnauthorized, fmt.Sprintf("login attempt to %s failed with status: %d %s", url, te.StatusCode, http.StatusText(te.StatusCode)))
 		}
 		return errdefs.Unavailable(fmt.Sprintf("login to %s: %v", host, err))
@@ -101,7 +103,8 @@ func (e *Engine) Search(ctx context.Context, term string, limit int, auth *regis
 	}
 	repos, err := remote.Catalog(ctx, reg, opts...)
 	if err != nil {
-		if te, ok := err.(*transport.Error); ok && te.StatusCode == http.StatusUnauthorized {
+		var te *transport.Error
+		if errors.As(err, &te) && te.StatusCode == http.StatusUnauthorized {
 			return nil, errdefs.New(errdefs.ErrUnauthorized, fmt.Sprintf("search %s: unauthorized: log in first (docker login %s)", host, host))
 		}
 		return nil, errdefs.Unavailable(fmt.Sprintf("search %s: %v", host, err))

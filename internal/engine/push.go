@@ -100,7 +100,7 @@ func (e *Engine) pushTag(ctx context.Context, t reference.NamedTagged, pusher *r
 	if err != nil {
 		return err
 	}
-	release := buildBackend{e}.Hold(img.ID)
+	release := e.hold(img.ID)
 	defer release()
 	rref, err := e.remoteRef(t)
 	if err != nil {

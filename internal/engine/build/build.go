@@ -252,6 +252,7 @@ type plan struct {
 	stages   []instructions.Stage
 	metaArgs []instructions.ArgCommand
 	escape   rune
+	meta     *vars // the scope of FROM lines (platform args, ARGs before the first FROM)
 	target   int
 	order    []int
 	steps    int // total Step N/M count of the stages built
@@ -285,10 +286,10 @@ func parse(df []byte, o Options) (*plan, error) {
 		}
 		p.target = i
 	}
-	meta, err := p.metaEnv(o.BuildArgs)
-	if err != nil {
+	if p.meta, err = p.metaEnv(o.BuildArgs); err != nil {
 		return nil, err
 	}
+	meta := p.meta
 	order, err := stageOrder(stages, p.target, func(w string) string {
 		s, _ := expandWord(p.escape, w, meta)
 		return s

@@ -136,16 +136,14 @@ func (r *run) dispatch(s *stage, cmd instructions.Command) error {
 			return nil
 		})
 	case *instructions.OnbuildCommand:
-		expr := strings.TrimSpace(c.Expression)
-		if name, rest, _ := strings.Cut(expr, " "); true {
-			switch strings.ToUpper(name) {
-			case "ONBUILD":
-				return errdefs.Invalid("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
-			case "FROM", "MAINTAINER":
-				return errdefs.Invalid(fmt.Sprintf("%s isn't allowed as an ONBUILD trigger", strings.ToUpper(name)))
-			}
-			expr = strings.ToUpper(name) + " " + rest
+		name, rest, _ := strings.Cut(strings.TrimSpace(c.Expression), " ")
+		switch name = strings.ToUpper(name); name {
+		case "ONBUILD":
+			return errdefs.Invalid("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
+		case "FROM", "MAINTAINER":
+			return errdefs.Invalid(fmt.Sprintf("%s isn't allowed as an ONBUILD trigger", name))
 		}
+		expr := name + " " + rest
 		return r.configStep(s, "ONBUILD "+expr, func(cfg *dockerspec.DockerOCIImageConfig) error {
 			cfg.OnBuild = append(cfg.OnBuild, expr)
 			return nil
@@ -173,10 +171,7 @@ func (r *run) dispatch(s *stage, cmd instructions.Command) error {
 // arg declares build arguments in the stage. A value comes from --build-arg, else the
 // default in the ARG, else the same-named ARG before the first FROM.
 func (r *run) arg(s *stage, c *instructions.ArgCommand) error {
-	meta, err := r.plan.metaEnv(r.o.BuildArgs)
-	if err != nil {
-		return err
-	}
+	meta := r.plan.meta
 	var parts []string
 	for _, kv := range c.Args {
 		r.used[kv.Key] = true

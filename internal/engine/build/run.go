@@ -91,9 +91,13 @@ func (r *run) runStep(s *stage, c *instructions.RunCommand) error {
 			env = append(env, k+"="+*v)
 		}
 	}
+	var started string // the step's container, once it runs
 	req := RunRequest{
 		Cmd: cmd, Env: env, User: s.cfg.Config.User, WorkingDir: s.cfg.Config.WorkingDir, Network: network,
-		Started: func(id string) { fmt.Fprintf(r.out, " ---> Running in %s\n", id[:12]) },
+		Started: func(id string) {
+			started = id
+			fmt.Fprintf(r.out, " ---> Running in %s\n", id[:12])
+		},
 	}
 	if script != "" {
 		dir, err := os.MkdirTemp(r.b.tmp, "heredoc-")
@@ -107,9 +111,6 @@ func (r *run) runStep(s *stage, c *instructions.RunCommand) error {
 		}
 		req.Binds = []string{p + ":/dev/pipes/" + filepath.Base(scriptName) + ":ro"}
 	}
-	var started string
-	inner := req.Started
-	req.Started = func(id string) { started = id; inner(id) }
 	layer, err := r.b.be.Run(r.ctx, s.img, req, r.out)
 	if started != "" {
 		fmt.Fprintf(r.out, " ---> Removed intermediate container %s\n", started[:12])

@@ -108,10 +108,7 @@ func (r *run) buildStage(i int) (*image.Image, error) {
 	st := r.plan.stages[i]
 	r.cur = i
 	r.stepf("%s", strings.TrimSpace(st.SourceCode))
-	meta, err := r.plan.metaEnv(r.o.BuildArgs)
-	if err != nil {
-		return nil, err
-	}
+	meta := r.plan.meta
 	for _, a := range r.plan.metaArgs {
 		for _, kv := range a.Args {
 			r.used[kv.Key] = true

@@ -344,12 +344,15 @@ func (s *Store) Untag(ref string) (digest.Digest, error) {
 	return id, s.save()
 }
 
-// RefsOf lists the normalised references of an image, sorted.
-func (s *Store) RefsOf(id digest.Digest) []string {
+// RefsOf lists the normalised references (tags) of an image, sorted.
+func (s *Store) RefsOf(id digest.Digest) []string { return s.namesOf(s.refs, id) }
+
+// namesOf lists, sorted, the names m gives to id.
+func (s *Store) namesOf(m map[string]digest.Digest, id digest.Digest) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []string
-	for r, i := range s.refs {
+	for r, i := range m {
 		if i == id {
 			out = append(out, r)
 		}
@@ -381,18 +384,7 @@ func (s *Store) AddRepoDigest(id digest.Digest, ref string) error {
 }
 
 // RepoDigestsOf lists the "repo@digest" references of an image, sorted.
-func (s *Store) RepoDigestsOf(id digest.Digest) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for r, i := range s.digests {
-		if i == id {
-			out = append(out, r)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
+func (s *Store) RepoDigestsOf(id digest.Digest) []string { return s.namesOf(s.digests, id) }
 
 // SetLayerBlob remembers the compressed blob a layer was pulled or pushed as.
 func (s *Store) SetLayerBlob(diffID digest.Digest, b BlobInfo) error {
