@@ -38,7 +38,7 @@ type podSource struct {
 func newPodSource(k *Kubelet) *podSource {
 	lw := cache.NewListWatchFromClient(k.client.CoreV1().RESTClient(), "pods", metav1.NamespaceAll,
 		fields.OneTermEqualSelector("spec.nodeName", k.cfg.NodeName))
-	inf := cache.NewSharedIndexInformer(lw, &corev1.Pod{}, podResync, cache.Indexers{
+	inf := cache.NewSharedIndexInformer(listThenWatch{lw}, &corev1.Pod{}, podResync, cache.Indexers{
 		uidIndex: func(obj any) ([]string, error) { return []string{string(obj.(*corev1.Pod).UID)}, nil },
 	})
 	s := &podSource{
@@ -177,3 +177,10 @@ func (s *podSource) relist(ctx context.Context) error {
 	s.seen = now
 	return nil
 }
+
+// listThenWatch makes the reflector list and then watch instead of asking for a watch-list
+// stream (sendInitialEvents), which not every API server (Berth's included, for now) sends the
+// closing bookmark of.
+type listThenWatch struct{ *cache.ListWatch }
+
+func (listThenWatch) IsWatchListSemanticsUnSupported() bool { return true }
