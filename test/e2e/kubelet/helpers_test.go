@@ -47,7 +47,7 @@ func newPod(ns, name string, cs ...corev1.Container) *corev1.Pod {
 	grace := int64(5)
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": name}},
-		Spec: corev1.PodSpec{NodeName: nodeName, Containers: cs, TerminationGracePeriodSeconds: &grace},
+		Spec:       corev1.PodSpec{NodeName: nodeName, Containers: cs, TerminationGracePeriodSeconds: &grace},
 	}
 }
 
