@@ -125,7 +125,9 @@ func (s *podSource) work(ctx context.Context) bool {
 		return false
 	}
 	defer s.queue.Done(uid)
+	start := time.Now()
 	after, err := s.k.syncPod(ctx, uid)
+	s.k.log.Debug("pod synced", "uid", uid, "took", time.Since(start), "requeue", after)
 	switch {
 	case err != nil && ctx.Err() == nil:
 		s.k.log.Error("syncing pod", "uid", uid, "err", err)
