@@ -2,6 +2,7 @@ package kubelet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -128,9 +129,14 @@ func (s *podSource) work(ctx context.Context) bool {
 	start := time.Now()
 	after, err := s.k.syncPod(ctx, uid)
 	s.k.log.Debug("pod synced", "uid", uid, "took", time.Since(start), "requeue", after)
+	var we *waitingError
 	switch {
 	case err != nil && ctx.Err() == nil:
-		s.k.log.Error("syncing pod", "uid", uid, "err", err)
+		if errors.As(err, &we) {
+			s.k.log.Info("pod waiting", "uid", uid, "reason", we.reason, "err", err)
+		} else {
+			s.k.log.Error("syncing pod", "uid", uid, "err", err)
+		}
 		s.queue.AddRateLimited(uid)
 	default:
 		s.queue.Forget(uid)
