@@ -100,7 +100,7 @@ func (s *podSource) lastKnown(uid types.UID) *corev1.Pod {
 func (s *podSource) run(ctx context.Context) error {
 	defer s.queue.ShutDown()
 	go s.informer.Run(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), s.informer.HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), s.informer.HasSynced, s.k.services.HasSynced) {
 		return nil
 	}
 	// Only now may pods missing from the cache be treated as deleted: before the first list a
