@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -99,6 +100,9 @@ func TestServerRequiresClientCertificate(t *testing.T) {
 	if code, body := get(t, httpsClient(t), "/healthz"); code != 200 || body != "ok" {
 		t.Fatalf("healthz with a client certificate: %d %q", code, body)
 	}
+	if code, body := get(t, httpsClient(t), "/pods"); code != 200 || !strings.Contains(body, `"kind":"PodList"`) {
+		t.Fatalf("/pods: %d %q", code, body)
+	}
 }
 
 // restConfig is the kubelet server as client-go sees it with the API server's client certificate.
@@ -169,5 +173,51 @@ func TestExecAndPortForwardThroughTheServer(t *testing.T) {
 			t.Fatalf("through port-forward: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond) // polling for httpd to listen
+	}
+}
+
+func TestStatsForMetrics(t *testing.T) {
+	need(t)
+	ns := namespace(t)
+	create(t, newPod(ns, "busy", busybox("main", "exec sleep 3600")))
+	waitPod(t, ns, "busy", 30*time.Second, "running", running)
+	c := httpsClient(t)
+	code, body := get(t, c, "/stats/summary")
+	if code != 200 {
+		t.Fatalf("/stats/summary: %d %s", code, body)
+	}
+	var sum struct {
+		Node struct {
+			NodeName string
+			Memory   struct{ WorkingSetBytes uint64 }
+			CPU      struct{ UsageCoreNanoSeconds uint64 }
+		}
+		Pods []struct {
+			PodRef     struct{ Name, Namespace string }
+			Containers []struct {
+				Name   string
+				Memory *struct{ WorkingSetBytes uint64 }
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Node.NodeName != nodeName || sum.Node.Memory.WorkingSetBytes == 0 || sum.Node.CPU.UsageCoreNanoSeconds == 0 {
+		t.Errorf("node stats: %+v", sum.Node)
+	}
+	found := false
+	for _, p := range sum.Pods {
+		if p.PodRef.Namespace == ns && p.PodRef.Name == "busy" {
+			found = len(p.Containers) == 1 && p.Containers[0].Name == "main" && p.Containers[0].Memory != nil && p.Containers[0].Memory.WorkingSetBytes > 0
+		}
+	}
+	if !found {
+		t.Errorf("no memory stats for %s/busy in %s", ns, body)
+	}
+	_, metrics := get(t, c, "/metrics/resource")
+	want := fmt.Sprintf(`container_memory_working_set_bytes{container="main",namespace=%q,pod="busy"}`, ns)
+	if !strings.Contains(metrics, want) || !strings.Contains(metrics, "node_cpu_usage_seconds_total ") {
+		t.Errorf("/metrics/resource lacks %s:\n%s", want, metrics)
 	}
 }
