@@ -102,6 +102,7 @@ func (k *Kubelet) finishPod(ctx context.Context, pod *corev1.Pod, st *podState) 
 // deletes pods at once must not turn a deletion into a kill.
 func (k *Kubelet) removePod(ctx context.Context, uid types.UID, st *podState, last *corev1.Pod) error {
 	k.probes.forget(uid)
+	k.forgetStatus(uid)
 	k.backoff.forget(string(uid) + "/")
 	k.backoff.forget("image/" + string(uid) + "/")
 	var wg sync.WaitGroup

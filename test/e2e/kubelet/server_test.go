@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -219,5 +220,40 @@ func TestStatsForMetrics(t *testing.T) {
 	want := fmt.Sprintf(`container_memory_working_set_bytes{container="main",namespace=%q,pod="busy"}`, ns)
 	if !strings.Contains(metrics, want) || !strings.Contains(metrics, "node_cpu_usage_seconds_total ") {
 		t.Errorf("/metrics/resource lacks %s:\n%s", want, metrics)
+	}
+}
+
+func TestContainerLogsAreRotated(t *testing.T) {
+	need(t)
+	ns := namespace(t)
+	// About 100 KiB a second: past the test kubelet's 256 KiB limit within a rotation period.
+	p := create(t, newPod(ns, "chatty", busybox("main", `i=0; while true; do i=$((i+1)); printf 'line %08d %0900d\n' $i 0; [ $((i % 100)) = 0 ] && sleep 1; done`)))
+	waitPod(t, ns, "chatty", 30*time.Second, "running", running)
+	dir := filepath.Join(testDir, "kubelet", "pods-logs", fmt.Sprintf("%s_chatty_%s", ns, p.UID), "main")
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		files, _ := filepath.Glob(filepath.Join(dir, "0.log.*"))
+		if len(files) >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no rotated log in %s", dir)
+		}
+		time.Sleep(200 * time.Millisecond) // polling for the kubelet's rotation
+	}
+	// The runtime writes to a new file: the log endpoint keeps serving fresh lines.
+	c := httpsClient(t)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		_, body := get(t, c, "/containerLogs/"+ns+"/chatty/main?tailLines=1")
+		if strings.HasPrefix(body, "line ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after rotation: %q", body)
+		}
+		time.Sleep(100 * time.Millisecond) // polling for the new file's first line
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "0.log")); err != nil || fi.Size() > 1<<20 {
+		t.Errorf("current log after rotation: %v %v", fi, err)
 	}
 }
