@@ -195,7 +195,7 @@ func startKubelet(dir string) error {
 		// Small, so that TestContainerLogsAreRotated sees a rotation.
 		ContainerLogMaxSize:  256 << 10,
 		ContainerLogMaxFiles: 3,
-		Log:             slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Log:                  slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	return runKubelet()
 }
