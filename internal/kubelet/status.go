@@ -42,9 +42,16 @@ func (k *Kubelet) podStatus(pod *corev1.Pod, st *podState, res *syncResult) core
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		cs := k.containerStatus(pod, c, st, res, "")
-		cs.Ready = cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
-		if cur := st.current(c.Name); cur == nil || cur.State != runtimeapi.ContainerState_CONTAINER_EXITED || cur.ExitCode != 0 {
-			initDone = false
+		cur := st.current(c.Name)
+		if isSidecar(c) {
+			if cur == nil || cur.State != runtimeapi.ContainerState_CONTAINER_RUNNING || cs.Started == nil || !*cs.Started {
+				initDone = false
+			}
+		} else {
+			cs.Ready = cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
+			if cur == nil || cur.State != runtimeapi.ContainerState_CONTAINER_EXITED || cur.ExitCode != 0 {
+				initDone = false
+			}
 		}
 		s.InitContainerStatuses = append(s.InitContainerStatuses, cs)
 	}
@@ -163,7 +170,10 @@ func (k *Kubelet) terminated(pod *corev1.Pod, c *container) corev1.ContainerStat
 // podPhase follows upstream: Pending until initialised and every container has run; then
 // Running while any container runs or will restart; Succeeded or Failed once all stopped for good.
 func podPhase(pod *corev1.Pod, s corev1.PodStatus, initDone bool) corev1.PodPhase {
-	for _, ic := range s.InitContainerStatuses {
+	for i, ic := range s.InitContainerStatuses {
+		if i < len(pod.Spec.InitContainers) && isSidecar(&pod.Spec.InitContainers[i]) {
+			continue
+		}
 		if t := ic.State.Terminated; t != nil && t.ExitCode != 0 && pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
 			return corev1.PodFailed
 		}

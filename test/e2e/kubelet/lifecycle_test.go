@@ -231,3 +231,21 @@ func TestImagePullFailuresAreReported(t *testing.T) {
 		}
 	}
 }
+
+func TestSidecarInitContainerRunsBesideTheApp(t *testing.T) {
+	need(t)
+	ns := namespace(t)
+	always := corev1.ContainerRestartPolicyAlways
+	side := busybox("side", "exec sleep 3600")
+	side.RestartPolicy = &always
+	p := newPod(ns, "sidecar", busybox("main", "exec sleep 3600"))
+	p.Spec.InitContainers = []corev1.Container{side, busybox("setup", "true")}
+	create(t, p)
+	p = waitPod(t, ns, "sidecar", 30*time.Second, "running with its sidecar", func(p *corev1.Pod) bool {
+		return running(p) && len(p.Status.InitContainerStatuses) == 2 && p.Status.InitContainerStatuses[0].State.Running != nil &&
+			p.Status.InitContainerStatuses[1].State.Terminated != nil && condition(p, corev1.PodInitialized)
+	})
+	if !condition(p, corev1.PodInitialized) {
+		t.Errorf("not Initialized: %s", statusString(p))
+	}
+}
