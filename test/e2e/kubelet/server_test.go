@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
@@ -256,4 +257,30 @@ func TestContainerLogsAreRotated(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(dir, "0.log")); err != nil || fi.Size() > 1<<20 {
 		t.Errorf("current log after rotation: %v %v", fi, err)
 	}
+}
+
+func TestAttachThroughTheServer(t *testing.T) {
+	need(t)
+	ns := namespace(t)
+	c := busybox("main", `while read line; do echo "echo: $line"; done; echo bye`)
+	c.Stdin, c.StdinOnce = true, true
+	p := newPod(ns, "att", c)
+	p.Spec.RestartPolicy = corev1.RestartPolicyNever
+	create(t, p)
+	waitPod(t, ns, "att", 30*time.Second, "running", running)
+	u, _ := url.Parse(kubeletURL(fmt.Sprintf("/attach/%s/att/main?input=1&output=1&error=1", ns)))
+	ex, err := remotecommand.NewSPDYExecutor(restConfig(t), "POST", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	// stdinOnce: closing our stdin closes the container's, so the loop ends and the stream too.
+	err = ex.StreamWithContext(t.Context(), remotecommand.StreamOptions{Stdin: strings.NewReader("ping\n"), Stdout: &out, Stderr: io.Discard})
+	if err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	if !strings.Contains(out.String(), "echo: ping") {
+		t.Errorf("attach output %q", out.String())
+	}
+	waitPod(t, ns, "att", 15*time.Second, "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
 }
