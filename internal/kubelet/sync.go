@@ -44,8 +44,13 @@ func (k *Kubelet) syncPod(ctx context.Context, uid types.UID) (time.Duration, er
 		return 0, k.terminatePod(ctx, pod, st)
 	case pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed:
 		return 0, k.finishPod(ctx, pod, st)
+	case pastDeadline(pod):
+		return 0, k.failPastDeadline(ctx, pod, st)
 	}
 	res := &syncResult{waiting: map[string]*corev1.ContainerStateWaiting{}}
+	if d := pod.Spec.ActiveDeadlineSeconds; d != nil && pod.Status.StartTime != nil {
+		res.retryIn(time.Until(pod.Status.StartTime.Add(time.Duration(*d) * time.Second)))
+	}
 	startErr := k.startPod(ctx, pod, st, res)
 	if startErr != nil {
 		var we *waitingError

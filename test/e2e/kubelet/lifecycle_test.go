@@ -289,3 +289,18 @@ func TestTerminatingPodIsStoppedAndReported(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // polling for the kubelet's clean-up
 	}
 }
+
+func TestActiveDeadlineFailsThePod(t *testing.T) {
+	need(t)
+	ns := namespace(t)
+	p := newPod(ns, "deadline", busybox("main", "exec sleep 3600"))
+	d := int64(2)
+	p.Spec.ActiveDeadlineSeconds = &d
+	create(t, p)
+	p = waitPod(t, ns, "deadline", 20*time.Second, "Failed with DeadlineExceeded", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodFailed && p.Status.Reason == "DeadlineExceeded"
+	})
+	if c := p.Status.ContainerStatuses; len(c) != 1 || c[0].State.Terminated == nil {
+		t.Errorf("container not stopped: %s", statusString(p))
+	}
+}
