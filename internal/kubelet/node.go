@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"runtime"
 	"strings"
 	"time"
@@ -265,13 +267,12 @@ func (k *Kubelet) renewLease(ctx context.Context) error {
 }
 
 func (k *Kubelet) servingPort() int32 {
-	_, port, ok := strings.Cut(k.cfg.ServingAddr, ":")
-	if !ok {
+	_, port, err := net.SplitHostPort(k.cfg.ServingAddr)
+	if err != nil {
 		return 0
 	}
-	var p int32
-	fmt.Sscan(port, &p)
-	return p
+	p, _ := strconv.Atoi(port)
+	return int32(p)
 }
 
 func readFile(p string) string {

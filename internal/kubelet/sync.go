@@ -16,6 +16,7 @@ import (
 type syncResult struct {
 	waiting map[string]*corev1.ContainerStateWaiting // by container name
 	after   time.Duration                            // sync again after this long (back-offs)
+	images  map[string]*imageFuture                  // images resolved while the sandbox started
 }
 
 func (r *syncResult) wait(name, reason, msg string) {
@@ -89,6 +90,7 @@ func (k *Kubelet) startPod(ctx context.Context, pod *corev1.Pod, st *podState, r
 		return err
 	}
 	if !st.ready() {
+		res.images = k.prefetchImages(ctx, pod)
 		if err := k.runSandbox(ctx, pod, st); err != nil {
 			k.event(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox", err.Error())
 			all(reasonContainerCreating, "")
@@ -214,7 +216,14 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1
 		return err
 	}
 	start := time.Now()
-	image, err := k.ensureImage(ctx, pod, c)
+	var image string
+	var err error
+	if f := res.images[c.Name]; f != nil {
+		<-f.done
+		image, err = f.ref, f.err
+	} else {
+		image, err = k.ensureImage(ctx, pod, c)
+	}
 	if err != nil {
 		return fail(err)
 	}
