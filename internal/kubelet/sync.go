@@ -86,8 +86,20 @@ func (k *Kubelet) startPod(ctx context.Context, pod *corev1.Pod, st *podState, r
 	mounts, err := k.volumes.SetUp(ctx, pod)
 	if err != nil {
 		k.event(pod, corev1.EventTypeWarning, "FailedMount", err.Error())
-		all(reasonContainerCreating, "")
-		return err
+		if len(st.containers) == 0 {
+			all(reasonContainerCreating, "")
+			return err
+		}
+		// Containers that ran keep theirs; the refresh is retried on the next sync.
+		k.log.Warn("refreshing volumes", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+	}
+	if !st.ready() && len(st.sandboxes) > 0 && pod.Spec.RestartPolicy == corev1.RestartPolicyNever && len(st.containers) > 0 {
+		// Upstream does not give a pod that must never restart a second sandbox: what ran in
+		// the dead one is stopped and the pod ends with what its containers did.
+		for _, c := range st.running() {
+			k.stopContainer(ctx, c.Id, minGrace)
+		}
+		return nil
 	}
 	if !st.ready() {
 		res.images = k.prefetchImages(ctx, pod)
