@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -199,7 +200,36 @@ func (k *Kubelet) nodeStatus(cur *corev1.Node) corev1.NodeStatus {
 	if ver != nil {
 		s.NodeInfo.ContainerRuntimeVersion = ver.RuntimeName + "://" + ver.RuntimeVersion
 	}
+	s.Images = k.nodeImages()
 	return s
+}
+
+// maxNodeImages is how many images the node reports, largest first (upstream's default).
+const maxNodeImages = 50
+
+// nodeImages lists the runtime's images for status.images, which the scheduler's image
+// locality scoring reads.
+func (k *Kubelet) nodeImages() []corev1.ContainerImage {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := k.images.ListImages(ctx, &runtimeapi.ListImagesRequest{})
+	if err != nil {
+		return nil
+	}
+	imgs := resp.Images
+	sort.Slice(imgs, func(i, j int) bool { return imgs[i].Size > imgs[j].Size })
+	var out []corev1.ContainerImage
+	for _, im := range imgs {
+		names := append(append([]string{}, im.RepoDigests...), im.RepoTags...)
+		if len(names) == 0 {
+			continue
+		}
+		out = append(out, corev1.ContainerImage{Names: names, SizeBytes: int64(im.Size)})
+		if len(out) == maxNodeImages {
+			break
+		}
+	}
+	return out
 }
 
 // runtimeReady asks CRI Status whether the runtime and its network are ready.
