@@ -160,6 +160,10 @@ func (k *Kubelet) terminated(pod *corev1.Pod, c *container) corev1.ContainerStat
 	if msg == "" {
 		msg = k.terminationMessage(pod.UID, c.Labels[labelContainerName], c.Metadata.GetAttempt())
 	}
+	if spec := findContainer(pod, c.Labels[labelContainerName]); msg == "" && c.ExitCode != 0 && spec != nil &&
+		spec.TerminationMessagePolicy == corev1.TerminationMessageFallbackToLogsOnError {
+		msg = logTail(c.LogPath)
+	}
 	return corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
 		ExitCode: c.ExitCode, Reason: reason, Message: msg,
 		StartedAt: seconds(c.StartedAt), FinishedAt: seconds(c.FinishedAt),

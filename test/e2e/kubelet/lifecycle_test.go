@@ -48,6 +48,20 @@ func TestRestartPolicyNeverFailsThePod(t *testing.T) {
 	if c := p.Status.ContainerStatuses[0]; c.State.Terminated == nil || c.State.Terminated.ExitCode != 7 || c.RestartCount != 0 {
 		t.Errorf("container: %+v", c)
 	}
+	// The termination message: the file the container wrote, or its log's tail on failure.
+	msg := busybox("main", "echo 'all went well' > /dev/termination-log")
+	msg.TerminationMessagePath = "/dev/termination-log"
+	fallback := busybox("logs", "echo 'last words'; exit 2")
+	fallback.TerminationMessagePolicy = corev1.TerminationMessageFallbackToLogsOnError
+	tm := newPod(ns, "messages", msg, fallback)
+	tm.Spec.RestartPolicy = corev1.RestartPolicyNever
+	create(t, tm)
+	tm = waitPod(t, ns, "messages", 30*time.Second, "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	for i, want := range []string{"all went well\n", "last words\n"} {
+		if got := tm.Status.ContainerStatuses[i].State.Terminated; got == nil || got.Message != want {
+			t.Errorf("%s: termination message %+v, want %q", tm.Status.ContainerStatuses[i].Name, got, want)
+		}
+	}
 	ok := newPod(ns, "done", busybox("main", "exit 0"))
 	ok.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
 	create(t, ok)
