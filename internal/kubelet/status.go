@@ -122,7 +122,7 @@ func (k *Kubelet) containerStatus(pod *corev1.Pod, c *corev1.Container, st *podS
 	switch cur.State {
 	case runtimeapi.ContainerState_CONTAINER_RUNNING:
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: seconds(cur.StartedAt)}
-		k.probes.ensure(pod, c, cur)
+		k.probes.ensure(pod, c, cur, k.podAddress(pod, st))
 		started = k.probes.started(c, cur.Id)
 		cs.Ready = started && k.probes.ready(c, cur.Id)
 		if len(inst) > 1 {

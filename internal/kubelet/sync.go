@@ -187,7 +187,7 @@ func (k *Kubelet) syncContainer(ctx context.Context, pod *corev1.Pod, c *corev1.
 				res.retryIn(time.Millisecond)
 				return nil
 			}
-			k.probes.ensure(pod, c, cur)
+			k.probes.ensure(pod, c, cur, k.podAddress(pod, st))
 		}
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 func TestCrashingContainerBacksOff(t *testing.T) {
@@ -316,5 +317,27 @@ func TestActiveDeadlineFailsThePod(t *testing.T) {
 	})
 	if c := p.Status.ContainerStatuses; len(c) != 1 || c[0].State.Terminated == nil {
 		t.Errorf("container not stopped: %s", statusString(p))
+	}
+}
+
+func TestHTTPAndTCPProbes(t *testing.T) {
+	need(t)
+	ns := namespace(t)
+	c := busybox("main", "mkdir -p /www && echo ok > /www/healthz && exec httpd -f -p 8080 -h /www")
+	c.Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}
+	c.ReadinessProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("http")}},
+		PeriodSeconds: 1, FailureThreshold: 1, SuccessThreshold: 1, TimeoutSeconds: 1,
+	}
+	c.LivenessProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}},
+		PeriodSeconds: 1, FailureThreshold: 3, SuccessThreshold: 1, TimeoutSeconds: 1, InitialDelaySeconds: 1,
+	}
+	create(t, newPod(ns, "web", c))
+	p := waitPod(t, ns, "web", 30*time.Second, "Ready through its httpGet probe", func(p *corev1.Pod) bool { return condition(p, corev1.PodReady) })
+	execIn(t, p, "main", "rm", "/www/healthz")
+	p = waitPod(t, ns, "web", 15*time.Second, "not Ready after a 404", func(p *corev1.Pod) bool { return !condition(p, corev1.PodReady) })
+	if r := p.Status.ContainerStatuses[0].RestartCount; r != 0 {
+		t.Errorf("the tcpSocket liveness probe restarted a listening container %d times", r)
 	}
 }
