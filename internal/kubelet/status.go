@@ -158,9 +158,9 @@ func (k *Kubelet) terminated(pod *corev1.Pod, c *container) corev1.ContainerStat
 	}
 	msg := c.Message
 	if msg == "" {
-		msg = k.terminationMessage(pod.UID, c.Labels[labelContainerName], c.Metadata.GetAttempt())
+		msg = k.terminationMessage(pod.UID, c.name(), c.Metadata.GetAttempt())
 	}
-	if spec := findContainer(pod, c.Labels[labelContainerName]); msg == "" && c.ExitCode != 0 && spec != nil &&
+	if spec := findContainer(pod, c.name()); msg == "" && c.ExitCode != 0 && spec != nil &&
 		spec.TerminationMessagePolicy == corev1.TerminationMessageFallbackToLogsOnError {
 		msg = logTail(c.LogPath)
 	}

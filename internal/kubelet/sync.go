@@ -317,7 +317,7 @@ func sandboxIP(s *runtimeapi.PodSandboxStatus) string {
 func (k *Kubelet) collectGarbage(ctx context.Context, st *podState) {
 	seen := map[string]int{}
 	for _, c := range st.containers {
-		name := c.Labels[labelContainerName]
+		name := c.name()
 		seen[name]++
 		if seen[name] > 2 && c.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 			k.runtime.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: c.Id})
