@@ -234,9 +234,28 @@ func defaultRBAC() []runtime.Object {
 		role("system:discovery", rbacv1.PolicyRule{Verbs: []string{"get"}, NonResourceURLs: []string{"/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*", "/version", "/version/", "/healthz", "/livez", "/readyz"}}),
 		role("system:basic-user", rbacv1.PolicyRule{Verbs: []string{"create"}, APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"selfsubjectaccessreviews", "selfsubjectrulesreviews"}}),
 		role("admin", admin...), role("edit", edit), role("view", view),
+		role("system:node", nodeRules()...),
 		bind("cluster-admin", "cluster-admin", "system:masters"),
 		bind("system:discovery", "system:discovery", "system:authenticated"),
 		bind("system:basic-user", "system:basic-user", "system:authenticated"),
+		bind("system:node", "system:node", "system:nodes"),
+	}
+}
+
+// nodeRules are what a node's kubelet needs: its Node and Lease, the pods bound to it
+// and their status, what those pods mount and refer to, and events.
+func nodeRules() []rbacv1.PolicyRule {
+	read := []string{"get", "list", "watch"}
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"nodes/status", "pods/status"}, Verbs: []string{"patch", "update"}},
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "create", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"pods/eviction", "serviceaccounts/token"}, Verbs: []string{"create"}},
+		{APIGroups: []string{""}, Resources: []string{"services", "endpoints", "configmaps", "secrets", "persistentvolumeclaims", "persistentvolumes", "namespaces"}, Verbs: read},
+		{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: read},
+		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "update", "patch"}},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+		{APIGroups: []string{"storage.k8s.io", "node.k8s.io"}, Resources: []string{"csidrivers", "csinodes", "runtimeclasses", "storageclasses"}, Verbs: read},
 	}
 }
 

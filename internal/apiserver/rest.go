@@ -40,8 +40,10 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, req reque
 		return
 	}
 	var err error
-	switch r.Method {
-	case http.MethodGet:
+	switch {
+	case req.sub != "" && isStream(req):
+		err = s.proxyToKubelet(w, r, req)
+	case r.Method == http.MethodGet:
 		switch {
 		case req.name != "" && req.sub == "":
 			err = s.get(w, r, req)
@@ -52,17 +54,17 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, req reque
 		default:
 			err = s.list(w, r, req)
 		}
-	case http.MethodPost:
+	case r.Method == http.MethodPost:
 		if req.name != "" && req.sub == "" {
 			err = apierrors.NewMethodNotSupported(req.res.gvr.GroupResource(), "create")
 		} else {
 			err = s.create(w, r, req)
 		}
-	case http.MethodPut:
+	case r.Method == http.MethodPut:
 		err = s.update(w, r, req)
-	case http.MethodPatch:
+	case r.Method == http.MethodPatch:
 		err = s.patch(w, r, req)
-	case http.MethodDelete:
+	case r.Method == http.MethodDelete:
 		if req.name == "" {
 			err = s.deleteCollection(w, r, req)
 		} else {

@@ -32,16 +32,21 @@ type Config struct {
 	// Version is what /version reports.
 	Version version.Info
 	Log     *slog.Logger
+	// Kubelets carries the requests proxied to kubelets (pods' log, exec, attach and
+	// portforward): an *http.Transport whose TLS config holds the server's client
+	// certificate. Nil: those requests get 503.
+	Kubelets *http.Transport
 }
 
 // Server serves the Kubernetes API. It is an http.Handler; TLS and client
 // certificate verification are the listener's (see Serve).
 type Server struct {
-	store   storage.Store
-	reg     *registry
-	tokens  func(string) (User, bool)
-	version version.Info
-	log     *slog.Logger
+	store    storage.Store
+	reg      *registry
+	tokens   func(string) (User, bool)
+	version  version.Info
+	log      *slog.Logger
+	kubelets *http.Transport
 
 	mu      sync.Mutex
 	cachers map[string]*storage.Cacher // per resource prefix: one etcd watch each
@@ -57,7 +62,7 @@ func New(cfg Config) *Server {
 		log = slog.Default()
 	}
 	return &Server{
-		store: cfg.Store, reg: newRegistry(builtins), tokens: cfg.Tokens, version: cfg.Version, log: log,
+		store: cfg.Store, reg: newRegistry(builtins), tokens: cfg.Tokens, version: cfg.Version, log: log, kubelets: cfg.Kubelets,
 		cachers: map[string]*storage.Cacher{}, ctx: ctx, stop: cancel,
 	}
 }
