@@ -150,6 +150,9 @@ func runServer(parent context.Context, c serverConfig) error {
 			MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"},
 		},
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// As kube-apiserver's --http2-max-streams-per-connection: client-go multiplexes
+		// every watch of a client over one connection.
+		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 1000},
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ServeTLS(ln, "", "") }()

@@ -47,6 +47,7 @@ type Server struct {
 	version  version.Info
 	log      *slog.Logger
 	kubelets *http.Transport
+	memo     eventMemo // decoded and encoded watch events, shared by watchers
 
 	mu      sync.Mutex
 	cachers map[string]*storage.Cacher // per resource prefix: one etcd watch each
