@@ -123,7 +123,7 @@ func runServer(parent context.Context, c serverConfig) error {
 
 	minor := strings.Split(strings.TrimPrefix(bversion.Kubernetes, "v"), ".")
 	srv := apiserver.New(apiserver.Config{
-		Store: store, Log: log,
+		Store: store, Log: log, Advertise: net.ParseIP(c.advertise), APIPort: c.apiPort,
 		Tokens: func(t string) (apiserver.User, bool) {
 			user, groups, ok := tokens.Lookup(t)
 			return apiserver.User{Name: user, Groups: groups}, ok

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -311,6 +312,11 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, req request) err
 	if err := validate(req.res, obj); err != nil {
 		return err
 	}
+	if svc, ok := obj.(*corev1.Service); ok {
+		if err := s.allocateService(r.Context(), svc, nil); err != nil {
+			return err
+		}
+	}
 	if dryRun(r) {
 		s.writeObject(w, r, http.StatusCreated, obj, req.gv)
 		return nil
@@ -434,6 +440,11 @@ func (s *Server) storeUpdate(ctx context.Context, req request, fn func(cur runti
 		defaultObject(obj)
 		if err := validate(req.res, obj); err != nil {
 			return nil, err
+		}
+		if svc, ok := obj.(*corev1.Service); ok {
+			if err := s.allocateService(ctx, svc, old.(*corev1.Service)); err != nil {
+				return nil, err
+			}
 		}
 		if acc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) == 0 {
 			deleted = true // the last finalizer went: the object goes

@@ -7,6 +7,7 @@ package apiserver
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -36,18 +37,28 @@ type Config struct {
 	// portforward): an *http.Transport whose TLS config holds the server's client
 	// certificate. Nil: those requests get 503.
 	Kubelets *http.Transport
+	// ServiceCIDR is where Services' cluster IPs come from (default 10.43.0.0/16);
+	// NodePorts the node-port range (default 30000-32767).
+	ServiceCIDR string
+	NodePorts   [2]int
+	// Advertise and APIPort are where the default/kubernetes Service sends clients.
+	Advertise net.IP
+	APIPort   int
 }
 
 // Server serves the Kubernetes API. It is an http.Handler; TLS and client
 // certificate verification are the listener's (see Serve).
 type Server struct {
-	store    storage.Store
-	reg      *registry
-	tokens   func(string) (User, bool)
-	version  version.Info
-	log      *slog.Logger
-	kubelets *http.Transport
-	memo     eventMemo // decoded and encoded watch events, shared by watchers
+	store     storage.Store
+	reg       *registry
+	tokens    func(string) (User, bool)
+	version   version.Info
+	log       *slog.Logger
+	kubelets  *http.Transport
+	memo      eventMemo // decoded and encoded watch events, shared by watchers
+	alloc     *allocator
+	advertise net.IP
+	apiPort   int
 
 	mu      sync.Mutex
 	cachers map[string]*storage.Cacher // per resource prefix: one etcd watch each
@@ -62,7 +73,22 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
+	cidr := cfg.ServiceCIDR
+	if cidr == "" {
+		cidr = "10.43.0.0/16"
+	}
+	ports := cfg.NodePorts
+	if ports[0] == 0 {
+		ports = [2]int{30000, 32767}
+	}
+	var alloc *allocator
+	if _, n, err := net.ParseCIDR(cidr); err == nil && n.IP.To4() != nil {
+		alloc = newAllocator(n, ports)
+	} else {
+		log.Error("service CIDR unusable: Services get no cluster IPs", "cidr", cidr, "err", err)
+	}
 	return &Server{
+		alloc: alloc, advertise: cfg.Advertise, apiPort: cfg.APIPort,
 		store: cfg.Store, reg: newRegistry(builtins), tokens: cfg.Tokens, version: cfg.Version, log: log, kubelets: cfg.Kubelets,
 		cachers: map[string]*storage.Cacher{}, ctx: ctx, stop: cancel,
 	}
