@@ -57,6 +57,7 @@ type Server struct {
 	kubelets  *http.Transport
 	memo      eventMemo // decoded and encoded watch events, shared by watchers
 	alloc     *allocator
+	rbacCache rbacCache
 	advertise net.IP
 	apiPort   int
 
