@@ -121,9 +121,14 @@ func runServer(parent context.Context, c serverConfig) error {
 		return fmt.Errorf("tokens: %w", err)
 	}
 
+	saKey, err := pki.LoadOrCreateKey(filepath.Join(pkiDir, "sa.key"))
+	if err != nil {
+		return fmt.Errorf("service account key: %w", err)
+	}
+
 	minor := strings.Split(strings.TrimPrefix(bversion.Kubernetes, "v"), ".")
 	srv := apiserver.New(apiserver.Config{
-		Store: store, Log: log, Advertise: net.ParseIP(c.advertise), APIPort: c.apiPort,
+		Store: store, Log: log, Advertise: net.ParseIP(c.advertise), APIPort: c.apiPort, ServiceAccountKey: saKey,
 		Tokens: func(t string) (apiserver.User, bool) {
 			user, groups, ok := tokens.Lookup(t)
 			return apiserver.User{Name: user, Groups: groups}, ok

@@ -6,6 +6,7 @@ package apiserver
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"log/slog"
 	"net"
 	"net/http"
@@ -41,6 +42,8 @@ type Config struct {
 	// NodePorts the node-port range (default 30000-32767).
 	ServiceCIDR string
 	NodePorts   [2]int
+	// ServiceAccountKey signs service account tokens; nil: the TokenRequest API is off.
+	ServiceAccountKey *ecdsa.PrivateKey
 	// Advertise and APIPort are where the default/kubernetes Service sends clients.
 	Advertise net.IP
 	APIPort   int
@@ -58,6 +61,8 @@ type Server struct {
 	memo      eventMemo // decoded and encoded watch events, shared by watchers
 	alloc     *allocator
 	rbacCache rbacCache
+	saKey     *ecdsa.PrivateKey
+	issuer    string
 	advertise net.IP
 	apiPort   int
 
@@ -90,6 +95,7 @@ func New(cfg Config) *Server {
 	}
 	return &Server{
 		alloc: alloc, advertise: cfg.Advertise, apiPort: cfg.APIPort,
+		saKey: cfg.ServiceAccountKey, issuer: "https://kubernetes.default.svc.cluster.local",
 		store: cfg.Store, reg: newRegistry(builtins), tokens: cfg.Tokens, version: cfg.Version, log: log, kubelets: cfg.Kubelets,
 		cachers: map[string]*storage.Cacher{}, ctx: ctx, stop: cancel,
 	}
@@ -132,6 +138,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	user, ok := s.authenticate(r)
 	if !ok {
 		s.writeError(w, r, apierrors.NewUnauthorized("Unauthorized"))
+		return
+	}
+	r = r.WithContext(context.WithValue(r.Context(), userKey{}, user))
+	user, err := s.impersonate(r, user)
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	r = r.WithContext(context.WithValue(r.Context(), userKey{}, user))
@@ -179,8 +191,15 @@ func (s *Server) authenticate(r *http.Request) (User, bool) {
 		c := r.TLS.VerifiedChains[0][0]
 		return User{Name: c.Subject.CommonName, Groups: append(c.Subject.Organization, "system:authenticated")}, true
 	}
-	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") && s.tokens != nil {
-		if u, ok := s.tokens(strings.TrimSpace(strings.TrimPrefix(h, "Bearer "))); ok {
+	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
+		token := strings.TrimSpace(strings.TrimPrefix(h, "Bearer "))
+		if s.tokens != nil {
+			if u, ok := s.tokens(token); ok {
+				u.Groups = append(u.Groups, "system:authenticated")
+				return u, true
+			}
+		}
+		if u, ok := s.serviceAccountUser(r.Context(), token); ok {
 			u.Groups = append(u.Groups, "system:authenticated")
 			return u, true
 		}
@@ -231,10 +250,10 @@ func (s *Server) serveGroupVersion(w http.ResponseWriter, r *http.Request, gv sc
 		s.writeError(w, r, forbidden(userOf(r.Context()), a))
 		return
 	}
-	if req.res.kind == "SelfSubjectAccessReview" {
+	if answer, ok := reviews[req.res.kind]; ok {
 		if r.Method != http.MethodPost {
 			s.writeError(w, r, apierrors.NewMethodNotSupported(req.res.gvr.GroupResource(), strings.ToLower(r.Method)))
-		} else if err := s.selfSubjectAccessReview(w, r); err != nil {
+		} else if err := answer(s, w, r); err != nil {
 			s.writeError(w, r, err)
 		}
 		return

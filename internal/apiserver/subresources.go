@@ -19,6 +19,8 @@ func (s *Server) createSub(w http.ResponseWriter, r *http.Request, req request) 
 		return err
 	}
 	switch {
+	case req.res.kind == "ServiceAccount" && req.sub == "token":
+		return s.tokenRequest(w, r, req, body)
 	case req.res.kind == "Pod" && req.sub == "binding":
 		obj, err := decodeObject(r, body, schema.GroupVersionKind{Version: "v1", Kind: "Binding"}, func() runtime.Object { return &corev1.Binding{} })
 		if err != nil {
