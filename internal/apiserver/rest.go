@@ -36,6 +36,7 @@ const maxBody = 3 << 20
 
 func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, req request) {
 	q := r.URL.Query()
+	r = withWarnings(w, r)
 	if req.res.namespaced && req.namespace == "" && req.name != "" {
 		s.writeError(w, r, apierrors.NewBadRequest("the server could not find the requested resource: a namespaced object needs a namespace"))
 		return
@@ -232,7 +233,7 @@ func (s *Server) decodeBody(r *http.Request, res *resource) (runtime.Object, err
 }
 
 // decodeObject decodes body (JSON, YAML or protobuf, by Content-Type) into a new
-// object, honouring fieldValidation=Strict.
+// object, honouring fieldValidation.
 func decodeObject(r *http.Request, body []byte, gvk schema.GroupVersionKind, newObj func() runtime.Object) (runtime.Object, error) {
 	if len(body) == 0 {
 		return nil, apierrors.NewBadRequest("the request body is empty")
@@ -240,20 +241,19 @@ func decodeObject(r *http.Request, body []byte, gvk schema.GroupVersionKind, new
 	ct := r.Header.Get("Content-Type")
 	mt := strings.TrimSpace(strings.Split(ct, ";")[0])
 	var dec runtime.Decoder = codecs.UniversalDeserializer()
-	strict := strings.EqualFold(r.URL.Query().Get("fieldValidation"), "Strict")
 	for _, info := range codecs.SupportedMediaTypes() {
 		if info.MediaType == mt {
 			dec = info.Serializer
-			if strict && info.StrictSerializer != nil {
+			if fieldValidationOf(r) != validationIgnore && info.StrictSerializer != nil {
 				dec = info.StrictSerializer
 			}
 		}
 	}
 	into := newObj()
 	obj, got, err := dec.Decode(body, &gvk, into)
-	if err != nil {
-		if runtime.IsStrictDecodingError(err) {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, gvk.Kind, err))
+	if err = checkUnknownFields(r, gvk, err); err != nil {
+		if apierrors.IsBadRequest(err) {
+			return nil, err
 		}
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s (%v)", strings.Join(mediaTypes(), ", "), err))
 	}

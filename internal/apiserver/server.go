@@ -66,6 +66,8 @@ type Server struct {
 	advertise net.IP
 	apiPort   int
 
+	oapi openAPI // the OpenAPI documents, built on first use
+
 	mu      sync.Mutex
 	cachers map[string]*storage.Cacher // per resource prefix: one etcd watch each
 	ctx     context.Context
@@ -156,8 +158,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	switch {
-	case path == "/openapi/v3" || strings.HasPrefix(path, "/openapi/v3/"):
-		s.serveOpenAPIv3(w, r, strings.TrimPrefix(strings.TrimPrefix(path, "/openapi/v3"), "/"))
+	case path == "/openapi/v2" || path == "/openapi/v3" || strings.HasPrefix(path, "/openapi/v3/"):
+		s.serveOpenAPI(w, r)
 	case path == "/api":
 		s.serveAPI(w, r)
 	case path == "/apis":
