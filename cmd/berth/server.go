@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -121,6 +124,14 @@ func runServer(parent context.Context, c serverConfig) error {
 		return fmt.Errorf("tokens: %w", err)
 	}
 
+	joinToken, joinSecret, err := nodeToken(filepath.Join(c.dataDir, "node-token"), ca.CertPEM())
+	if err != nil {
+		return fmt.Errorf("node token: %w", err)
+	}
+	kubeletClient, err := kubeletTransport(ca, pkiDir)
+	if err != nil {
+		return err
+	}
 	saKey, err := pki.LoadOrCreateKey(filepath.Join(pkiDir, "sa.key"))
 	if err != nil {
 		return fmt.Errorf("service account key: %w", err)
@@ -128,7 +139,7 @@ func runServer(parent context.Context, c serverConfig) error {
 
 	minor := strings.Split(strings.TrimPrefix(bversion.Kubernetes, "v"), ".")
 	srv := apiserver.New(apiserver.Config{
-		Store: store, Log: log, Advertise: net.ParseIP(c.advertise), APIPort: c.apiPort, ServiceAccountKey: saKey,
+		Store: store, Log: log, Advertise: net.ParseIP(c.advertise), APIPort: c.apiPort, ServiceAccountKey: saKey, Kubelets: kubeletClient,
 		Tokens: func(t string) (apiserver.User, bool) {
 			user, groups, ok := tokens.Lookup(t)
 			return apiserver.User{Name: user, Groups: groups}, ok
@@ -148,7 +159,7 @@ func runServer(parent context.Context, c serverConfig) error {
 		return err
 	}
 	hs := &http.Server{
-		Handler:           srv,
+		Handler:           pki.JoinHandler(ca, joinSecret, srv),
 		ReadHeaderTimeout: 30 * time.Second,
 		TLSConfig: &tls.Config{
 			Certificates: []tls.Certificate{serving}, ClientCAs: ca.Pool(), ClientAuth: tls.VerifyClientCertIfGiven,
@@ -172,6 +183,8 @@ func runServer(parent context.Context, c serverConfig) error {
 	}
 	log.Info("Kubernetes API ready", "url", server, "kubeconfig", c.kubeconfig, "etcd", etcdReady.Round(time.Millisecond), "took", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(os.Stderr, "berth server: API at %s; export KUBECONFIG=%s\n", server, c.kubeconfig)
+	fmt.Fprintf(os.Stderr, "berth server: join nodes with: berth agent --server %s --token-file %s\n", server, filepath.Join(c.dataDir, "node-token"))
+	_ = joinToken
 
 	select {
 	case <-ctx.Done():
@@ -184,4 +197,40 @@ func runServer(parent context.Context, c serverConfig) error {
 	defer cancel()
 	hs.Shutdown(sctx)
 	return nil
+}
+
+// nodeToken returns the cluster's join token, kept at path (0600), making it on first
+// start, and its secret part.
+func nodeToken(path string, caPEM []byte) (token, secret string, err error) {
+	if data, err := os.ReadFile(path); err == nil {
+		token = strings.TrimSpace(string(data))
+		_, secret, err := pki.ParseJoinToken(token)
+		return token, secret, err
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", "", err
+	}
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", err
+	}
+	secret = hex.EncodeToString(b)
+	token = pki.JoinToken(caPEM, secret)
+	return token, secret, os.WriteFile(path, []byte(token+"\n"), 0o600)
+}
+
+// kubeletTransport is how the API server reaches kubelets: with a client certificate
+// of its own, trusting kubelet serving certificates the cluster CA issued.
+func kubeletTransport(ca *pki.CA, pkiDir string) (*http.Transport, error) {
+	certPEM, keyPEM, err := ca.IssueClient(pkiDir, "apiserver-kubelet-client", "kube-apiserver-kubelet-client", []string{"system:masters"})
+	if err != nil {
+		return nil, fmt.Errorf("kubelet client certificate: %w", err)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Transport{
+		TLSClientConfig:     &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout: 10 * time.Second, IdleConnTimeout: 90 * time.Second, MaxIdleConnsPerHost: 16,
+	}, nil
 }
