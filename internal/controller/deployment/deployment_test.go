@@ -70,8 +70,8 @@ func simulate(f *fixture) {
 
 func TestRollingUpdateKeepsWithinSurgeAndUnavailabilityAtEveryStep(t *testing.T) {
 	for _, tc := range []struct {
-		replicas            int32
-		surge, unavailable  intstr.IntOrString
+		replicas           int32
+		surge, unavailable intstr.IntOrString
 		maxTotal, minAvail int32
 	}{
 		{10, intstr.FromInt32(3), intstr.FromInt32(2), 13, 8},
