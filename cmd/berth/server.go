@@ -121,9 +121,14 @@ func runServer(parent context.Context, c serverConfig) error {
 		return fmt.Errorf("tokens: %w", err)
 	}
 
+	saKey, err := pki.LoadOrCreateKey(filepath.Join(pkiDir, "sa.key"))
+	if err != nil {
+		return fmt.Errorf("service account key: %w", err)
+	}
+
 	minor := strings.Split(strings.TrimPrefix(bversion.Kubernetes, "v"), ".")
 	srv := apiserver.New(apiserver.Config{
-		Store: store, Log: log,
+		Store: store, Log: log, Advertise: net.ParseIP(c.advertise), APIPort: c.apiPort, ServiceAccountKey: saKey,
 		Tokens: func(t string) (apiserver.User, bool) {
 			user, groups, ok := tokens.Lookup(t)
 			return apiserver.User{Name: user, Groups: groups}, ok
@@ -150,6 +155,9 @@ func runServer(parent context.Context, c serverConfig) error {
 			MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"},
 		},
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// As kube-apiserver's --http2-max-streams-per-connection: client-go multiplexes
+		// every watch of a client over one connection.
+		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 1000},
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ServeTLS(ln, "", "") }()

@@ -82,16 +82,19 @@ func (s *Server) toJSON(obj runtime.Object, gv schema.GroupVersion) ([]byte, err
 // strictCodec refuses unknown and duplicate fields (fieldValidation=Strict).
 var strictCodec = json.NewSerializerWithOptions(json.DefaultMetaFactory, scheme, scheme, json.SerializerOptions{Strict: true})
 
-func (s *Server) fromJSON(data []byte, res *resource, strict bool) (runtime.Object, error) {
+// fromJSON decodes a patched object, checking its fields as the request's
+// fieldValidation says.
+func (s *Server) fromJSON(r *http.Request, data []byte, res *resource) (runtime.Object, error) {
 	obj := res.new()
 	gvk := res.gvk()
-	dec := runtime.Decoder(storageCodec)
-	if strict {
-		dec = strictCodec
+	dec := runtime.Decoder(strictCodec)
+	if fieldValidationOf(r) == validationIgnore {
+		dec = storageCodec
 	}
-	if _, _, err := dec.Decode(data, &gvk, obj); err != nil {
-		if runtime.IsStrictDecodingError(err) {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, gvk.Kind, err))
+	_, _, err := dec.Decode(data, &gvk, obj)
+	if err = checkUnknownFields(r, gvk, err); err != nil {
+		if apierrors.IsBadRequest(err) {
+			return nil, err
 		}
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the patched object is invalid: %v", err))
 	}
@@ -126,7 +129,7 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, req request) erro
 		if err != nil {
 			return nil, err
 		}
-		return s.fromJSON(patched, req.res, strings.EqualFold(r.URL.Query().Get("fieldValidation"), "Strict"))
+		return s.fromJSON(r, patched, req.res)
 	}, dryRun(r))
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,13 +36,16 @@ const maxBody = 3 << 20
 
 func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, req request) {
 	q := r.URL.Query()
+	r = withWarnings(w, r)
 	if req.res.namespaced && req.namespace == "" && req.name != "" {
 		s.writeError(w, r, apierrors.NewBadRequest("the server could not find the requested resource: a namespaced object needs a namespace"))
 		return
 	}
 	var err error
-	switch r.Method {
-	case http.MethodGet:
+	switch {
+	case req.sub != "" && isStream(req):
+		err = s.proxyToKubelet(w, r, req)
+	case r.Method == http.MethodGet:
 		switch {
 		case req.name != "" && req.sub == "":
 			err = s.get(w, r, req)
@@ -52,17 +56,17 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, req reque
 		default:
 			err = s.list(w, r, req)
 		}
-	case http.MethodPost:
+	case r.Method == http.MethodPost:
 		if req.name != "" && req.sub == "" {
 			err = apierrors.NewMethodNotSupported(req.res.gvr.GroupResource(), "create")
 		} else {
 			err = s.create(w, r, req)
 		}
-	case http.MethodPut:
+	case r.Method == http.MethodPut:
 		err = s.update(w, r, req)
-	case http.MethodPatch:
+	case r.Method == http.MethodPatch:
 		err = s.patch(w, r, req)
-	case http.MethodDelete:
+	case r.Method == http.MethodDelete:
 		if req.name == "" {
 			err = s.deleteCollection(w, r, req)
 		} else {
@@ -229,7 +233,7 @@ func (s *Server) decodeBody(r *http.Request, res *resource) (runtime.Object, err
 }
 
 // decodeObject decodes body (JSON, YAML or protobuf, by Content-Type) into a new
-// object, honouring fieldValidation=Strict.
+// object, honouring fieldValidation.
 func decodeObject(r *http.Request, body []byte, gvk schema.GroupVersionKind, newObj func() runtime.Object) (runtime.Object, error) {
 	if len(body) == 0 {
 		return nil, apierrors.NewBadRequest("the request body is empty")
@@ -237,20 +241,19 @@ func decodeObject(r *http.Request, body []byte, gvk schema.GroupVersionKind, new
 	ct := r.Header.Get("Content-Type")
 	mt := strings.TrimSpace(strings.Split(ct, ";")[0])
 	var dec runtime.Decoder = codecs.UniversalDeserializer()
-	strict := strings.EqualFold(r.URL.Query().Get("fieldValidation"), "Strict")
 	for _, info := range codecs.SupportedMediaTypes() {
 		if info.MediaType == mt {
 			dec = info.Serializer
-			if strict && info.StrictSerializer != nil {
+			if fieldValidationOf(r) != validationIgnore && info.StrictSerializer != nil {
 				dec = info.StrictSerializer
 			}
 		}
 	}
 	into := newObj()
 	obj, got, err := dec.Decode(body, &gvk, into)
-	if err != nil {
-		if runtime.IsStrictDecodingError(err) {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, gvk.Kind, err))
+	if err = checkUnknownFields(r, gvk, err); err != nil {
+		if apierrors.IsBadRequest(err) {
+			return nil, err
 		}
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s (%v)", strings.Join(mediaTypes(), ", "), err))
 	}
@@ -308,6 +311,11 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, req request) err
 	defaultObject(obj)
 	if err := validate(req.res, obj); err != nil {
 		return err
+	}
+	if svc, ok := obj.(*corev1.Service); ok {
+		if err := s.allocateService(r.Context(), svc, nil); err != nil {
+			return err
+		}
 	}
 	if dryRun(r) {
 		s.writeObject(w, r, http.StatusCreated, obj, req.gv)
@@ -432,6 +440,11 @@ func (s *Server) storeUpdate(ctx context.Context, req request, fn func(cur runti
 		defaultObject(obj)
 		if err := validate(req.res, obj); err != nil {
 			return nil, err
+		}
+		if svc, ok := obj.(*corev1.Service); ok {
+			if err := s.allocateService(ctx, svc, old.(*corev1.Service)); err != nil {
+				return nil, err
+			}
 		}
 		if acc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) == 0 {
 			deleted = true // the last finalizer went: the object goes
