@@ -33,7 +33,8 @@ type serverConfig struct {
 	apiPort                                          int
 	etcdEndpoints                                    []string
 	etcdCA, etcdCert, etcdKey                        string
-	disableAgent                                     bool
+	disableAgent, disableScheduler, disableCM        bool
+	clusterCIDR                                      string
 }
 
 func serverCmd() *cobra.Command {
@@ -58,6 +59,9 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&c.etcdCert, "etcd-certfile", "", "client certificate for the external etcd")
 	f.StringVar(&c.etcdKey, "etcd-keyfile", "", "client key for the external etcd")
 	f.BoolVar(&c.disableAgent, "disable-agent", false, "do not run a node agent in this process")
+	f.BoolVar(&c.disableScheduler, "disable-scheduler", false, "do not run the scheduler in this process")
+	f.BoolVar(&c.disableCM, "disable-controller-manager", false, "do not run the controllers in this process")
+	f.StringVar(&c.clusterCIDR, "cluster-cidr", "10.42.0.0/16", "pod addresses: each node gets a /24 of it")
 	return cmd
 }
 
@@ -180,6 +184,9 @@ func runServer(parent context.Context, c serverConfig) error {
 	server := fmt.Sprintf("https://%s", net.JoinHostPort(c.advertise, fmt.Sprint(c.apiPort)))
 	if err := pki.WriteKubeconfig(c.kubeconfig, server, "berth", "admin", ca.CertPEM(), certPEM, keyPEM, ""); err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	if err := startControlPlane(ctx, log, ca, c); err != nil {
+		return fmt.Errorf("control plane: %w", err)
 	}
 	log.Info("Kubernetes API ready", "url", server, "kubeconfig", c.kubeconfig, "etcd", etcdReady.Round(time.Millisecond), "took", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(os.Stderr, "berth server: API at %s; export KUBECONFIG=%s\n", server, c.kubeconfig)
