@@ -78,7 +78,7 @@ func (s *Server) afterCreate(res *resource, obj runtime.Object) {
 func (s *Server) finalizeNamespace(name string) {
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Minute)
 	defer cancel()
-	for _, res := range s.reg.byGVR {
+	for _, res := range s.reg.all() {
 		if !res.namespaced || (res.gvr.Group == "events.k8s.io") {
 			continue
 		}

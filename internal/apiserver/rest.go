@@ -226,7 +226,11 @@ func (s *Server) decodeBody(r *http.Request, res *resource) (runtime.Object, err
 	if err != nil {
 		return nil, err
 	}
-	return decodeObject(r, body, res.gvk(), res.new)
+	obj, err := decodeObject(r, body, res.gvk(), res.new)
+	if err == nil && res.custom != nil {
+		return res.custom.admit(r, res.gvk(), obj)
+	}
+	return obj, err
 }
 
 // decodeObject decodes body (JSON, YAML or protobuf, by Content-Type) into a new
@@ -268,6 +272,15 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, req request) err
 	if err != nil {
 		return err
 	}
+	defaultObject(obj) // before tracking: the defaults are the creator's, as upstream
+	return s.createObject(w, r, req, obj, func(obj runtime.Object) (runtime.Object, error) {
+		return s.trackUpdate(r, req.res, "", nil, obj), nil
+	})
+}
+
+// createObject stores a new object; track records who set its fields (the managed
+// fields of an Update, or a server-side apply).
+func (s *Server) createObject(w http.ResponseWriter, r *http.Request, req request, obj runtime.Object, track func(runtime.Object) (runtime.Object, error)) error {
 	acc, err := meta.Accessor(obj)
 	if err != nil {
 		return apierrors.NewBadRequest(err.Error())
@@ -303,6 +316,12 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, req request) err
 	acc.SetManagedFields(nil)
 	if hasSpec(obj) {
 		acc.SetGeneration(1)
+	}
+	if obj, err = track(obj); err != nil {
+		return err
+	}
+	if acc, err = meta.Accessor(obj); err != nil {
+		return apierrors.NewInternalError(err)
 	}
 	prepareForCreate(req.res, obj)
 	defaultObject(obj)
@@ -374,7 +393,9 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, req request) err
 	if acc.GetResourceVersion() == "" {
 		return apierrors.NewInvalid(req.res.gvk().GroupKind(), req.name, fieldErrors("metadata.resourceVersion", "", "must be specified for an update"))
 	}
-	out, code, err := s.storeUpdate(r.Context(), req, func(cur runtime.Object) (runtime.Object, error) { return obj, nil }, dryRun(r))
+	out, code, err := s.storeUpdate(r.Context(), req, func(cur runtime.Object) (runtime.Object, error) {
+		return s.trackUpdate(r, req.res, req.sub, cur, obj.DeepCopyObject()), nil
+	}, dryRun(r))
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,8 @@ type Server struct {
 	version version.Info
 	log     *slog.Logger
 
-	oapi openAPI // the OpenAPI documents, built on first use
+	oapi    openAPI       // the OpenAPI documents, built on first use
+	managed fieldManagers // managed fields and server-side apply, per resource
 
 	mu      sync.Mutex
 	cachers map[string]*storage.Cacher // per resource prefix: one etcd watch each
