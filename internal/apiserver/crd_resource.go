@@ -276,4 +276,3 @@ func openAPIFieldError(e error) *field.Error {
 	}
 	return field.Invalid(path, value, v.Error())
 }
-
