@@ -187,8 +187,12 @@ func (c *customResource) newTypeConverter(r *resource) (managedfields.TypeConver
 // fieldValidation says), and applies the schema's defaults.
 func (c *customResource) admit(r *http.Request, gvk schema.GroupVersionKind, obj runtime.Object) (runtime.Object, error) {
 	u, ok := obj.(*unstructured.Unstructured)
-	if !ok || c.structural == nil {
+	if !ok {
 		return obj, nil
+	}
+	u.SetGroupVersionKind(gvk) // the versions share one schema: conversion is a relabel
+	if c.structural == nil {
+		return u, nil
 	}
 	unknown := pruning.PruneWithOptions(u.Object, c.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true})
 	if len(unknown) > 0 {
@@ -202,6 +206,19 @@ func (c *customResource) admit(r *http.Request, gvk schema.GroupVersionKind, obj
 	}
 	applyDefaults(u.Object, c.structural)
 	return u, nil
+}
+
+// encode is how a custom resource is stored: as JSON of the storage version.
+func (c *customResource) encode(obj runtime.Object) ([]byte, error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return nil, fmt.Errorf("custom resource stored as %T", obj)
+	}
+	u = u.DeepCopy()
+	gvk := u.GroupVersionKind()
+	gvk.Version = c.storageVersion
+	u.SetGroupVersionKind(gvk)
+	return u.MarshalJSON()
 }
 
 // applyDefaults fills in the schema's defaults where a field is missing (or a

@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -101,6 +102,8 @@ func prepareForCreate(res *resource, obj runtime.Object) {
 	case *corev1.Pod:
 		o.Status.Phase = corev1.PodPending
 		o.Status.QOSClass = qosClass(o)
+	case *apiextensionsv1.CustomResourceDefinition:
+		prepareCRD(o)
 	case *corev1.Namespace:
 		o.Status.Phase = corev1.NamespaceActive
 		if !contains(finalizerNames(o.Spec.Finalizers), "kubernetes") {

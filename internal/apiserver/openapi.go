@@ -162,6 +162,13 @@ func (s *Server) buildOpenAPIv3(gv schema.GroupVersion) (*spec3.OpenAPI, error) 
 // the custom resources served.
 func (s *Server) openAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenAPIDefinition {
 	defs := openapi.GetOpenAPIDefinitions(ref)
+	for _, r := range s.reg.all() {
+		if r.custom != nil {
+			for name, d := range r.custom.definitions(r, ref) {
+				defs[name] = d
+			}
+		}
+	}
 	return defs
 }
 
@@ -169,6 +176,13 @@ func (s *Server) openAPIDefinitions(ref common.ReferenceCallback) map[string]com
 // x-kubernetes-group-version-kind, which is how kubectl finds a kind's schema.
 func (s *Server) definitionName(name string) (string, spec.Extensions) {
 	gvks := builtinGVKs()[name]
+	if gvks == nil {
+		for _, r := range s.reg.all() {
+			if r.custom != nil && string(modelName(r, false)) == name {
+				gvks = []schema.GroupVersionKind{r.gvk()}
+			}
+		}
+	}
 	if len(gvks) == 0 {
 		return name, nil
 	}

@@ -231,7 +231,7 @@ func (s *Server) updateScale(w http.ResponseWriter, r *http.Request, req request
 	out, _, err := s.storeUpdate(r.Context(), req, func(cur runtime.Object) (runtime.Object, error) {
 		want := scale
 		if patchFn != nil {
-			sc, err := scaleOf(cur)
+			sc, err := scaleFor(req.res, cur)
 			if err != nil {
 				return nil, err
 			}
@@ -252,13 +252,13 @@ func (s *Server) updateScale(w http.ResponseWriter, r *http.Request, req request
 		if want.ResourceVersion != "" && want.ResourceVersion != acc.GetResourceVersion() {
 			return nil, apierrors.NewConflict(req.res.gvr.GroupResource(), req.name, fmt.Errorf("the object has been modified; please apply your changes to the latest version and try again"))
 		}
-		setReplicas(cur, want.Spec.Replicas)
+		setReplicasFor(req.res, cur, want.Spec.Replicas)
 		return cur, nil
 	}, dryRun(r))
 	if err != nil {
 		return err
 	}
-	sc, err := scaleOf(out)
+	sc, err := scaleFor(req.res, out)
 	if err != nil {
 		return err
 	}

@@ -3,11 +3,11 @@ package apiserver
 import (
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/version"
 )
 
 // resource is one kind of object the server stores and serves. Every built-in resource
@@ -168,7 +168,12 @@ func (r *registry) groups() []schema.GroupVersion {
 		if (out[i].Group == "") != (out[j].Group == "") {
 			return out[i].Group == ""
 		}
-		return strings.Compare(out[i].String(), out[j].String()) < 0
+		if out[i].Group != out[j].Group {
+			return out[i].Group < out[j].Group
+		}
+		// Within a group, lowest priority first (v1alpha1, v1beta1, v1, v2): discovery
+		// prefers the last.
+		return version.CompareKubeAwareVersionStrings(out[i].Version, out[j].Version) < 0
 	})
 	return out
 }

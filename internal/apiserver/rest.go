@@ -83,7 +83,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, req request) error 
 		return err
 	}
 	if info, asTable, err := outputFor(r, true); err == nil && asTable {
-		s.encode(w, http.StatusOK, info, table(req.res.kind, []runtime.Object{obj}, true), metav1.SchemeGroupVersion)
+		s.encode(w, http.StatusOK, info, tableFor(req.res, []runtime.Object{obj}), metav1.SchemeGroupVersion)
 		return nil
 	}
 	s.writeObject(w, r, http.StatusOK, obj, req.gv)
@@ -99,7 +99,7 @@ func (s *Server) getSub(w http.ResponseWriter, r *http.Request, req request) err
 		if err != nil {
 			return err
 		}
-		sc, err := scaleOf(obj)
+		sc, err := scaleFor(req.res, obj)
 		if err != nil {
 			return err
 		}
@@ -191,7 +191,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, req request) error
 	}
 	list.GetObjectKind().SetGroupVersionKind(req.gv.WithKind(req.res.kind + "List"))
 	if info, asTable, err := outputFor(r, true); err == nil && asTable {
-		t := table(req.res.kind, items, true)
+		t := tableFor(req.res, items)
 		t.ResourceVersion, t.Continue = lm.GetResourceVersion(), lm.GetContinue()
 		s.encode(w, http.StatusOK, info, t, metav1.SchemeGroupVersion)
 		return nil
