@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"errors"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -144,6 +145,7 @@ func (s *Server) crdChanged(crd *apiextensionsv1.CustomResourceDefinition) {
 	s.reg.replace(gr, rs)
 	s.crd.mu.Unlock()
 	s.refreshOpenAPI()
+	debug.FreeOSMemory() // building the type converters left many times what they keep
 	if want := crdStatus(crd); !statusEqual(crd.Status, want) {
 		s.updateCRDStatus(crd.Name, want)
 	}

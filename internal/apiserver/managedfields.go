@@ -3,6 +3,7 @@ package apiserver
 import (
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -50,6 +51,7 @@ func (s *Server) builtinTypeConverter() (managedfields.TypeConverter, error) {
 			return
 		}
 		m.builtin, m.err = managedfields.NewTypeConverter(models, false)
+		debug.FreeOSMemory() // the models' garbage is many times what the converter keeps
 	})
 	return m.builtin, m.err
 }
