@@ -26,6 +26,13 @@ func (m model) OpenAPIModelName() string { return string(m) }
 
 // modelName is the OpenAPI name of a resource's kind (list: its list kind).
 func modelName(r *resource, list bool) model {
+	if r.custom != nil {
+		n := customModelName(r.gvk())
+		if list {
+			n += "List"
+		}
+		return model(n)
+	}
 	if list {
 		return model(util.GetCanonicalTypeName(r.newList()))
 	}
