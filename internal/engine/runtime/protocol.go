@@ -23,7 +23,7 @@ const (
 
 // Request is the first line of every connection to a shim.
 type Request struct {
-	Op string `json:"op"` // start, attach, wait, resize, exec, kill, pause, resume, stats, ps
+	Op string `json:"op"` // start, attach, wait, resize, exec, kill, pause, resume, stats, ps, reopen-log
 
 	// attach
 	Stdin  bool `json:"stdin,omitempty"`
@@ -88,12 +88,15 @@ type Stats struct {
 	MemoryUsage uint64 `json:"memUsage"`
 	MemoryLimit uint64 `json:"memLimit"`
 	MemoryCache uint64 `json:"memCache"`
-	Pids        uint64 `json:"pids"`
-	PidsLimit   uint64 `json:"pidsLimit"`
-	NetRx       uint64 `json:"netRx"`
-	NetTx       uint64 `json:"netTx"`
-	BlkRead     uint64 `json:"blkRead"`
-	BlkWrite    uint64 `json:"blkWrite"`
+	// MemoryInactiveFile is page cache the kernel may reclaim first: usage minus it is
+	// the working set the kubelet evicts by.
+	MemoryInactiveFile uint64 `json:"memInactiveFile,omitempty"`
+	Pids               uint64 `json:"pids"`
+	PidsLimit          uint64 `json:"pidsLimit"`
+	NetRx              uint64 `json:"netRx"`
+	NetTx              uint64 `json:"netTx"`
+	BlkRead            uint64 `json:"blkRead"`
+	BlkWrite           uint64 `json:"blkWrite"`
 }
 
 // WriteFrame writes one stdcopy frame.

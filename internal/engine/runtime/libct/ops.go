@@ -194,6 +194,10 @@ func stats(ctr *libcontainer.Container) (*runtime.Stats, error) {
 		out.MemoryUsage = cg.MemoryStats.Usage.Usage
 		out.MemoryLimit = cg.MemoryStats.Usage.Limit
 		out.MemoryCache = cg.MemoryStats.Cache
+		out.MemoryInactiveFile = cg.MemoryStats.Stats["total_inactive_file"] // cgroup v1
+		if v, ok := cg.MemoryStats.Stats["inactive_file"]; ok && out.MemoryInactiveFile == 0 {
+			out.MemoryInactiveFile = v // cgroup v2
+		}
 		out.Pids = cg.PidsStats.Current
 		out.PidsLimit = cg.PidsStats.Limit
 		for _, e := range cg.BlkioStats.IoServiceBytesRecursive {
