@@ -71,11 +71,11 @@ func (s *runtimeService) CreateContainer(ctx context.Context, req *runtimeapi.Cr
 				hc.SecurityOpt = append(hc.SecurityOpt, "no-new-privileges")
 			}
 			hc.MaskedPaths, hc.ReadonlyPaths = sc.MaskedPaths, sc.ReadonlyPaths
-			if ns := sc.NamespaceOptions; ns != nil {
-				pod.PID, pod.TargetPID = mode(ns.Pid), ns.TargetId
-			}
 		}
 	}
+	// POD is the CRI's default (its zero value): the pod's shared PID namespace.
+	ns := c.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	pod.PID, pod.TargetPID = mode(ns.GetPid()), ns.GetTargetId()
 	ctr, err := s.eng.CreatePodContainer(ctx, req.PodSandboxId, engine.CreateOptions{Config: cfg, HostConfig: hc, Pod: pod})
 	if err != nil {
 		return nil, err
