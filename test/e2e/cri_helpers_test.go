@@ -311,7 +311,6 @@ func freeTCPPort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-
 // runIn runs crictl with stdin.
 func (ce *criEngine) runIn(t *testing.T, stdin string, args ...string) crictlResult {
 	t.Helper()
