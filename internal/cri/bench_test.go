@@ -162,7 +162,6 @@ func busyboxImage() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-
 // benchLogger is quiet unless BERTH_DEBUG is set (then the engine's per-start timings show).
 func benchLogger() *slog.Logger {
 	level := slog.LevelWarn
