@@ -41,8 +41,3 @@ func toStatus(err error) error {
 
 // invalid is an InvalidArgument for a malformed request.
 func invalid(msg string) error { return status.Error(codes.InvalidArgument, msg) }
-
-// errUnimplemented answers a call Berth does not carry out (yet).
-func errUnimplemented(call string) error {
-	return status.Error(codes.Unimplemented, call+" is not implemented by berth")
-}

@@ -8,6 +8,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-project/berth/internal/engine/container"
+	"github.com/berth-project/berth/internal/engine/runtime"
 )
 
 func containerState(c *container.Container) runtimeapi.ContainerState {
@@ -135,11 +136,23 @@ func (s *runtimeService) listContainers(f *runtimeapi.ContainerFilter) []*runtim
 	return out
 }
 
-// UpdateContainerResources is not there yet: the container keeps the resources it
-// was created with.
+// UpdateContainerResources sets the container's CPU and memory limits, now and for
+// its next starts.
 func (s *runtimeService) UpdateContainerResources(ctx context.Context, req *runtimeapi.UpdateContainerResourcesRequest) (*runtimeapi.UpdateContainerResourcesResponse, error) {
 	if _, err := s.podContainer(req.ContainerId); err != nil {
 		return nil, err
 	}
-	return nil, errUnimplemented("UpdateContainerResources")
+	l := req.Linux
+	if l == nil {
+		return &runtimeapi.UpdateContainerResourcesResponse{}, nil
+	}
+	r := runtime.Resources{CPUQuota: l.CpuQuota, CPUPeriod: uint64(l.CpuPeriod), Memory: l.MemoryLimitInBytes,
+		CpusetCpus: l.CpusetCpus, CpusetMems: l.CpusetMems}
+	if l.CpuShares > 0 {
+		r.CPUShares = uint64(l.CpuShares)
+	}
+	if err := s.eng.UpdateResources(ctx, req.ContainerId, r); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.UpdateContainerResourcesResponse{}, nil
 }

@@ -127,3 +127,44 @@ func (e *Engine) ReopenLog(ctx context.Context, ref string) error {
 	}
 	return nil
 }
+
+// UpdateResources changes a container's cgroup limits: now if it runs, and for its
+// next starts. Zero fields keep their values.
+func (e *Engine) UpdateResources(ctx context.Context, ref string, r runtime.Resources) error {
+	c, l, err := e.lockContainer(ref)
+	if err != nil {
+		return err
+	}
+	defer l.mu.Unlock()
+	if r.Memory > 0 && r.Memory < 6<<20 {
+		return errdefs.Invalid("Minimum memory limit allowed is 6MB")
+	}
+	if c.Running() {
+		if err := e.shim(c).Update(ctx, r); err != nil {
+			return fmt.Errorf("update the resources of container %s: %w", c.ID[:12], err)
+		}
+	}
+	hc := c.HostConfig
+	if r.CPUShares != 0 {
+		hc.CPUShares = int64(r.CPUShares)
+	}
+	if r.CPUQuota != 0 {
+		hc.CPUQuota, hc.NanoCPUs = r.CPUQuota, 0
+	}
+	if r.CPUPeriod != 0 {
+		hc.CPUPeriod = int64(r.CPUPeriod)
+	}
+	if r.Memory != 0 {
+		hc.Memory = r.Memory
+	}
+	if r.CpusetCpus != "" {
+		hc.CpusetCpus = r.CpusetCpus
+	}
+	if r.CpusetMems != "" {
+		hc.CpusetMems = r.CpusetMems
+	}
+	if r.PidsLimit != 0 {
+		hc.PidsLimit = &r.PidsLimit
+	}
+	return e.ctrs.Save(c)
+}

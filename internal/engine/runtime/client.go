@@ -256,6 +256,12 @@ func (s Shim) ReopenLog(ctx context.Context) error {
 	return err
 }
 
+// Update changes the cgroup limits of the running container.
+func (s Shim) Update(ctx context.Context, r Resources) error {
+	_, err := s.call(ctx, Request{Op: "update", Resources: &r})
+	return err
+}
+
 // Processes lists the host pids of the container's processes.
 func (s Shim) Processes(ctx context.Context) ([]int, error) {
 	rep, err := s.call(ctx, Request{Op: "ps"})

@@ -345,7 +345,7 @@ func (s *Shim) handle(c *net.UnixConn) {
 			return
 		}
 		s.handOff(c, br, line, req)
-	case "exec", "pause", "resume", "ps", "stats":
+	case "exec", "pause", "resume", "ps", "stats", "update":
 		s.handOff(c, br, line, req)
 	default:
 		reply(c, runtime.Reply{Error: "unknown op " + req.Op})
