@@ -15,12 +15,24 @@ import (
 	"github.com/berth-project/berth/internal/engine/errdefs"
 )
 
-// CreateContainer translates the CRI's container config into Docker's terms, which
-// the engine's containers speak, plus what the pod adds (engine.CreatePodContainer).
+// CreateContainer makes a container in a pod sandbox (engine.CreatePodContainer).
 func (s *runtimeService) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (*runtimeapi.CreateContainerResponse, error) {
-	c := req.GetConfig()
+	o, err := createOptions(req.GetConfig())
+	if err != nil {
+		return nil, err
+	}
+	ctr, err := s.eng.CreatePodContainer(ctx, req.PodSandboxId, o)
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.CreateContainerResponse{ContainerId: ctr.ID}, nil
+}
+
+// createOptions translates the CRI's container config into Docker's terms, which the
+// engine's containers speak, plus what the pod adds.
+func createOptions(c *runtimeapi.ContainerConfig) (engine.CreateOptions, error) {
 	if c == nil || c.Metadata == nil || c.Image == nil || c.Image.Image == "" {
-		return nil, invalid("container config with metadata and image is required")
+		return engine.CreateOptions{}, invalid("container config with metadata and image is required")
 	}
 	cfg := &dcontainer.Config{
 		Image: c.Image.Image, Cmd: c.Args, WorkingDir: c.WorkingDir, Labels: c.Labels,
@@ -39,9 +51,9 @@ func (s *runtimeService) CreateContainer(ctx context.Context, req *runtimeapi.Cr
 	for _, m := range c.Mounts {
 		if m.HostPath == "" || m.ContainerPath == "" {
 			if m.Image != nil {
-				return nil, errdefs.New(errdefs.ErrNotImplemented, "image volumes are not supported")
+				return engine.CreateOptions{}, errdefs.New(errdefs.ErrNotImplemented, "image volumes are not supported")
 			}
-			return nil, invalid("a mount needs a host path and a container path")
+			return engine.CreateOptions{}, invalid("a mount needs a host path and a container path")
 		}
 		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: m.HostPath, Target: m.ContainerPath,
 			ReadOnly: m.Readonly || m.RecursiveReadOnly, BindOptions: &mount.BindOptions{Propagation: propagation(m.Propagation)}})
@@ -76,11 +88,7 @@ func (s *runtimeService) CreateContainer(ctx context.Context, req *runtimeapi.Cr
 	// POD is the CRI's default (its zero value): the pod's shared PID namespace.
 	ns := c.GetLinux().GetSecurityContext().GetNamespaceOptions()
 	pod.PID, pod.TargetPID = mode(ns.GetPid()), ns.GetTargetId()
-	ctr, err := s.eng.CreatePodContainer(ctx, req.PodSandboxId, engine.CreateOptions{Config: cfg, HostConfig: hc, Pod: pod})
-	if err != nil {
-		return nil, err
-	}
-	return &runtimeapi.CreateContainerResponse{ContainerId: ctr.ID}, nil
+	return engine.CreateOptions{Config: cfg, HostConfig: hc, Pod: pod}, nil
 }
 
 func propagation(p runtimeapi.MountPropagation) mount.Propagation {

@@ -42,14 +42,7 @@ func (s *runtimeService) UpdateRuntimeConfig(ctx context.Context, req *runtimeap
 	if nc == nil || nc.PodCidr == "" {
 		return &runtimeapi.UpdateRuntimeConfigResponse{}, nil
 	}
-	var v4 string
-	for _, c := range strings.Split(nc.PodCidr, ",") {
-		c = strings.TrimSpace(c)
-		if ip, _, err := net.ParseCIDR(c); err == nil && ip.To4() != nil {
-			v4 = c
-			break
-		}
-	}
+	v4 := ipv4CIDR(nc.PodCidr)
 	if v4 == "" {
 		return nil, invalid("pod CIDR " + nc.PodCidr + ": no IPv4 CIDR in it")
 	}
@@ -57,6 +50,17 @@ func (s *runtimeService) UpdateRuntimeConfig(ctx context.Context, req *runtimeap
 		return nil, err
 	}
 	return &runtimeapi.UpdateRuntimeConfigResponse{}, nil
+}
+
+// ipv4CIDR picks the IPv4 CIDR out of the kubelet's "v4[,v6]" list; "" if there is none.
+func ipv4CIDR(list string) string {
+	for _, c := range strings.Split(list, ",") {
+		c = strings.TrimSpace(c)
+		if ip, _, err := net.ParseCIDR(c); err == nil && ip.To4() != nil {
+			return c
+		}
+	}
+	return ""
 }
 
 // RuntimeConfig tells the kubelet which cgroup driver to use: cgroupfs.

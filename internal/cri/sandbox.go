@@ -17,6 +17,9 @@ func (s *runtimeService) RunPodSandbox(ctx context.Context, req *runtimeapi.RunP
 	if c == nil || c.Metadata == nil {
 		return nil, invalid("pod sandbox config with metadata is required")
 	}
+	if req.RuntimeHandler != "" {
+		return nil, invalid("runtime handler " + req.RuntimeHandler + " is not known: berth has only the default one")
+	}
 	cfg := engine.SandboxConfig{
 		Metadata:       sandbox.Metadata{Name: c.Metadata.Name, Namespace: c.Metadata.Namespace, UID: c.Metadata.Uid, Attempt: c.Metadata.Attempt},
 		Hostname:       c.Hostname,

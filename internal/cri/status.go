@@ -11,9 +11,14 @@ import (
 	"github.com/berth-project/berth/internal/engine/runtime"
 )
 
+// containerState is the CRI's view of a container's state. A container whose start
+// failed has exited, as containerd reports it, so the kubelet makes a new attempt.
 func containerState(c *container.Container) runtimeapi.ContainerState {
 	switch c.State.Status {
 	case container.Created:
+		if startFailed(c) {
+			return runtimeapi.ContainerState_CONTAINER_EXITED
+		}
 		return runtimeapi.ContainerState_CONTAINER_CREATED
 	case container.Running, container.Paused, container.Restarting:
 		return runtimeapi.ContainerState_CONTAINER_RUNNING
@@ -21,6 +26,11 @@ func containerState(c *container.Container) runtimeapi.ContainerState {
 		return runtimeapi.ContainerState_CONTAINER_EXITED
 	}
 	return runtimeapi.ContainerState_CONTAINER_UNKNOWN
+}
+
+// startFailed reports a container that was never started because its start failed.
+func startFailed(c *container.Container) bool {
+	return c.State.Status == container.Created && c.State.Error != "" && c.State.StartedAt.IsZero()
 }
 
 func containerMetadata(c *container.Container) *runtimeapi.ContainerMetadata {
@@ -59,6 +69,8 @@ func (s *runtimeService) ContainerStatus(ctx context.Context, req *runtimeapi.Co
 	if st.State == runtimeapi.ContainerState_CONTAINER_EXITED {
 		st.FinishedAt, st.ExitCode = c.State.FinishedAt.UnixNano(), int32(c.State.ExitCode)
 		switch {
+		case startFailed(c):
+			st.Reason, st.FinishedAt = "StartError", c.Created.UnixNano()
 		case c.State.OOMKilled:
 			st.Reason = "OOMKilled"
 		case c.State.ExitCode == 0 && c.State.Error == "":
@@ -67,9 +79,6 @@ func (s *runtimeService) ContainerStatus(ctx context.Context, req *runtimeapi.Co
 			st.Reason = "Error"
 		}
 		st.Message = c.State.Error
-	} else if st.State == runtimeapi.ContainerState_CONTAINER_CREATED && c.State.Error != "" {
-		// A start that failed leaves the container created, with the reason.
-		st.Reason, st.Message = "StartError", c.State.Error
 	}
 	for _, m := range c.Mounts {
 		if m.Type != "bind" {
