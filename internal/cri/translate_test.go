@@ -54,7 +54,7 @@ func TestCreateOptionsTranslateTheContainerConfig(t *testing.T) {
 		GroupAdd:       []string{"3000"},
 		ReadonlyRootfs: true, CapAdd: []string{"NET_ADMIN"}, CapDrop: []string{"CHOWN"},
 		SecurityOpt: []string{"no-new-privileges"}, MaskedPaths: []string{"/proc/kcore"}, ReadonlyPaths: []string{},
-		Resources: dcontainer.Resources{CPUShares: 512, CPUQuota: 50000, CPUPeriod: 100000, Memory: 64 << 20},
+		Resources:   dcontainer.Resources{CPUShares: 512, CPUQuota: 50000, CPUPeriod: 100000, Memory: 64 << 20},
 		OomScoreAdj: 999,
 	}
 	if d := cmp.Diff(wantHC, hc); d != "" {
