@@ -186,7 +186,8 @@ func (e *Engine) StopSandbox(ctx context.Context, ref string) error {
 	if s.State == sandbox.NotReady && s.Infra.Pid == 0 && s.NetNS == "" {
 		return nil
 	}
-	s.State, s.Infra, s.NetNS = sandbox.NotReady, runtime.Infra{}, ""
+	// The address goes back to the pool: a stopped pod no longer claims it.
+	s.State, s.Infra, s.NetNS, s.IP = sandbox.NotReady, runtime.Infra{}, "", ""
 	if err := e.sandboxes.Save(s); err != nil {
 		return err
 	}
