@@ -32,7 +32,8 @@ type podSource struct {
 	queue    workqueue.TypedRateLimitingInterface[types.UID]
 
 	mu   sync.Mutex
-	seen map[types.UID]string // the runtime state each pod had at the last relist
+	seen map[types.UID]string      // the runtime state each pod had at the last relist
+	gone map[types.UID]*corev1.Pod // pods deleted from the API whose containers may still run
 }
 
 func newPodSource(k *Kubelet) *podSource {
@@ -48,6 +49,7 @@ func newPodSource(k *Kubelet) *podSource {
 			workqueue.NewTypedItemExponentialFailureRateLimiter[types.UID](200*time.Millisecond, 30*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "kubelet-pods"}),
 		seen: map[types.UID]string{},
+		gone: map[types.UID]*corev1.Pod{},
 	}
 	enqueue := func(obj any) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -60,7 +62,17 @@ func newPodSource(k *Kubelet) *podSource {
 	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    enqueue,
 		UpdateFunc: func(_, obj any) { enqueue(obj) },
-		DeleteFunc: enqueue,
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if p, ok := obj.(*corev1.Pod); ok {
+				s.mu.Lock()
+				s.gone[p.UID] = p
+				s.mu.Unlock()
+			}
+			enqueue(obj)
+		},
 	})
 	return s
 }
@@ -72,6 +84,16 @@ func (s *podSource) pod(uid types.UID) *corev1.Pod {
 		return nil
 	}
 	return objs[0].(*corev1.Pod)
+}
+
+// lastKnown returns the last version of a pod that was deleted from the API (its grace period
+// and preStop hooks still apply to its containers), and forgets it.
+func (s *podSource) lastKnown(uid types.UID) *corev1.Pod {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.gone[uid]
+	delete(s.gone, uid)
+	return p
 }
 
 func (s *podSource) run(ctx context.Context) error {
@@ -103,7 +125,9 @@ func (s *podSource) work(ctx context.Context) bool {
 		return false
 	}
 	defer s.queue.Done(uid)
+	start := time.Now()
 	after, err := s.k.syncPod(ctx, uid)
+	s.k.log.Debug("pod synced", "uid", uid, "took", time.Since(start), "requeue", after)
 	switch {
 	case err != nil && ctx.Err() == nil:
 		s.k.log.Error("syncing pod", "uid", uid, "err", err)

@@ -272,6 +272,7 @@ func (k *Kubelet) updateStatus(ctx context.Context, pod *corev1.Pod, s corev1.Po
 	if string(patch) == "{}" {
 		return nil
 	}
+	k.log.Debug("pod status", "pod", pod.Namespace+"/"+pod.Name, "patch", string(patch))
 	_, err = k.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
 	if err != nil {
 		return fmt.Errorf("status of %s/%s: %w", pod.Namespace, pod.Name, err)

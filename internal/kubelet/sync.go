@@ -39,7 +39,7 @@ func (k *Kubelet) syncPod(ctx context.Context, uid types.UID) (time.Duration, er
 	}
 	switch {
 	case pod == nil:
-		return 0, k.removePod(ctx, uid, st)
+		return 0, k.removePod(ctx, uid, st, k.pods.lastKnown(uid))
 	case pod.DeletionTimestamp != nil:
 		return 0, k.terminatePod(ctx, pod, st)
 	case pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed:

@@ -97,14 +97,26 @@ func (k *Kubelet) finishPod(ctx context.Context, pod *corev1.Pod, st *podState) 
 }
 
 // removePod removes everything left of a pod that no longer exists in the API: containers,
-// sandboxes, volumes, its directory and logs.
-func (k *Kubelet) removePod(ctx context.Context, uid types.UID, st *podState) error {
+// sandboxes, volumes, its directory and logs. last, the pod as last seen (nil after a kubelet
+// restart), gives running containers their preStop hooks and grace period: an API server that
+// deletes pods at once must not turn a deletion into a kill.
+func (k *Kubelet) removePod(ctx context.Context, uid types.UID, st *podState, last *corev1.Pod) error {
 	k.probes.forget(uid)
 	k.backoff.forget(string(uid) + "/")
 	k.backoff.forget("image/" + string(uid) + "/")
+	var wg sync.WaitGroup
 	for _, c := range st.running() {
-		k.stopContainer(ctx, c.Id, minGrace)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if last == nil {
+				k.stopContainer(ctx, c.Id, minGrace)
+				return
+			}
+			k.killContainer(ctx, last, findContainer(last, c.Labels[labelContainerName]), c.Id, gracePeriod(last))
+		}()
 	}
+	wg.Wait()
 	for _, sb := range st.sandboxes {
 		if _, err := k.runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
 			return err

@@ -219,7 +219,7 @@ func seekTail(f *os.File, n int64) error {
 				continue
 			}
 			lines++
-			if lines > n {
+			if lines == n {
 				_, err := f.Seek(pos+i+1, io.SeekStart)
 				return err
 			}
