@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/berth-project/berth/internal/controller/deployment"
+	"github.com/berth-project/berth/internal/controller/gc"
 	"github.com/berth-project/berth/internal/controller/replicaset"
 )
 
@@ -49,7 +51,7 @@ type Config struct {
 }
 
 // Names lists the controllers Run starts.
-var Names = []string{"replicaset", "deployment"}
+var Names = []string{"replicaset", "deployment", "garbagecollector"}
 
 func (c *Config) defaults() {
 	if c.QPS == 0 {
@@ -116,6 +118,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if enabled("deployment") {
 		c := deployment.New(client, f.Apps().V1().Deployments(), f.Apps().V1().ReplicaSets(), f.Core().V1().Pods(), recorder("deployment-controller"), log.With("controller", "deployment"))
 		runners["deployment"] = func(ctx context.Context) error { return c.Run(ctx, 5) }
+	}
+	if enabled("garbagecollector") {
+		dyn, err := dynamic.NewForConfig(rc)
+		if err != nil {
+			return fmt.Errorf("controller: dynamic client: %w", err)
+		}
+		c := gc.New(dyn, client.Discovery(), f, log.With("controller", "garbagecollector"))
+		runners["garbagecollector"] = func(ctx context.Context) error { return c.Run(ctx, 20, 30*time.Second) }
 	}
 	f.Start(ctx.Done())
 	defer f.Shutdown()

@@ -217,3 +217,53 @@ func TestHundredReplicaDeploymentBecomesReady(t *testing.T) {
 		t.Fatalf("%d pods, want exactly 100", all)
 	}
 }
+
+func TestDeletingADeploymentCascadesAsAsked(t *testing.T) {
+	need(t)
+	cs := client(t)
+	ns := namespace(t, "cascade")
+	n := startNode(t, cs, uniq("node"))
+	n.serve(t, ns)
+	for _, tc := range []struct {
+		cascade  string
+		keepsRSs bool
+	}{{"background", false}, {"foreground", false}, {"orphan", true}} {
+		t.Run(tc.cascade, func(t *testing.T) {
+			if out, err := kubectlRun(t, fmt.Appendf(nil, webYAML, 2, 1, 0), "-n", ns, "apply", "--validate=false", "-f", "-"); err != nil {
+				t.Fatalf("kubectl apply: %v\n%s", err, out)
+			}
+			kubectl(t, "-n", ns, "rollout", "status", "deploy/web", "--timeout=30s")
+			rs := kubectl(t, "-n", ns, "get", "rs", "-l", "app=web", "-o", "name")
+			kubectl(t, "-n", ns, "delete", "deploy", "web", "--cascade="+tc.cascade, "--timeout=30s")
+			if out, err := kubectlRun(t, nil, "-n", ns, "get", "deploy", "web"); err == nil {
+				t.Fatalf("deployment still there after kubectl delete returned:\n%s", out)
+			}
+			if tc.keepsRSs {
+				owners := kubectl(t, "-n", ns, "get", rs, "-o", "jsonpath={.metadata.ownerReferences}")
+				if owners != "" {
+					t.Fatalf("orphaned replica set still has owners: %s", owners)
+				}
+				eventually(t, 5*time.Second, "orphaned pods stay", func() (bool, error) {
+					all, ready := podCount(t, cs, ns, "app=web")
+					return all == 2 && ready == 2, nil
+				})
+				pods := kubectl(t, "-n", ns, "get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].metadata.ownerReferences[0].name}")
+				mustContain(t, "pods still owned by the orphaned replica set", pods, strings.TrimPrefix(rs, "replicaset.apps/"))
+				kubectl(t, "-n", ns, "delete", rs)
+			} else if tc.cascade == "foreground" {
+				// kubectl delete --cascade=foreground waits for the deployment, which waits for its dependents.
+				if all, _ := podCount(t, cs, ns, "app=web"); all != 0 {
+					t.Fatalf("%d pods left after a foreground delete returned", all)
+				}
+			}
+			eventually(t, 15*time.Second, "replica sets and pods gone", func() (bool, error) {
+				rss, err := cs.AppsV1().ReplicaSets(ns).List(context.Background(), metav1.ListOptions{})
+				if err != nil {
+					return false, err
+				}
+				all, _ := podCount(t, cs, ns, "app=web")
+				return len(rss.Items) == 0 && all == 0, nil
+			})
+		})
+	}
+}
