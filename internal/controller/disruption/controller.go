@@ -105,4 +105,3 @@ func (c *Controller) podChanged(obj any) {
 		}
 	}
 }
-

@@ -117,7 +117,7 @@ func (c *Controller) expectedPods(pdb *policyv1.PodDisruptionBudget, selected []
 // each controller once; pods without a controller are reported as unmanaged.
 func (c *Controller) expectedScale(selected []*corev1.Pod) (int32, []string, error) {
 	scales := map[types.UID]int32{} // by the controller that sets the scale
-	seen := map[types.UID]bool{}     // the pods' own controllers
+	seen := map[types.UID]bool{}    // the pods' own controllers
 	var unmanaged []string
 	for _, p := range selected {
 		ref := metav1.GetControllerOfNoCopy(p)

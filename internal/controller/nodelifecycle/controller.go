@@ -40,9 +40,9 @@ type Config struct {
 // health is what the controller remembers of a node between syncs: when it last
 // heard from the node, and the heartbeats it has seen.
 type health struct {
-	probe     time.Time   // last heartbeat seen, or when the node was first seen
-	heartbeat time.Time   // the Ready condition's lastHeartbeatTime last seen
-	renewed   time.Time   // the Lease's renewTime last seen
+	probe     time.Time // last heartbeat seen, or when the node was first seen
+	heartbeat time.Time // the Ready condition's lastHeartbeatTime last seen
+	renewed   time.Time // the Lease's renewTime last seen
 	ready     corev1.ConditionStatus
 }
 
