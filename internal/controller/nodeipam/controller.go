@@ -63,16 +63,24 @@ func (c *Controller) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
 		return fmt.Errorf("node IPAM controller: informers did not sync")
 	}
+	if err := c.rebuild(); err != nil {
+		return err
+	}
+	c.queue.Run(ctx, 1)
+	return nil
+}
+
+// rebuild marks the blocks the nodes already hold as taken.
+func (c *Controller) rebuild() error {
 	nodes, err := c.nodeLister.List(labels.Everything())
 	if err != nil {
 		return err
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, n := range nodes {
 		c.occupyLocked(n)
 	}
-	c.mu.Unlock()
-	c.queue.Run(ctx, 1)
 	return nil
 }
 
