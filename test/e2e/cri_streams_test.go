@@ -73,6 +73,10 @@ func TestCRIStreamsAndHostNetwork(t *testing.T) {
 		if r.Code == 0 || time.Since(t0) > 15*time.Second || !strings.Contains(r.Stderr, "DeadlineExceeded") {
 			t.Fatalf("exec -s --timeout 1 of sleep 30 (after %s): %s", time.Since(t0), r)
 		}
+		eventually(t, 10*time.Second, "the timed-out command is killed", func() (bool, string) {
+			out := ce.ok(t, "exec", "-s", ctr, "ps", "-o", "args")
+			return !strings.Contains(out, "sleep 30"), out
+		})
 	})
 
 	t.Run("pull with the request's credentials", func(t *testing.T) {
