@@ -80,6 +80,9 @@ func (s *Server) writeObject(w http.ResponseWriter, r *http.Request, code int, o
 
 func (s *Server) encode(w http.ResponseWriter, code int, info runtime.SerializerInfo, obj runtime.Object, gv runtime.GroupVersioner) {
 	enc := codecs.EncoderForVersion(info.Serializer, gv)
+	if _, ok := obj.(runtime.Unstructured); ok {
+		enc = info.Serializer // custom resources: no Go types to convert through
+	}
 	w.Header().Set("Content-Type", info.MediaType)
 	w.Header().Set("Cache-Control", "no-cache, private")
 	w.WriteHeader(code)

@@ -25,6 +25,9 @@ func (s *Server) encodeForStorage(res *resource, obj runtime.Object) ([]byte, er
 	rv := acc.GetResourceVersion()
 	acc.SetResourceVersion("")
 	defer acc.SetResourceVersion(rv)
+	if res.custom != nil {
+		return res.custom.encode(obj)
+	}
 	return runtime.Encode(codecs.EncoderForVersion(storageCodec, res.gvr.GroupVersion()), obj)
 }
 
