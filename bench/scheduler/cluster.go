@@ -188,4 +188,3 @@ func (w *watcher) latencies() []time.Duration {
 	sortDurations(out)
 	return out
 }
-
