@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -185,13 +184,16 @@ func TestDisruptionBudgetGuardsEvictionsAndDrain(t *testing.T) {
 	b.serve(t, ns)
 	out := kubectl(t, "drain", a.name, "--pod-selector=app=web", "--timeout=60s")
 	mustContain(t, "kubectl drain", out, "drained")
-	l, _ := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
-	for _, p := range l.Items {
-		if p.Spec.NodeName != b.name {
-			t.Fatalf("pod %s on %q after draining %s", p.Name, p.Spec.NodeName, a.name)
+	eventually(t, 10*time.Second, "3 ready pods, all on "+b.name, func() (bool, error) {
+		l, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil || len(l.Items) != 3 {
+			return false, err
 		}
-	}
-	if strings.Count(kubectl(t, "-n", ns, "get", "pods", "-l", "app=web", "--no-headers"), "\n") != 2 {
-		t.Fatal("not 3 pods after the drain")
-	}
+		for _, p := range l.Items {
+			if p.Spec.NodeName != b.name || !isReady(&p) {
+				return false, fmt.Errorf("pod %s on %q", p.Name, p.Spec.NodeName)
+			}
+		}
+		return true, nil
+	})
 }
