@@ -38,7 +38,7 @@ func (s *Server) Bootstrap(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return s.kubernetesService(ctx)
 }
 
 // createInternal stores an object the server makes itself.

@@ -102,12 +102,34 @@ func prepareForCreate(res *resource, obj runtime.Object) {
 	case *corev1.Pod:
 		o.Status.Phase = corev1.PodPending
 		o.Status.QOSClass = qosClass(o)
+		addDefaultTolerations(&o.Spec)
 	case *apiextensionsv1.CustomResourceDefinition:
 		prepareCRD(o)
 	case *corev1.Namespace:
 		o.Status.Phase = corev1.NamespaceActive
 		if !contains(finalizerNames(o.Spec.Finalizers), "kubernetes") {
 			o.Spec.Finalizers = append(o.Spec.Finalizers, corev1.FinalizerKubernetes)
+		}
+	}
+}
+
+// addDefaultTolerations is upstream's DefaultTolerationSeconds admission: a new pod
+// that does not tolerate its node going not-ready or unreachable gets tolerations of
+// 300 s for both, so the node lifecycle controller evicts it five minutes after its
+// node is lost rather than at once.
+func addDefaultTolerations(spec *corev1.PodSpec) {
+	for _, key := range []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable} {
+		tolerated := false
+		for _, t := range spec.Tolerations {
+			if (t.Key == key || t.Key == "" && t.Operator == corev1.TolerationOpExists) &&
+				(t.Effect == "" || t.Effect == corev1.TaintEffectNoExecute) {
+				tolerated = true
+			}
+		}
+		if !tolerated {
+			spec.Tolerations = append(spec.Tolerations, corev1.Toleration{
+				Key: key, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr(int64(300)),
+			})
 		}
 	}
 }

@@ -142,8 +142,8 @@ func openAPIRoutes(rs []*resource, gv schema.GroupVersion) routes {
 	c := routes{root: "/" + gvPath(gv)}
 	prefix := operationPrefix(gv)
 	for _, r := range rs {
-		if r.kind == "SelfSubjectAccessReview" {
-			continue
+		if _, ok := reviews[r.kind]; ok {
+			continue // questions answered, not objects: no paths of their own
 		}
 		obj, list := modelName(r, false), modelName(r, true)
 		gvk := map[string]any{"group": r.gvr.Group, "version": r.gvr.Version, "kind": r.kind}

@@ -124,6 +124,8 @@ var builtins = []*resource{
 	res("storage.k8s.io", "v1", "storageclasses", "StorageClass", false, []string{"sc"}, nil),
 	res("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", false, []string{"pc"}, nil),
 	{gvr: schema.GroupVersionResource{Group: "authorization.k8s.io", Version: "v1", Resource: "selfsubjectaccessreviews"}, kind: "SelfSubjectAccessReview", verbs: []string{"create"}},
+	{gvr: schema.GroupVersionResource{Group: "authorization.k8s.io", Version: "v1", Resource: "selfsubjectrulesreviews"}, kind: "SelfSubjectRulesReview", verbs: []string{"create"}},
+	{gvr: schema.GroupVersionResource{Group: "authentication.k8s.io", Version: "v1", Resource: "selfsubjectreviews"}, kind: "SelfSubjectReview", verbs: []string{"create"}},
 	res("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false, []string{"crd", "crds"}, nil, "status"),
 }
 

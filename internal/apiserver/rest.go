@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -41,8 +42,10 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, req reque
 		return
 	}
 	var err error
-	switch r.Method {
-	case http.MethodGet:
+	switch {
+	case req.sub != "" && isStream(req):
+		err = s.proxyToKubelet(w, r, req)
+	case r.Method == http.MethodGet:
 		switch {
 		case req.name != "" && req.sub == "":
 			err = s.get(w, r, req)
@@ -53,17 +56,17 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, req reque
 		default:
 			err = s.list(w, r, req)
 		}
-	case http.MethodPost:
+	case r.Method == http.MethodPost:
 		if req.name != "" && req.sub == "" {
 			err = apierrors.NewMethodNotSupported(req.res.gvr.GroupResource(), "create")
 		} else {
 			err = s.create(w, r, req)
 		}
-	case http.MethodPut:
+	case r.Method == http.MethodPut:
 		err = s.update(w, r, req)
-	case http.MethodPatch:
+	case r.Method == http.MethodPatch:
 		err = s.patch(w, r, req)
-	case http.MethodDelete:
+	case r.Method == http.MethodDelete:
 		if req.name == "" {
 			err = s.deleteCollection(w, r, req)
 		} else {
@@ -328,6 +331,11 @@ func (s *Server) createObject(w http.ResponseWriter, r *http.Request, req reques
 	if err := validate(req.res, obj); err != nil {
 		return err
 	}
+	if svc, ok := obj.(*corev1.Service); ok {
+		if err := s.allocateService(r.Context(), svc, nil); err != nil {
+			return err
+		}
+	}
 	if dryRun(r) {
 		s.writeObject(w, r, http.StatusCreated, obj, req.gv)
 		return nil
@@ -453,6 +461,11 @@ func (s *Server) storeUpdate(ctx context.Context, req request, fn func(cur runti
 		defaultObject(obj)
 		if err := validate(req.res, obj); err != nil {
 			return nil, err
+		}
+		if svc, ok := obj.(*corev1.Service); ok {
+			if err := s.allocateService(ctx, svc, old.(*corev1.Service)); err != nil {
+				return nil, err
+			}
 		}
 		if acc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) == 0 {
 			deleted = true // the last finalizer went: the object goes

@@ -1,0 +1,150 @@
+package controller
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+)
+
+// node is a Node object the test keeps alive as a kubelet would: it renews the
+// node's Lease every half second and, for the namespaces it serves, binds pending
+// pods to itself and reports them running and ready.
+type node struct {
+	name      string
+	cs        kubernetes.Interface
+	beating   atomic.Bool
+	readyPods atomic.Bool
+}
+
+func startNode(t *testing.T, cs kubernetes.Interface, name string) *node {
+	t.Helper()
+	ctx := context.Background()
+	now := metav1.Now()
+	n := &node{name: name, cs: cs}
+	n.beating.Store(true)
+	n.readyPods.Store(true)
+	obj := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"kubernetes.io/hostname": name}},
+		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{
+			Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", Message: "kubelet is posting ready status",
+			LastHeartbeatTime: now, LastTransitionTime: now,
+		}}},
+	}
+	if _, err := cs.CoreV1().Nodes().Create(ctx, obj, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: corev1.NamespaceNodeLease},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(name), LeaseDurationSeconds: ptr.To[int32](40), RenewTime: &metav1.MicroTime{Time: time.Now()}},
+	}
+	if _, err := cs.CoordinationV1().Leases(corev1.NamespaceNodeLease).Create(ctx, lease, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			if !n.beating.Load() {
+				continue
+			}
+			l, err := cs.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				continue
+			}
+			l.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
+			cs.CoordinationV1().Leases(corev1.NamespaceNodeLease).Update(ctx, l, metav1.UpdateOptions{})
+		}
+	}()
+	t.Cleanup(func() {
+		close(stop)
+		cs.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{})
+		cs.CoordinationV1().Leases(corev1.NamespaceNodeLease).Delete(ctx, name, metav1.DeleteOptions{})
+	})
+	return n
+}
+
+// serve plays scheduler and kubelet for the pods of namespace ns until the test ends.
+func (n *node) serve(t *testing.T, ns string) {
+	f := informers.NewSharedInformerFactoryWithOptions(n.cs, 0, informers.WithNamespace(ns))
+	sem := make(chan struct{}, 16)
+	handle := func(obj any) {
+		p, ok := obj.(*corev1.Pod)
+		if !ok || p.DeletionTimestamp != nil {
+			return
+		}
+		switch {
+		case p.Spec.NodeName == "":
+			go func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				n.cs.CoreV1().Pods(ns).Bind(context.Background(), &corev1.Binding{
+					ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: ns},
+					Target:     corev1.ObjectReference{Kind: "Node", Name: n.name},
+				}, metav1.CreateOptions{})
+			}()
+		case p.Spec.NodeName == n.name && p.Status.Phase == corev1.PodPending && n.readyPods.Load():
+			go func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				n.setRunning(p)
+			}()
+		}
+	}
+	f.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    handle,
+		UpdateFunc: func(_, obj any) { handle(obj) },
+	})
+	stop := make(chan struct{})
+	f.Start(stop)
+	t.Cleanup(func() { close(stop); f.Shutdown() })
+}
+
+// setRunning reports p running with every container ready, as a kubelet would.
+func (n *node) setRunning(p *corev1.Pod) {
+	p = p.DeepCopy()
+	now := metav1.Now()
+	p.Status.Phase = corev1.PodRunning
+	p.Status.StartTime = &now
+	p.Status.PodIP = "10.42.0.2"
+	p.Status.Conditions = nil
+	for _, c := range []corev1.PodConditionType{corev1.PodScheduled, corev1.PodInitialized, corev1.ContainersReady, corev1.PodReady} {
+		p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: c, Status: corev1.ConditionTrue, LastTransitionTime: now})
+	}
+	n.cs.CoreV1().Pods(p.Namespace).UpdateStatus(context.Background(), p, metav1.UpdateOptions{})
+}
+
+// podCount counts the pods in ns that are not being deleted, and the ready ones.
+func podCount(t *testing.T, cs kubernetes.Interface, ns, selector string) (all, ready int) {
+	t.Helper()
+	l, err := cs.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range l.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		all++
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				ready++
+			}
+		}
+	}
+	return all, ready
+}
