@@ -149,6 +149,18 @@ func TestCRDWithKubectl(t *testing.T) {
 	}
 	mustContain(t, "category all", kubectl(t, "-n", ns, "get", "all"), "crontab."+group+"/nightly")
 
+	// A changed CRD is served as changed: a new short name works once the server has it.
+	kubectlStdin(t, strings.Replace(crdYAML(group, "Namespaced"), "shortNames: [", "shortNames: [x"+short+", ", 1), "apply", "-f", "-")
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if out, err := kubectlRun(t, nil, "-n", ns, "get", "x"+short, "nightly", "-o", "name"); err == nil {
+			mustContain(t, "new short name", out, "nightly")
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the CRD's new short name is not served: %s", out)
+		}
+		time.Sleep(100 * time.Millisecond) // polling until the server follows the CRD's change
+	}
+
 	kubectl(t, "delete", "crd", "crontabs."+group)
 	if out, err := kubectlRun(t, nil, "get", "--raw", "/apis/"+group+"/v1/namespaces/"+ns+"/crontabs"); err == nil {
 		t.Fatalf("the custom resources are still served after their CRD went: %s", out)
