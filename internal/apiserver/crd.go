@@ -31,8 +31,14 @@ const crdCleanupFinalizer = "customresourcecleanup.apiextensions.k8s.io"
 type crds struct {
 	once   sync.Once
 	mu     sync.Mutex
-	served map[string]schema.GroupResource // CRD name → what it serves
+	served map[string]servedCRD // by CRD name
 	gen    int
+}
+
+// servedCRD is what a CRD serves, as of which of its generations.
+type servedCRD struct {
+	gr         schema.GroupResource
+	generation int64
 }
 
 func (s *Server) crdResource() *resource {
@@ -127,25 +133,31 @@ func (s *Server) crdChanged(crd *apiextensionsv1.CustomResourceDefinition) {
 		return
 	}
 	s.crd.mu.Lock()
-	s.crd.gen++
-	rs, err := customResources(crd, s.crd.gen)
-	if err != nil {
+	old, ok := s.crd.served[crd.Name]
+	if !ok || old.generation != crd.Generation || crd.Generation == 0 {
+		s.crd.gen++
+		rs, err := customResources(crd, s.crd.gen)
+		if err != nil {
+			s.crd.mu.Unlock()
+			s.log.Error("custom resource definition not served", "name", crd.Name, "err", err)
+			return
+		}
+		gr := schema.GroupResource{Group: crd.Spec.Group, Resource: crd.Spec.Names.Plural}
+		if ok && old.gr != gr {
+			s.reg.replace(old.gr, nil)
+		}
+		if s.crd.served == nil {
+			s.crd.served = map[string]servedCRD{}
+		}
+		s.crd.served[crd.Name] = servedCRD{gr: gr, generation: crd.Generation}
+		s.reg.replace(gr, rs)
 		s.crd.mu.Unlock()
-		s.log.Error("custom resource definition not served", "name", crd.Name, "err", err)
-		return
+		s.log.Info("custom resource definition served", "name", crd.Name, "generation", crd.Generation)
+		s.refreshOpenAPI()
+		debug.FreeOSMemory() // building the type converters left many times what they keep
+	} else {
+		s.crd.mu.Unlock() // a status change only
 	}
-	gr := schema.GroupResource{Group: crd.Spec.Group, Resource: crd.Spec.Names.Plural}
-	if old, ok := s.crd.served[crd.Name]; ok && old != gr {
-		s.reg.replace(old, nil)
-	}
-	if s.crd.served == nil {
-		s.crd.served = map[string]schema.GroupResource{}
-	}
-	s.crd.served[crd.Name] = gr
-	s.reg.replace(gr, rs)
-	s.crd.mu.Unlock()
-	s.refreshOpenAPI()
-	debug.FreeOSMemory() // building the type converters left many times what they keep
 	if want := crdStatus(crd); !statusEqual(crd.Status, want) {
 		s.updateCRDStatus(crd.Name, want)
 	}
@@ -153,10 +165,10 @@ func (s *Server) crdChanged(crd *apiextensionsv1.CustomResourceDefinition) {
 
 func (s *Server) unserveCRD(name string) {
 	s.crd.mu.Lock()
-	gr, ok := s.crd.served[name]
+	served, ok := s.crd.served[name]
 	delete(s.crd.served, name)
 	if ok {
-		s.reg.replace(gr, nil)
+		s.reg.replace(served.gr, nil)
 	}
 	s.crd.mu.Unlock()
 	if ok {

@@ -97,6 +97,11 @@ func (s *Server) fieldManager(res *resource, sub string) (*managedfields.FieldMa
 	if m.by == nil {
 		m.by = map[fieldManagerKey]*managedfields.FieldManager{}
 	}
+	for k := range m.by {
+		if k.gvr == key.gvr && k.gen != key.gen {
+			delete(m.by, k) // made for a CRD as it was
+		}
+	}
 	m.by[key] = fm
 	return fm, nil
 }

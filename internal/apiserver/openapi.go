@@ -218,7 +218,7 @@ func (s *Server) buildSwagger() (*spec.Swagger, error) {
 	}
 	return builder.BuildOpenAPISpecFromRoutes(rcs, &common.Config{
 		Info:              s.openAPIInfo(),
-		GetDefinitions:    s.openAPIDefinitions,
+		GetDefinitions:    s.openAPIDefinitionsV2,
 		GetDefinitionName: s.definitionName,
 		CommonResponses:   map[int]spec.Response{http.StatusUnauthorized: {ResponseProps: spec.ResponseProps{Description: "Unauthorized"}}},
 	})
@@ -257,6 +257,49 @@ func (s *Server) openAPIDefinitions(ref common.ReferenceCallback) map[string]com
 		}
 	}
 	return defs
+}
+
+// openAPIDefinitionsV2 are the definitions as OpenAPI v2 can say them: the custom
+// resources' schemas lose what only v3 has (nullable, anyOf, oneOf, allOf, not), as
+// upstream strips them, or the v2 document would not parse.
+func (s *Server) openAPIDefinitionsV2(ref common.ReferenceCallback) map[string]common.OpenAPIDefinition {
+	defs := s.openAPIDefinitions(ref)
+	for _, r := range s.reg.all() {
+		if r.custom == nil {
+			continue
+		}
+		name := string(modelName(r, false))
+		if d, ok := defs[name]; ok {
+			d.Schema = *schemaV2(&d.Schema)
+			defs[name] = d
+		}
+	}
+	return defs
+}
+
+// schemaV2 is a copy of a schema without what OpenAPI v2 lacks.
+func schemaV2(in *spec.Schema) *spec.Schema {
+	if in == nil {
+		return nil
+	}
+	out := *in
+	if out.Nullable {
+		out.Nullable, out.Type = false, nil // v2 cannot say "this type, or null"
+	}
+	out.AnyOf, out.OneOf, out.AllOf, out.Not = nil, nil, nil, nil
+	if in.Properties != nil {
+		out.Properties = make(map[string]spec.Schema, len(in.Properties))
+		for k, v := range in.Properties {
+			out.Properties[k] = *schemaV2(&v)
+		}
+	}
+	if in.Items != nil && in.Items.Schema != nil {
+		out.Items = &spec.SchemaOrArray{Schema: schemaV2(in.Items.Schema)}
+	}
+	if in.AdditionalProperties != nil && in.AdditionalProperties.Schema != nil {
+		out.AdditionalProperties = &spec.SchemaOrBool{Allows: true, Schema: schemaV2(in.AdditionalProperties.Schema)}
+	}
+	return &out
 }
 
 // definitionName keeps the model names and marks the kinds with

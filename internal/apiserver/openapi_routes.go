@@ -170,6 +170,11 @@ func openAPIRoutes(rs []*resource, gv schema.GroupVersion) routes {
 		}
 		write := []common.Parameter{pDryRun, pFieldManager, pFieldValidation}
 		patchTypes := []string{string(types.JSONPatchType), string(types.MergePatchType), string(types.StrategicMergePatchType), string(types.ApplyYAMLPatchType)}
+		if r.custom != nil {
+			// No strategic merge patches of custom resources: kubectl apply reads this
+			// list to choose between a strategic and a JSON merge patch.
+			patchTypes = []string{string(types.JSONPatchType), string(types.MergePatchType), string(types.ApplyYAMLPatchType)}
+		}
 		ok, created := status{http.StatusOK, "OK", obj}, status{http.StatusCreated, "Created", obj}
 		coll, item := base+r.gvr.Resource, base+r.gvr.Resource+"/{name}"
 		verbs := r.allVerbs()

@@ -112,12 +112,15 @@ func TestCRDWithKubectl(t *testing.T) {
 	mustContain(t, "accepted names", kubectl(t, "get", "crd", "crontabs."+group, "-o", "jsonpath={.status.acceptedNames.kind}"), "CronTab")
 
 	mustContain(t, "apply cr", kubectlStdin(t, crYAML(group, ns, "nightly", "  cronSpec: \"0 3 * * *\"\n  image: backup:1\n  extra: {anything: [1, 2]}\n"), "apply", "-f", "-"), "created")
+	// Client-side apply of a change: kubectl sends a JSON merge patch (the OpenAPI offers
+	// no strategic merge patch for custom resources).
+	mustContain(t, "apply change", kubectlStdin(t, crYAML(group, ns, "nightly", "  cronSpec: \"0 3 * * *\"\n  image: backup:2\n  extra: {anything: [1, 2]}\n"), "apply", "-f", "-"), "configured")
 	table := kubectl(t, "-n", ns, "get", "crontabs")
 	for _, want := range []string{"SCHEDULE", "REPLICAS", "AGE", "nightly", "0 3 * * *"} {
 		mustContain(t, "get crontabs", table, want)
 	}
 	yaml := kubectl(t, "-n", ns, "get", short, "nightly", "-o", "yaml")
-	for _, want := range []string{"apiVersion: " + group + "/v1", "replicas: 1", "anything:", "generation: 1", "uid:"} {
+	for _, want := range []string{"apiVersion: " + group + "/v1", "replicas: 1", "anything:", "image: backup:2", "generation: 2", "uid:"} {
 		mustContain(t, "get -o yaml", yaml, want)
 	}
 	explain := kubectl(t, "explain", "crontab.spec", "--api-version="+group+"/v1")
@@ -144,10 +147,22 @@ func TestCRDWithKubectl(t *testing.T) {
 	kubectl(t, "-n", ns, "scale", short, "nightly", "--replicas=3")
 	kubectl(t, "-n", ns, "patch", short, "nightly", "--subresource=status", "--type=merge", "-p", `{"status":{"replicas":3}}`)
 	kubectl(t, "-n", ns, "patch", short, "nightly", "--type=merge", "-p", `{"status":{"replicas":9}}`)
-	if got := kubectl(t, "-n", ns, "get", short, "nightly", "-o", "jsonpath={.spec.replicas} {.status.replicas} {.metadata.generation}"); got != "3 3 2" {
+	if got := kubectl(t, "-n", ns, "get", short, "nightly", "-o", "jsonpath={.spec.replicas} {.status.replicas} {.metadata.generation}"); got != "3 3 3" {
 		t.Fatalf("after scale and status writes (spec, status, generation): %q", got)
 	}
 	mustContain(t, "category all", kubectl(t, "-n", ns, "get", "all"), "crontab."+group+"/nightly")
+
+	// A changed CRD is served as changed: a new short name works once the server has it.
+	kubectlStdin(t, strings.Replace(crdYAML(group, "Namespaced"), "shortNames: [", "shortNames: [x"+short+", ", 1), "apply", "-f", "-")
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if out, err := kubectlRun(t, nil, "-n", ns, "get", "x"+short, "nightly", "-o", "name"); err == nil {
+			mustContain(t, "new short name", out, "nightly")
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the CRD's new short name is not served: %s", out)
+		}
+		time.Sleep(100 * time.Millisecond) // polling until the server follows the CRD's change
+	}
 
 	kubectl(t, "delete", "crd", "crontabs."+group)
 	if out, err := kubectlRun(t, nil, "get", "--raw", "/apis/"+group+"/v1/namespaces/"+ns+"/crontabs"); err == nil {
