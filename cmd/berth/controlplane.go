@@ -48,7 +48,7 @@ func startControlPlane(ctx context.Context, log *slog.Logger, ca *pki.CA, c serv
 		return err
 	}
 	go func() {
-		err := controller.Run(ctx, controller.Config{RESTConfig: ctrlCfg, Log: log.With("component", "controllers"), ClusterCIDR: c.clusterCIDR})
+		err := controller.Run(ctx, controller.Config{RESTConfig: ctrlCfg, Log: log.With("component", "controllers"), ClusterCIDR: c.clusterCIDR, NodeMonitorGracePeriod: c.nodeGrace})
 		if err != nil && ctx.Err() == nil {
 			log.Error("controllers stopped", "err", err)
 		}

@@ -31,6 +31,7 @@ type nodeConfig struct {
 	podBridge          string
 	clusterCIDR        string
 	streamAddr         string
+	cgroupParent       string
 	labels             map[string]string
 }
 
@@ -41,6 +42,7 @@ func (c *nodeConfig) flags(f *pflag.FlagSet) {
 	f.StringVar(&c.bridge, "bridge", "berth0", "the engine's default bridge (docker run)")
 	f.StringVar(&c.bridgeCIDR, "bridge-cidr", "10.88.0.0/16", "subnet of the engine's default bridge")
 	f.StringVar(&c.podBridge, "pod-bridge", "berth-pod0", "the bridge of this node's pods")
+	f.StringVar(&c.cgroupParent, "cgroup-parent", "berth", "cgroup under which the node's containers are placed")
 	f.StringToStringVar(&c.labels, "node-label", nil, "labels the node registers with (KEY=VALUE, repeatable)")
 }
 
@@ -66,7 +68,7 @@ func runNode(ctx context.Context, log *slog.Logger, c nodeConfig, creds pki.Node
 	if endpoint == "" {
 		eng, err := startEngine(ctx, engine.Config{
 			DataDir: filepath.Join(c.dataDir, "engine"), RunDir: c.runDir,
-			Bridge: c.bridge, BridgeCIDR: c.bridgeCIDR, CgroupParent: "berth",
+			Bridge: c.bridge, BridgeCIDR: c.bridgeCIDR, CgroupParent: c.cgroupParent,
 			PodBridge: c.podBridge, ClusterCIDR: c.clusterCIDR,
 		}, c.streamAddr, log.With("component", "engine"))
 		if err != nil {

@@ -36,6 +36,7 @@ type serverConfig struct {
 	disableAgent, disableScheduler, disableCM        bool
 	clusterCIDR                                      string
 	node                                             nodeConfig
+	nodeGrace                                        time.Duration
 }
 
 func serverCmd() *cobra.Command {
@@ -63,6 +64,7 @@ func serverCmd() *cobra.Command {
 	c.node.flags(f)
 	f.BoolVar(&c.disableScheduler, "disable-scheduler", false, "do not run the scheduler in this process")
 	f.BoolVar(&c.disableCM, "disable-controller-manager", false, "do not run the controllers in this process")
+	f.DurationVar(&c.nodeGrace, "node-monitor-grace-period", 40*time.Second, "how long a node may miss heartbeats before it is marked unreachable")
 	f.StringVar(&c.clusterCIDR, "cluster-cidr", "10.42.0.0/16", "pod addresses: each node gets a /24 of it")
 	return cmd
 }
