@@ -97,7 +97,7 @@ func (c *cluster) startServer() {
 	c.server = c.spawn("server.log", "", "server", "--data-dir", filepath.Join(c.dir, "s-data"), "--run-dir", filepath.Join(c.dir, "s-run"),
 		"--api-port", strconv.Itoa(c.port), "--kubeconfig", c.kubeconfig, "--node-name", "tcl-n1", "--advertise-address", hostIP,
 		"--kubelet-port", strconv.Itoa(freePort(c.t)), "--bridge", "tcl1b", "--bridge-cidr", "10.201.0.0/24", "--pod-bridge", "tcl1p",
-		"--cluster-cidr", "10.202.0.0/16", "--cgroup-parent", "berth-tcl1", "--node-monitor-grace-period", "8s")
+		"--cluster-cidr", "10.202.0.0/16", "--cgroup-parent", "berth-tcl1", "--node-monitor-grace-period", "15s") // the kubelet renews its Lease every 10 s
 	c.eventually(30*time.Second, "server ready", func() error { _, err := os.Stat(c.kubeconfig); return err })
 }
 
@@ -120,7 +120,9 @@ func (c *cluster) spawn(logName, netns string, args ...string) *exec.Cmd {
 	bin := filepath.Join(c.root, "bin", "berth")
 	cmd := exec.Command(bin, args...)
 	if netns != "" {
-		cmd = exec.Command("ip", append([]string{"netns", "exec", netns, bin}, args...)...)
+		// Only the network namespace: `ip netns exec` would also remount /sys and hide
+		// the cgroup hierarchy from the node.
+		cmd = exec.Command("nsenter", append([]string{"--net=/run/netns/" + netns, bin}, args...)...)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
