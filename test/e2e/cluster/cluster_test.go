@@ -37,8 +37,8 @@ type cluster struct {
 	port       int
 	kubeconfig string
 	netns      string
-	server     *exec.Cmd
-	agent      *exec.Cmd
+	server     *proc
+	agent      *proc
 }
 
 func freePort(t *testing.T) int {
@@ -111,7 +111,13 @@ func (c *cluster) startAgent() {
 }
 
 // spawn starts bin/berth ARGS (in netns if given), logging to the test's directory.
-func (c *cluster) spawn(logName, netns string, args ...string) *exec.Cmd {
+// proc is a started process; done closes when it has exited (noted in its log).
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (c *cluster) spawn(logName, netns string, args ...string) *proc {
 	c.t.Helper()
 	logf, err := os.OpenFile(filepath.Join(c.dir, logName), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -128,21 +134,26 @@ func (c *cluster) spawn(logName, netns string, args ...string) *exec.Cmd {
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}
-	return cmd
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		err := cmd.Wait()
+		fmt.Fprintf(logf, "=== %s exited: %v\n", args[0], err)
+		logf.Close()
+		close(p.done)
+	}()
+	return p
 }
 
-func stopCmd(cmd *exec.Cmd, sig syscall.Signal) {
-	if cmd == nil || cmd.Process == nil || cmd.ProcessState != nil {
+func stopCmd(p *proc, sig syscall.Signal) {
+	if p == nil {
 		return
 	}
-	cmd.Process.Signal(sig)
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
+	p.cmd.Process.Signal(sig)
 	select {
-	case <-done:
+	case <-p.done:
 	case <-time.After(15 * time.Second):
-		cmd.Process.Kill()
-		<-done
+		p.cmd.Process.Kill()
+		<-p.done
 	}
 }
 
@@ -160,10 +171,33 @@ func (c *cluster) cleanup() {
 	if c.t.Failed() {
 		for _, f := range []string{"server.log", "agent.log"} {
 			data, _ := os.ReadFile(filepath.Join(c.dir, f))
-			if len(data) > 6000 {
-				data = data[len(data)-6000:]
+			if len(data) > 20000 {
+				data = data[len(data)-20000:]
 			}
 			c.t.Logf("--- %s (tail)\n%s", f, data)
+		}
+	}
+	// What the kubelets started again after the removal above, and the supervisors of
+	// it all: every process of the nodes' cgroups, and every shim of this test.
+	for _, cg := range []string{"berth-tcl1", "berth-tcl2"} {
+		filepath.Walk("/sys/fs/cgroup", func(p string, info os.FileInfo, err error) error {
+			if err == nil && info.Name() == "cgroup.procs" && strings.Contains(p, "/"+cg+"/") {
+				data, _ := os.ReadFile(p)
+				for _, f := range strings.Fields(string(data)) {
+					if pid, err := strconv.Atoi(f); err == nil {
+						syscall.Kill(pid, syscall.SIGKILL)
+					}
+				}
+			}
+			return nil
+		})
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if data, err := os.ReadFile(p); err == nil && strings.Contains(string(data), c.dir) {
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil && pid != os.Getpid() {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
 		}
 	}
 	exec.Command("ip", "netns", "del", c.netns).Run()
@@ -183,14 +217,25 @@ func (c *cluster) cleanup() {
 	for i := len(ours) - 1; i >= 0; i-- {
 		syscall.Unmount(ours[i], syscall.MNT_DETACH)
 	}
+	// The cgroups go once the killed processes have left them.
+	deadline := time.Now().Add(5 * time.Second)
 	for _, cg := range []string{"berth-tcl1", "berth-tcl2"} {
-		filepath.Walk("/sys/fs/cgroup", func(p string, info os.FileInfo, err error) error {
-			if err == nil && info.IsDir() && filepath.Base(p) == cg {
-				exec.Command("find", p, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";").Run()
-				return filepath.SkipDir
+		for {
+			left := 0
+			filepath.Walk("/sys/fs/cgroup", func(p string, info os.FileInfo, err error) error {
+				if err == nil && info.IsDir() && filepath.Base(p) == cg {
+					if exec.Command("find", p, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";").Run() != nil {
+						left++
+					}
+					return filepath.SkipDir
+				}
+				return nil
+			})
+			if left == 0 || time.Now().After(deadline) {
+				break
 			}
-			return nil
-		})
+			time.Sleep(50 * time.Millisecond) // polling for the cgroups to empty
+		}
 	}
 }
 
