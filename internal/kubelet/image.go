@@ -63,7 +63,7 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 	}
 	k.event(pod, corev1.EventTypeNormal, "Pulling", fmt.Sprintf("Pulling image %q", c.Image))
 	start := time.Now()
-	resp, err := k.images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: spec})
+	resp, err := k.pull(ctx, pod, spec)
 	if err != nil {
 		k.backoff.next(key)
 		msg := fmt.Sprintf("Failed to pull image %q: %v", c.Image, err)
@@ -79,4 +79,22 @@ func policy(c *corev1.Container) corev1.PullPolicy {
 		return c.ImagePullPolicy
 	}
 	return corev1.PullIfNotPresent
+}
+
+// pull pulls with each credential the pod has for the registry until one works, anonymously
+// when it has none.
+func (k *Kubelet) pull(ctx context.Context, pod *corev1.Pod, spec *runtimeapi.ImageSpec) (*runtimeapi.PullImageResponse, error) {
+	auths := k.pullAuths(ctx, pod, spec.Image)
+	if len(auths) == 0 {
+		return k.images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: spec})
+	}
+	var errs []error
+	for _, a := range auths {
+		resp, err := k.images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: spec, Auth: a})
+		if err == nil {
+			return resp, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -46,6 +47,9 @@ type Config struct {
 	RegisterWithTaints []corev1.Taint
 	MaxPods            int // 110 when zero
 
+	ContainerLogMaxSize  int64 // a container's log is rotated past this size; 10 MiB when zero
+	ContainerLogMaxFiles int   // log files kept per container, the current one included; 5 when zero
+
 	Log *slog.Logger
 }
 
@@ -68,6 +72,7 @@ type Kubelet struct {
 
 	mu         sync.Mutex
 	runtimeVer *runtimeapi.VersionResponse
+	sent       map[types.UID]sentStatus // by pod
 }
 
 // New connects to the CRI runtime and checks the configuration; Run starts the work.
@@ -90,6 +95,12 @@ func New(cfg Config) (*Kubelet, error) {
 	if cfg.MaxPods == 0 {
 		cfg.MaxPods = 110
 	}
+	if cfg.ContainerLogMaxSize == 0 {
+		cfg.ContainerLogMaxSize = 10 << 20
+	}
+	if cfg.ContainerLogMaxFiles < 2 {
+		cfg.ContainerLogMaxFiles = 5
+	}
 	if cfg.NodeIP == nil {
 		ip, err := defaultIP()
 		if err != nil {
@@ -102,7 +113,7 @@ func New(cfg Config) (*Kubelet, error) {
 			return nil, fmt.Errorf("kubelet: %w", err)
 		}
 	}
-	k := &Kubelet{cfg: cfg, log: cfg.Log.With("node", cfg.NodeName), client: cfg.Client}
+	k := &Kubelet{cfg: cfg, log: cfg.Log.With("node", cfg.NodeName), client: cfg.Client, sent: map[types.UID]sentStatus{}}
 	rconn, err := dialCRI(cfg.RuntimeEndpoint)
 	if err != nil {
 		return nil, err
@@ -154,10 +165,11 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	}
 	run(k.runNode)
 	run(k.pods.run)
+	run(k.runLogRotation)
 	if k.cfg.ServingAddr != "" {
 		srv := server.New(server.Config{
 			Addr: k.cfg.ServingAddr, Cert: k.cfg.ServingCert, ClientCA: k.cfg.ClientCA,
-			Runtime: k.runtime, Log: k.log,
+			Runtime: k.runtime, Log: k.log, Pods: k.pods.list, NodeName: k.cfg.NodeName,
 		})
 		run(srv.Run)
 	}

@@ -87,6 +87,15 @@ func (s *podSource) pod(uid types.UID) *corev1.Pod {
 	return objs[0].(*corev1.Pod)
 }
 
+// list returns the pods bound to this node, as the informer has them (never to be modified).
+func (s *podSource) list() []*corev1.Pod {
+	var out []*corev1.Pod
+	for _, o := range s.informer.GetStore().List() {
+		out = append(out, o.(*corev1.Pod))
+	}
+	return out
+}
+
 // lastKnown returns the last version of a pod that was deleted from the API (its grace period
 // and preStop hooks still apply to its containers), and forgets it.
 func (s *podSource) lastKnown(uid types.UID) *corev1.Pod {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -41,9 +42,16 @@ func (k *Kubelet) podStatus(pod *corev1.Pod, st *podState, res *syncResult) core
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		cs := k.containerStatus(pod, c, st, res, "")
-		cs.Ready = cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
-		if cur := st.current(c.Name); cur == nil || cur.State != runtimeapi.ContainerState_CONTAINER_EXITED || cur.ExitCode != 0 {
-			initDone = false
+		cur := st.current(c.Name)
+		if isSidecar(c) {
+			if cur == nil || cur.State != runtimeapi.ContainerState_CONTAINER_RUNNING || cs.Started == nil || !*cs.Started {
+				initDone = false
+			}
+		} else {
+			cs.Ready = cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
+			if cur == nil || cur.State != runtimeapi.ContainerState_CONTAINER_EXITED || cur.ExitCode != 0 {
+				initDone = false
+			}
 		}
 		s.InitContainerStatuses = append(s.InitContainerStatuses, cs)
 	}
@@ -162,7 +170,10 @@ func (k *Kubelet) terminated(pod *corev1.Pod, c *container) corev1.ContainerStat
 // podPhase follows upstream: Pending until initialised and every container has run; then
 // Running while any container runs or will restart; Succeeded or Failed once all stopped for good.
 func podPhase(pod *corev1.Pod, s corev1.PodStatus, initDone bool) corev1.PodPhase {
-	for _, ic := range s.InitContainerStatuses {
+	for i, ic := range s.InitContainerStatuses {
+		if i < len(pod.Spec.InitContainers) && isSidecar(&pod.Spec.InitContainers[i]) {
+			continue
+		}
 		if t := ic.State.Terminated; t != nil && t.ExitCode != 0 && pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
 			return corev1.PodFailed
 		}
@@ -257,6 +268,15 @@ func (k *Kubelet) updateStatus(ctx context.Context, pod *corev1.Pod, s corev1.Po
 	if apiequality.Semantic.DeepEqual(pod.Status, s) {
 		return nil
 	}
+	// The informer may not have our last write yet: what we sent is what the API holds unless
+	// someone wrote the pod after us.
+	rv, _ := strconv.ParseInt(pod.ResourceVersion, 10, 64)
+	k.mu.Lock()
+	last, ok := k.sent[pod.UID]
+	k.mu.Unlock()
+	if ok && rv <= last.rv && apiequality.Semantic.DeepEqual(last.status, s) {
+		return nil
+	}
 	oldJSON, err := json.Marshal(corev1.Pod{Status: pod.Status})
 	if err != nil {
 		return err
@@ -273,11 +293,27 @@ func (k *Kubelet) updateStatus(ctx context.Context, pod *corev1.Pod, s corev1.Po
 		return nil
 	}
 	k.log.Debug("pod status", "pod", pod.Namespace+"/"+pod.Name, "patch", string(patch))
-	_, err = k.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
+	out, err := k.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
 	if err != nil {
 		return fmt.Errorf("status of %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
+	sentRV, _ := strconv.ParseInt(out.ResourceVersion, 10, 64)
+	k.mu.Lock()
+	k.sent[pod.UID] = sentStatus{status: s, rv: sentRV}
+	k.mu.Unlock()
 	return nil
+}
+
+// sentStatus is the last status the kubelet wrote for a pod and the resourceVersion it got.
+type sentStatus struct {
+	status corev1.PodStatus
+	rv     int64
+}
+
+func (k *Kubelet) forgetStatus(uid types.UID) {
+	k.mu.Lock()
+	delete(k.sent, uid)
+	k.mu.Unlock()
 }
 
 func seconds(ns int64) metav1.Time {

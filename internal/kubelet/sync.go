@@ -44,8 +44,13 @@ func (k *Kubelet) syncPod(ctx context.Context, uid types.UID) (time.Duration, er
 		return 0, k.terminatePod(ctx, pod, st)
 	case pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed:
 		return 0, k.finishPod(ctx, pod, st)
+	case pastDeadline(pod):
+		return 0, k.failPastDeadline(ctx, pod, st)
 	}
 	res := &syncResult{waiting: map[string]*corev1.ContainerStateWaiting{}}
+	if d := pod.Spec.ActiveDeadlineSeconds; d != nil && pod.Status.StartTime != nil {
+		res.retryIn(time.Until(pod.Status.StartTime.Add(time.Duration(*d) * time.Second)))
+	}
 	startErr := k.startPod(ctx, pod, st, res)
 	if startErr != nil {
 		var we *waitingError
@@ -95,34 +100,55 @@ func (k *Kubelet) startPod(ctx context.Context, pod *corev1.Pod, st *podState, r
 		return err
 	}
 	k.collectGarbage(ctx, st)
+	defer k.probes.retain(pod.UID, st)
+	var errs []error
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		cur := st.current(c.Name)
-		if cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_EXITED && cur.ExitCode == 0 {
+		if isSidecar(c) {
+			// A sidecar (an init container that restarts Always) runs beside the app
+			// containers; the next one starts once it has started.
+			err := k.syncContainer(ctx, pod, c, "init", corev1.RestartPolicyAlways, st, res, podIP, mounts)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING && k.probes.started(c, cur.Id) {
+				continue
+			}
+			if err == nil && res.waiting[c.Name] == nil && c.StartupProbe == nil {
+				res.retryIn(10 * time.Millisecond) // just started: go on without waiting for the relist
+			}
+		} else if cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_EXITED && cur.ExitCode == 0 {
 			continue
 		}
 		for _, app := range pod.Spec.Containers {
 			res.wait(app.Name, reasonPodInitializing, "")
 		}
+		if isSidecar(c) {
+			return errors.Join(errs...)
+		}
 		if cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_EXITED && pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
 			return nil // a failed init container fails the pod
 		}
-		return k.syncContainer(ctx, pod, c, "init", st, res, podIP, mounts)
+		return k.syncContainer(ctx, pod, c, "init", pod.Spec.RestartPolicy, st, res, podIP, mounts)
 	}
-	var errs []error
 	for i := range pod.Spec.Containers {
-		if err := k.syncContainer(ctx, pod, &pod.Spec.Containers[i], "app", st, res, podIP, mounts); err != nil {
+		if err := k.syncContainer(ctx, pod, &pod.Spec.Containers[i], "app", pod.Spec.RestartPolicy, st, res, podIP, mounts); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	k.probes.retain(pod.UID, st)
 	return errors.Join(errs...)
+}
+
+// isSidecar reports whether an init container is a sidecar: restartPolicy Always.
+func isSidecar(c *corev1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
 }
 
 // syncContainer moves one container a step: start it when it never ran, restart it after an
 // exit when the restart policy and back-off allow, kill it when its spec changed or its
 // liveness or startup probe failed.
-func (k *Kubelet) syncContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, kind string, st *podState, res *syncResult, podIP string, mounts map[string]string) error {
+func (k *Kubelet) syncContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, kind string, policy corev1.RestartPolicy, st *podState, res *syncResult, podIP string, mounts map[string]string) error {
 	cur := st.current(c.Name)
 	switch {
 	case cur == nil:
@@ -140,7 +166,7 @@ func (k *Kubelet) syncContainer(ctx context.Context, pod *corev1.Pod, c *corev1.
 			res.retryIn(time.Millisecond)
 			return nil
 		}
-		if kind == "app" {
+		if kind == "app" || isSidecar(c) {
 			if why := k.probes.failed(cur.Id); why != "" {
 				k.event(pod, corev1.EventTypeNormal, "Killing", fmt.Sprintf("Container %s %s, will be restarted", c.Name, why))
 				k.killContainer(ctx, pod, c, cur.Id, gracePeriod(pod))
@@ -152,7 +178,7 @@ func (k *Kubelet) syncContainer(ctx context.Context, pod *corev1.Pod, c *corev1.
 		return nil
 	}
 	// Exited (or unknown, which the runtime could not stop: treat it as exited).
-	if !shouldRestart(pod.Spec.RestartPolicy, cur.ExitCode) {
+	if !shouldRestart(policy, cur.ExitCode) {
 		return nil
 	}
 	key := string(pod.UID) + "/" + c.Name

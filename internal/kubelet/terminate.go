@@ -102,6 +102,7 @@ func (k *Kubelet) finishPod(ctx context.Context, pod *corev1.Pod, st *podState) 
 // deletes pods at once must not turn a deletion into a kill.
 func (k *Kubelet) removePod(ctx context.Context, uid types.UID, st *podState, last *corev1.Pod) error {
 	k.probes.forget(uid)
+	k.forgetStatus(uid)
 	k.backoff.forget(string(uid) + "/")
 	k.backoff.forget("image/" + string(uid) + "/")
 	var wg sync.WaitGroup
@@ -179,3 +180,26 @@ func findContainer(pod *corev1.Pod, name string) *corev1.Container {
 }
 
 func mkdirAll(p string) error { return os.MkdirAll(p, 0o755) }
+
+// pastDeadline reports whether the pod has been active longer than activeDeadlineSeconds.
+func pastDeadline(pod *corev1.Pod) bool {
+	d := pod.Spec.ActiveDeadlineSeconds
+	return d != nil && pod.Status.StartTime != nil && time.Since(pod.Status.StartTime.Time) >= time.Duration(*d)*time.Second
+}
+
+// failPastDeadline stops a pod that outlived its activeDeadlineSeconds and fails it with
+// upstream's reason.
+func (k *Kubelet) failPastDeadline(ctx context.Context, pod *corev1.Pod, st *podState) error {
+	msg := "Pod was active on the node longer than the specified deadline"
+	k.event(pod, corev1.EventTypeNormal, "DeadlineExceeded", msg)
+	if err := k.finishPod(ctx, pod, st); err != nil {
+		return err
+	}
+	st, err := k.podState(ctx, pod.UID)
+	if err != nil {
+		return err
+	}
+	s := k.podStatus(pod, st, &syncResult{waiting: map[string]*corev1.ContainerStateWaiting{}})
+	s.Phase, s.Reason, s.Message = corev1.PodFailed, "DeadlineExceeded", msg
+	return k.updateStatus(ctx, pod, s)
+}

@@ -29,6 +29,7 @@ type Config struct {
 	ClientCA *x509.CertPool  // clients must present a certificate from this CA
 	Runtime  runtimeapi.RuntimeServiceClient
 	Pods     func() []*corev1.Pod // for GET /pods; optional
+	NodeName string               // for /stats/summary
 	Log      *slog.Logger
 }
 
@@ -36,6 +37,7 @@ type Config struct {
 type Server struct {
 	cfg Config
 	log *slog.Logger
+	cpu nodeCPU
 }
 
 // New returns a server; Run serves it.
@@ -51,6 +53,8 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) })
 	mux.HandleFunc("GET /pods", s.pods)
+	mux.HandleFunc("GET /stats/summary", s.statsSummary)
+	mux.HandleFunc("GET /metrics/resource", s.metricsResource)
 	mux.HandleFunc("GET /containerLogs/{ns}/{pod}/{container}", s.containerLogs)
 	for _, p := range []string{"/exec/{ns}/{pod}/{container}", "/exec/{ns}/{pod}/{uid}/{container}"} {
 		mux.HandleFunc(p, s.exec)

@@ -231,3 +231,76 @@ func TestImagePullFailuresAreReported(t *testing.T) {
 		}
 	}
 }
+
+func TestSidecarInitContainerRunsBesideTheApp(t *testing.T) {
+	need(t)
+	ns := namespace(t)
+	always := corev1.ContainerRestartPolicyAlways
+	side := busybox("side", "exec sleep 3600")
+	side.RestartPolicy = &always
+	p := newPod(ns, "sidecar", busybox("main", "exec sleep 3600"))
+	p.Spec.InitContainers = []corev1.Container{side, busybox("setup", "true")}
+	create(t, p)
+	p = waitPod(t, ns, "sidecar", 30*time.Second, "running with its sidecar", func(p *corev1.Pod) bool {
+		return running(p) && len(p.Status.InitContainerStatuses) == 2 && p.Status.InitContainerStatuses[0].State.Running != nil &&
+			p.Status.InitContainerStatuses[1].State.Terminated != nil && condition(p, corev1.PodInitialized)
+	})
+	if !condition(p, corev1.PodInitialized) {
+		t.Errorf("not Initialized: %s", statusString(p))
+	}
+}
+
+// TestTerminatingPodIsStoppedAndReported covers a pod the API keeps while it terminates (a
+// deletionTimestamp, here held by a finalizer): the kubelet runs preStop, stops the containers,
+// writes the final status and deletes the object with grace period 0.
+func TestTerminatingPodIsStoppedAndReported(t *testing.T) {
+	need(t)
+	ns := namespace(t)
+	host := t.TempDir()
+	c := busybox("main", "exec sleep 3600")
+	c.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "echo bye > /host/prestop"}}}}
+	c.VolumeMounts = []corev1.VolumeMount{{Name: "host", MountPath: "/host"}}
+	p := newPod(ns, "held", c)
+	p.Finalizers = []string{"berth.test/hold"}
+	p.Spec.Volumes = []corev1.Volume{{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: host}}}}
+	create(t, p)
+	p = waitPod(t, ns, "held", 30*time.Second, "running", running)
+	if err := cs.CoreV1().Pods(ns).Delete(t.Context(), "held", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p = waitPod(t, ns, "held", 20*time.Second, "stopped and reported", func(p *corev1.Pod) bool {
+		return p.DeletionTimestamp != nil && (p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded) &&
+			len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Terminated != nil
+	})
+	if condition(p, corev1.PodReady) {
+		t.Errorf("a terminated pod is Ready: %s", statusString(p))
+	}
+	if b, err := os.ReadFile(filepath.Join(host, "prestop")); err != nil || strings.TrimSpace(string(b)) != "bye" {
+		t.Errorf("preStop hook did not run: %q %v", b, err)
+	}
+	p.Finalizers = nil
+	if _, err := cs.CoreV1().Pods(ns).Update(t.Context(), p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(criContainers(t, string(p.UID))) > 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the runtime still has the pod's containers after the object went")
+		}
+		time.Sleep(50 * time.Millisecond) // polling for the kubelet's clean-up
+	}
+}
+
+func TestActiveDeadlineFailsThePod(t *testing.T) {
+	need(t)
+	ns := namespace(t)
+	p := newPod(ns, "deadline", busybox("main", "exec sleep 3600"))
+	d := int64(2)
+	p.Spec.ActiveDeadlineSeconds = &d
+	create(t, p)
+	p = waitPod(t, ns, "deadline", 20*time.Second, "Failed with DeadlineExceeded", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodFailed && p.Status.Reason == "DeadlineExceeded"
+	})
+	if c := p.Status.ContainerStatuses; len(c) != 1 || c[0].State.Terminated == nil {
+		t.Errorf("container not stopped: %s", statusString(p))
+	}
+}

@@ -192,7 +192,10 @@ func startKubelet(dir string) error {
 		ClientCA:        ca.Pool(),
 		ClusterDNS:      []string{"10.43.0.10"},
 		NodeLabels:      map[string]string{"berth.test/kubelet": "yes"},
-		Log:             slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		// Small, so that TestContainerLogsAreRotated sees a rotation.
+		ContainerLogMaxSize:  256 << 10,
+		ContainerLogMaxFiles: 3,
+		Log:                  slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	return runKubelet()
 }

@@ -51,3 +51,18 @@ func condition(p *corev1.Pod, t corev1.PodConditionType) bool {
 	}
 	return false
 }
+
+func TestHostNetworkPodUsesTheNodeAddress(t *testing.T) {
+	need(t)
+	ns := namespace(t)
+	p := newPod(ns, "hostnet", busybox("main", "exec sleep 3600"))
+	p.Spec.HostNetwork = true
+	create(t, p)
+	p = waitPod(t, ns, "hostnet", 30*time.Second, "running", running)
+	if p.Status.PodIP == "" || p.Status.PodIP != p.Status.HostIP {
+		t.Errorf("podIP %q, hostIP %q: a host-network pod has the node's address", p.Status.PodIP, p.Status.HostIP)
+	}
+	if got := execIn(t, p, "main", "cat", "/etc/resolv.conf"); strings.Contains(got, "10.43.0.10") {
+		t.Errorf("a host-network pod with ClusterFirst uses the node's DNS: %q", got)
+	}
+}

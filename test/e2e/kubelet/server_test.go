@@ -4,15 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
@@ -99,6 +102,9 @@ func TestServerRequiresClientCertificate(t *testing.T) {
 	if code, body := get(t, httpsClient(t), "/healthz"); code != 200 || body != "ok" {
 		t.Fatalf("healthz with a client certificate: %d %q", code, body)
 	}
+	if code, body := get(t, httpsClient(t), "/pods"); code != 200 || !strings.Contains(body, `"kind":"PodList"`) {
+		t.Fatalf("/pods: %d %q", code, body)
+	}
 }
 
 // restConfig is the kubelet server as client-go sees it with the API server's client certificate.
@@ -170,4 +176,111 @@ func TestExecAndPortForwardThroughTheServer(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond) // polling for httpd to listen
 	}
+}
+
+func TestStatsForMetrics(t *testing.T) {
+	need(t)
+	ns := namespace(t)
+	create(t, newPod(ns, "busy", busybox("main", "exec sleep 3600")))
+	waitPod(t, ns, "busy", 30*time.Second, "running", running)
+	c := httpsClient(t)
+	code, body := get(t, c, "/stats/summary")
+	if code != 200 {
+		t.Fatalf("/stats/summary: %d %s", code, body)
+	}
+	var sum struct {
+		Node struct {
+			NodeName string
+			Memory   struct{ WorkingSetBytes uint64 }
+			CPU      struct{ UsageCoreNanoSeconds uint64 }
+		}
+		Pods []struct {
+			PodRef     struct{ Name, Namespace string }
+			Containers []struct {
+				Name   string
+				Memory *struct{ WorkingSetBytes uint64 }
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Node.NodeName != nodeName || sum.Node.Memory.WorkingSetBytes == 0 || sum.Node.CPU.UsageCoreNanoSeconds == 0 {
+		t.Errorf("node stats: %+v", sum.Node)
+	}
+	found := false
+	for _, p := range sum.Pods {
+		if p.PodRef.Namespace == ns && p.PodRef.Name == "busy" {
+			found = len(p.Containers) == 1 && p.Containers[0].Name == "main" && p.Containers[0].Memory != nil && p.Containers[0].Memory.WorkingSetBytes > 0
+		}
+	}
+	if !found {
+		t.Errorf("no memory stats for %s/busy in %s", ns, body)
+	}
+	_, metrics := get(t, c, "/metrics/resource")
+	want := fmt.Sprintf(`container_memory_working_set_bytes{container="main",namespace=%q,pod="busy"}`, ns)
+	if !strings.Contains(metrics, want) || !strings.Contains(metrics, "node_cpu_usage_seconds_total ") {
+		t.Errorf("/metrics/resource lacks %s:\n%s", want, metrics)
+	}
+}
+
+func TestContainerLogsAreRotated(t *testing.T) {
+	need(t)
+	ns := namespace(t)
+	// About 100 KiB a second: past the test kubelet's 256 KiB limit within a rotation period.
+	p := create(t, newPod(ns, "chatty", busybox("main", `i=0; while true; do i=$((i+1)); printf 'line %08d %0900d\n' $i 0; [ $((i % 100)) = 0 ] && sleep 1; done`)))
+	waitPod(t, ns, "chatty", 30*time.Second, "running", running)
+	dir := filepath.Join(testDir, "kubelet", "pods-logs", fmt.Sprintf("%s_chatty_%s", ns, p.UID), "main")
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		files, _ := filepath.Glob(filepath.Join(dir, "0.log.*"))
+		if len(files) >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no rotated log in %s", dir)
+		}
+		time.Sleep(200 * time.Millisecond) // polling for the kubelet's rotation
+	}
+	// The runtime writes to a new file: the log endpoint keeps serving fresh lines.
+	c := httpsClient(t)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		_, body := get(t, c, "/containerLogs/"+ns+"/chatty/main?tailLines=1")
+		if strings.HasPrefix(body, "line ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after rotation: %q", body)
+		}
+		time.Sleep(100 * time.Millisecond) // polling for the new file's first line
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "0.log")); err != nil || fi.Size() > 1<<20 {
+		t.Errorf("current log after rotation: %v %v", fi, err)
+	}
+}
+
+func TestAttachThroughTheServer(t *testing.T) {
+	need(t)
+	ns := namespace(t)
+	c := busybox("main", `while read line; do echo "echo: $line"; done; echo bye`)
+	c.Stdin, c.StdinOnce = true, true
+	p := newPod(ns, "att", c)
+	p.Spec.RestartPolicy = corev1.RestartPolicyNever
+	create(t, p)
+	waitPod(t, ns, "att", 30*time.Second, "running", running)
+	u, _ := url.Parse(kubeletURL(fmt.Sprintf("/attach/%s/att/main?input=1&output=1&error=1", ns)))
+	ex, err := remotecommand.NewSPDYExecutor(restConfig(t), "POST", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	// stdinOnce: closing our stdin closes the container's, so the loop ends and the stream too.
+	err = ex.StreamWithContext(t.Context(), remotecommand.StreamOptions{Stdin: strings.NewReader("ping\n"), Stdout: &out, Stderr: io.Discard})
+	if err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	if !strings.Contains(out.String(), "echo: ping") {
+		t.Errorf("attach output %q", out.String())
+	}
+	waitPod(t, ns, "att", 15*time.Second, "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
 }
