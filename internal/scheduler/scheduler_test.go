@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -128,4 +129,42 @@ func TestSchedulerReportsUnschedulableAndRetriesWhenTheNodeChanges(t *testing.T)
 		t.Fatal(err)
 	}
 	podWhen(t, cs, "p", func(p *corev1.Pod) bool { return p.Spec.NodeName == "n1" })
+}
+
+func TestLeaderElectionLetsOneSchedulerBind(t *testing.T) {
+	cs := fakeCluster(t, testobj.Node("n1").Obj(), testobj.Pod("p").Obj())
+	var binds atomic.Int32
+	cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() == "binding" {
+			binds.Add(1)
+		}
+		return false, nil, nil
+	})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, 2)
+	for _, id := range []string{"one", "two"} {
+		s, err := New(cs, Options{Log: log, LeaderElect: true, Identity: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { errs <- s.Run(ctx) }()
+	}
+	podWhen(t, cs, "p", func(p *corev1.Pod) bool { return p.Spec.NodeName == "n1" })
+	lease, err := cs.CoordinationV1().Leases("kube-system").Get(context.Background(), "kube-scheduler", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := *lease.Spec.HolderIdentity; h != "one" && h != "two" {
+		t.Errorf("lease held by %q", h)
+	}
+	cancel()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}
+	if n := binds.Load(); n != 1 {
+		t.Errorf("%d bindings, want 1", n)
+	}
 }
