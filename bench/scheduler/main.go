@@ -39,7 +39,7 @@ func main() {
 	flag.IntVar(&c.nodes, "nodes", 5000, "hollow nodes")
 	flag.IntVar(&c.pods, "pods", 10000, "pods to schedule (measured)")
 	flag.IntVar(&c.workers, "workers", 64, "concurrent create requests")
-	flag.StringVar(&c.sched, "scheduler", "in-process", "in-process: run the scheduler here; server: the one berth server runs")
+	flag.StringVar(&c.sched, "scheduler", "in-process", "in-process: run the scheduler here; server: the one berth server runs; bind-only: no scheduler, bind each pod round-robin as soon as it is seen (the API's ceiling)")
 	flag.BoolVar(&c.precreate, "precreate", false, "create every pod before the scheduler starts (times scheduling alone)")
 	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "write this process's CPU profile (scheduler included) here")
 	flag.BoolVar(&c.verbose, "v", false, "log the scheduler's lines")
@@ -108,6 +108,12 @@ func run(c config) error {
 			go s.Run(ctx)
 			// A warm-up pod, bound before the measurement, says the scheduler has synced.
 			return warmUp(ctx, client, ns)
+		}
+	}
+	if c.sched == "bind-only" {
+		startScheduler = func() error {
+			go bindAll(ctx, client, f, c.nodes, c.workers)
+			return nil
 		}
 	}
 	if !c.precreate {

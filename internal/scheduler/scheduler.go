@@ -51,6 +51,11 @@ type Options struct {
 	MaxUnschedulable time.Duration
 	// MaxBindsInFlight bounds concurrent binding requests (256).
 	MaxBindsInFlight int
+	// LeaderElect makes Run schedule only while holding the kube-system/kube-scheduler
+	// Lease, so that several servers sharing one cluster run one scheduler between them.
+	LeaderElect bool
+	// Identity names this scheduler in the Lease (default: host name and a random suffix).
+	Identity string
 }
 
 // Scheduler places pending pods on nodes.
@@ -69,6 +74,7 @@ type Scheduler struct {
 	recorder record.EventRecorder
 	binds    chan struct{} // a slot per binding in flight
 	bindWG   sync.WaitGroup
+	leader   *leaderConfig // nil without leader election
 }
 
 // New builds a scheduler over client and registers its informer handlers.
@@ -126,13 +132,25 @@ func New(client kubernetes.Interface, o Options) (*Scheduler, error) {
 		return nil, fmt.Errorf("scheduler: node informer: %w", err)
 	}
 	s.synced = []toolscache.InformerSynced{podInformer.Informer().HasSynced, nodeInformer.Informer().HasSynced}
+	if o.LeaderElect {
+		s.leader = newLeaderConfig(o.Name, o.Identity)
+	}
 	s.events = record.NewBroadcaster()
 	s.recorder = s.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: o.Name})
 	return s, nil
 }
 
-// Run schedules pods until ctx is done, then waits for bindings in flight.
+// Run schedules pods until ctx is done, then waits for bindings in flight. With
+// LeaderElect it schedules only while leading, and returns ErrLostLeadership if the
+// lease is lost (the scheduler cannot be run again: make a new one).
 func (s *Scheduler) Run(ctx context.Context) error {
+	if s.leader != nil {
+		return s.runLeading(ctx)
+	}
+	return s.run(ctx)
+}
+
+func (s *Scheduler) run(ctx context.Context) error {
 	s.factory.Start(ctx.Done())
 	if !toolscache.WaitForCacheSync(ctx.Done(), s.synced...) {
 		return fmt.Errorf("scheduler: informers did not sync: %w", ctx.Err())
