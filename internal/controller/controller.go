@@ -25,6 +25,7 @@ import (
 	"github.com/berth-project/berth/internal/controller/deployment"
 	"github.com/berth-project/berth/internal/controller/disruption"
 	"github.com/berth-project/berth/internal/controller/gc"
+	"github.com/berth-project/berth/internal/controller/job"
 	"github.com/berth-project/berth/internal/controller/nodeipam"
 	"github.com/berth-project/berth/internal/controller/nodelifecycle"
 	"github.com/berth-project/berth/internal/controller/replicaset"
@@ -55,7 +56,7 @@ type Config struct {
 }
 
 // Names lists the controllers Run starts.
-var Names = []string{"replicaset", "deployment", "garbagecollector", "nodelifecycle", "tainteviction", "nodeipam", "disruption"}
+var Names = []string{"replicaset", "deployment", "garbagecollector", "nodelifecycle", "tainteviction", "nodeipam", "disruption", "job"}
 
 func (c *Config) defaults() {
 	if c.QPS == 0 {
@@ -163,6 +164,10 @@ func Run(ctx context.Context, cfg Config) error {
 			ReplicaSets: f.Apps().V1().ReplicaSets(), Deployments: f.Apps().V1().Deployments(), StatefulSets: f.Apps().V1().StatefulSets(),
 		}, recorder("disruption-controller"), log.With("controller", "disruption"))
 		runners["disruption"] = func(ctx context.Context) error { return c.Run(ctx, 2) }
+	}
+	if enabled("job") {
+		c := job.New(client, f.Batch().V1().Jobs(), f.Core().V1().Pods(), recorder("job-controller"), log.With("controller", "job"))
+		runners["job"] = func(ctx context.Context) error { return c.Run(ctx, 5) }
 	}
 	f.Start(ctx.Done())
 	defer f.Shutdown()

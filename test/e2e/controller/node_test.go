@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -146,10 +147,23 @@ func (n *node) postReady(t *testing.T) {
 	}
 }
 
-// setRunning reports p running with every container ready, as a kubelet would.
+// setRunning reports p running with every container ready, as a kubelet would. A pod
+// that may finish (restartPolicy Never or OnFailure) finishes at once: it fails if its
+// command says "exit 1", else it succeeds.
 func (n *node) setRunning(p *corev1.Pod) {
 	p = p.DeepCopy()
 	now := metav1.Now()
+	if p.Spec.RestartPolicy == corev1.RestartPolicyNever || p.Spec.RestartPolicy == corev1.RestartPolicyOnFailure {
+		p.Status.Phase, p.Status.StartTime = corev1.PodSucceeded, &now
+		code := int32(0)
+		if c := p.Spec.Containers[0]; strings.Contains(strings.Join(append(c.Command, c.Args...), " "), "exit 1") {
+			p.Status.Phase, code = corev1.PodFailed, 1
+		}
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: p.Spec.Containers[0].Name, Image: p.Spec.Containers[0].Image,
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, StartedAt: now, FinishedAt: now}}}}
+		n.cs.CoreV1().Pods(p.Namespace).UpdateStatus(context.Background(), p, metav1.UpdateOptions{})
+		return
+	}
 	p.Status.Phase = corev1.PodRunning
 	p.Status.StartTime = &now
 	p.Status.PodIP = "10.42.0.2"
