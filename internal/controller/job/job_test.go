@@ -230,4 +230,3 @@ func TestSuspendedJobHasNoPods(t *testing.T) {
 		t.Fatalf("suspended: %d pods, status %+v", len(f.pods()), got.Status)
 	}
 }
-
