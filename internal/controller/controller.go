@@ -24,6 +24,7 @@ import (
 
 	"github.com/berth-project/berth/internal/controller/deployment"
 	"github.com/berth-project/berth/internal/controller/disruption"
+	"github.com/berth-project/berth/internal/controller/endpointslice"
 	"github.com/berth-project/berth/internal/controller/gc"
 	"github.com/berth-project/berth/internal/controller/job"
 	"github.com/berth-project/berth/internal/controller/nodeipam"
@@ -56,7 +57,7 @@ type Config struct {
 }
 
 // Names lists the controllers Run starts.
-var Names = []string{"replicaset", "deployment", "garbagecollector", "nodelifecycle", "tainteviction", "nodeipam", "disruption", "job"}
+var Names = []string{"replicaset", "deployment", "garbagecollector", "nodelifecycle", "tainteviction", "nodeipam", "disruption", "job", "endpointslice"}
 
 func (c *Config) defaults() {
 	if c.QPS == 0 {
@@ -168,6 +169,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if enabled("job") {
 		c := job.New(client, f.Batch().V1().Jobs(), f.Core().V1().Pods(), recorder("job-controller"), log.With("controller", "job"))
 		runners["job"] = func(ctx context.Context) error { return c.Run(ctx, 5) }
+	}
+	if enabled("endpointslice") {
+		c := endpointslice.New(client, f.Core().V1().Services(), f.Core().V1().Pods(), f.Discovery().V1().EndpointSlices(),
+			f.Core().V1().Endpoints(), recorder("endpointslice-controller"), log.With("controller", "endpointslice"))
+		runners["endpointslice"] = func(ctx context.Context) error { return c.Run(ctx, 5) }
 	}
 	f.Start(ctx.Done())
 	defer f.Shutdown()

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,9 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 )
+
+// podIPs numbers the addresses the fake kubelets give pods.
+var podIPs atomic.Int32
 
 // node is a Node object the test keeps alive as a kubelet would: it renews the
 // node's Lease every half second and, for the namespaces it serves, binds pending
@@ -166,7 +170,8 @@ func (n *node) setRunning(p *corev1.Pod) {
 	}
 	p.Status.Phase = corev1.PodRunning
 	p.Status.StartTime = &now
-	p.Status.PodIP = "10.42.0.2"
+	ip := fmt.Sprintf("10.99.%d.%d", podIPs.Load()/250, podIPs.Add(1)%250+1)
+	p.Status.PodIP, p.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
 	p.Status.Conditions = nil
 	for _, c := range []corev1.PodConditionType{corev1.PodScheduled, corev1.PodInitialized, corev1.ContainersReady, corev1.PodReady} {
 		p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: c, Status: corev1.ConditionTrue, LastTransitionTime: now})
