@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/berth-project/berth/internal/controller/daemonset"
 	"github.com/berth-project/berth/internal/controller/deployment"
 	"github.com/berth-project/berth/internal/controller/disruption"
 	"github.com/berth-project/berth/internal/controller/endpointslice"
@@ -57,7 +58,7 @@ type Config struct {
 }
 
 // Names lists the controllers Run starts.
-var Names = []string{"replicaset", "deployment", "garbagecollector", "nodelifecycle", "tainteviction", "nodeipam", "disruption", "job", "endpointslice"}
+var Names = []string{"replicaset", "deployment", "garbagecollector", "nodelifecycle", "tainteviction", "nodeipam", "disruption", "job", "endpointslice", "daemonset"}
 
 func (c *Config) defaults() {
 	if c.QPS == 0 {
@@ -174,6 +175,11 @@ func Run(ctx context.Context, cfg Config) error {
 		c := endpointslice.New(client, f.Core().V1().Services(), f.Core().V1().Pods(), f.Discovery().V1().EndpointSlices(),
 			f.Core().V1().Endpoints(), recorder("endpointslice-controller"), log.With("controller", "endpointslice"))
 		runners["endpointslice"] = func(ctx context.Context) error { return c.Run(ctx, 5) }
+	}
+	if enabled("daemonset") {
+		c := daemonset.New(client, f.Apps().V1().DaemonSets(), f.Core().V1().Pods(), f.Core().V1().Nodes(),
+			f.Apps().V1().ControllerRevisions(), recorder("daemonset-controller"), log.With("controller", "daemonset"))
+		runners["daemonset"] = func(ctx context.Context) error { return c.Run(ctx, 2) }
 	}
 	f.Start(ctx.Done())
 	defer f.Shutdown()

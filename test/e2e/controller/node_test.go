@@ -107,6 +107,9 @@ func (n *node) serve(t *testing.T, ns string) {
 				if me, err := n.cs.CoreV1().Nodes().Get(context.Background(), n.name, metav1.GetOptions{}); err != nil || me.Spec.Unschedulable {
 					return // cordoned: another node (or none) takes the pod
 				}
+				if pin := pinnedTo(p); pin != "" && pin != n.name {
+					return // a daemon pod for another node
+				}
 				n.cs.CoreV1().Pods(ns).Bind(context.Background(), &corev1.Binding{
 					ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: ns},
 					Target:     corev1.ObjectReference{Kind: "Node", Name: n.name},
@@ -127,6 +130,20 @@ func (n *node) serve(t *testing.T, ns string) {
 	stop := make(chan struct{})
 	f.Start(stop)
 	t.Cleanup(func() { close(stop); f.Shutdown() })
+}
+
+// pinnedTo is the node a pod's required node affinity names by metadata.name.
+func pinnedTo(p *corev1.Pod) string {
+	if a := p.Spec.Affinity; a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
+		for _, term := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+			for _, f := range term.MatchFields {
+				if f.Key == "metadata.name" && len(f.Values) == 1 {
+					return f.Values[0]
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // postReady reports the node Ready again, as a kubelet back in touch would.
