@@ -27,9 +27,9 @@ func TestPlacementFollowsSelectorAffinityAndTaints(t *testing.T) {
 	spec := &corev1.PodSpec{NodeSelector: map[string]string{"disk": "ssd"}}
 	ssd := map[string]string{"disk": "ssd", "zone": "a"}
 	for _, tc := range []struct {
-		name                   string
-		node                   *corev1.Node
-		spec                   *corev1.PodSpec
+		name                  string
+		node                  *corev1.Node
+		spec                  *corev1.PodSpec
 		shouldRun, shouldStay bool
 	}{
 		{"selector matches", node("n", ssd), spec, true, true},
