@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/berth-project/berth/internal/controller/cronjob"
 	"github.com/berth-project/berth/internal/controller/daemonset"
 	"github.com/berth-project/berth/internal/controller/deployment"
 	"github.com/berth-project/berth/internal/controller/disruption"
@@ -58,7 +59,7 @@ type Config struct {
 }
 
 // Names lists the controllers Run starts.
-var Names = []string{"replicaset", "deployment", "garbagecollector", "nodelifecycle", "tainteviction", "nodeipam", "disruption", "job", "endpointslice", "daemonset"}
+var Names = []string{"replicaset", "deployment", "garbagecollector", "nodelifecycle", "tainteviction", "nodeipam", "disruption", "job", "endpointslice", "daemonset", "cronjob"}
 
 func (c *Config) defaults() {
 	if c.QPS == 0 {
@@ -180,6 +181,10 @@ func Run(ctx context.Context, cfg Config) error {
 		c := daemonset.New(client, f.Apps().V1().DaemonSets(), f.Core().V1().Pods(), f.Core().V1().Nodes(),
 			f.Apps().V1().ControllerRevisions(), recorder("daemonset-controller"), log.With("controller", "daemonset"))
 		runners["daemonset"] = func(ctx context.Context) error { return c.Run(ctx, 2) }
+	}
+	if enabled("cronjob") {
+		c := cronjob.New(client, f.Batch().V1().CronJobs(), f.Batch().V1().Jobs(), recorder("cronjob-controller"), log.With("controller", "cronjob"))
+		runners["cronjob"] = func(ctx context.Context) error { return c.Run(ctx, 2) }
 	}
 	f.Start(ctx.Done())
 	defer f.Shutdown()
