@@ -22,9 +22,13 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/berth-project/berth/internal/controller/cronjob"
+	"github.com/berth-project/berth/internal/controller/daemonset"
 	"github.com/berth-project/berth/internal/controller/deployment"
 	"github.com/berth-project/berth/internal/controller/disruption"
+	"github.com/berth-project/berth/internal/controller/endpointslice"
 	"github.com/berth-project/berth/internal/controller/gc"
+	"github.com/berth-project/berth/internal/controller/job"
 	"github.com/berth-project/berth/internal/controller/nodeipam"
 	"github.com/berth-project/berth/internal/controller/nodelifecycle"
 	"github.com/berth-project/berth/internal/controller/replicaset"
@@ -55,7 +59,7 @@ type Config struct {
 }
 
 // Names lists the controllers Run starts.
-var Names = []string{"replicaset", "deployment", "garbagecollector", "nodelifecycle", "tainteviction", "nodeipam", "disruption"}
+var Names = []string{"replicaset", "deployment", "garbagecollector", "nodelifecycle", "tainteviction", "nodeipam", "disruption", "job", "endpointslice", "daemonset", "cronjob"}
 
 func (c *Config) defaults() {
 	if c.QPS == 0 {
@@ -163,6 +167,24 @@ func Run(ctx context.Context, cfg Config) error {
 			ReplicaSets: f.Apps().V1().ReplicaSets(), Deployments: f.Apps().V1().Deployments(), StatefulSets: f.Apps().V1().StatefulSets(),
 		}, recorder("disruption-controller"), log.With("controller", "disruption"))
 		runners["disruption"] = func(ctx context.Context) error { return c.Run(ctx, 2) }
+	}
+	if enabled("job") {
+		c := job.New(client, f.Batch().V1().Jobs(), f.Core().V1().Pods(), recorder("job-controller"), log.With("controller", "job"))
+		runners["job"] = func(ctx context.Context) error { return c.Run(ctx, 5) }
+	}
+	if enabled("endpointslice") {
+		c := endpointslice.New(client, f.Core().V1().Services(), f.Core().V1().Pods(), f.Discovery().V1().EndpointSlices(),
+			f.Core().V1().Endpoints(), recorder("endpointslice-controller"), log.With("controller", "endpointslice"))
+		runners["endpointslice"] = func(ctx context.Context) error { return c.Run(ctx, 5) }
+	}
+	if enabled("daemonset") {
+		c := daemonset.New(client, f.Apps().V1().DaemonSets(), f.Core().V1().Pods(), f.Core().V1().Nodes(),
+			f.Apps().V1().ControllerRevisions(), recorder("daemonset-controller"), log.With("controller", "daemonset"))
+		runners["daemonset"] = func(ctx context.Context) error { return c.Run(ctx, 2) }
+	}
+	if enabled("cronjob") {
+		c := cronjob.New(client, f.Batch().V1().CronJobs(), f.Batch().V1().Jobs(), recorder("cronjob-controller"), log.With("controller", "cronjob"))
+		runners["cronjob"] = func(ctx context.Context) error { return c.Run(ctx, 2) }
 	}
 	f.Start(ctx.Done())
 	defer f.Shutdown()

@@ -10,41 +10,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/berth-project/berth/internal/controller/ownerref"
+	"github.com/berth-project/berth/internal/controller/pods"
 )
-
-// PodFromTemplate is the pod a controller creates from its template: the template's
-// labels, annotations, finalizers and spec, a generated name prefixed with the
-// owner's name, and the owner as controller.
-func PodFromTemplate(t *corev1.PodTemplateSpec, owner metav1.Object, ref metav1.OwnerReference) *corev1.Pod {
-	p := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			GenerateName:    owner.GetName() + "-",
-			Namespace:       owner.GetNamespace(),
-			Labels:          copyMap(t.Labels),
-			Annotations:     copyMap(t.Annotations),
-			Finalizers:      append([]string(nil), t.Finalizers...),
-			OwnerReferences: []metav1.OwnerReference{ref},
-		},
-	}
-	p.Spec = *t.Spec.DeepCopy()
-	return p
-}
-
-func copyMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
 
 // createPod creates one pod for rs and records the outcome as an event on rs. A
 // namespace being deleted refuses new pods; that is not a failure to retry.
 func (c *Controller) createPod(ctx context.Context, rs *appsv1.ReplicaSet) error {
-	pod := PodFromTemplate(&rs.Spec.Template, rs, ownerref.ControllerRef(rs, Kind))
+	pod := pods.FromTemplate(&rs.Spec.Template, rs, ownerref.ControllerRef(rs, Kind))
 	if len(pod.Labels) == 0 {
 		return fmt.Errorf("unable to create pods for %s/%s: the template has no labels", rs.Namespace, rs.Name)
 	}

@@ -120,7 +120,7 @@ func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 	case diff < 0:
 		n := min(-diff, burstReplicas)
 		c.exp.ExpectCreations(key, n)
-		created, err := slowStart(n, func() error { return c.createPod(ctx, rs) })
+		created, err := pods.SlowStart(n, func() error { return c.createPod(ctx, rs) })
 		for range n - created {
 			c.exp.CreationObserved(key) // never attempted or failed: no event will come
 		}
@@ -150,32 +150,6 @@ func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 		return <-errs
 	}
 	return nil
-}
-
-// slowStart calls fn count times in batches of 1, 2, 4, ... running each batch
-// concurrently, and stops after the first batch with a failure: a request that fails
-// (quota, admission) is not repeated hundreds of times. It returns the successes.
-func slowStart(count int, fn func() error) (int, error) {
-	done := 0
-	for batch := min(count, 1); batch > 0; batch = min(2*batch, count-done) {
-		errs := make(chan error, batch)
-		var wg sync.WaitGroup
-		for range batch {
-			wg.Go(func() {
-				if err := fn(); err != nil {
-					errs <- err
-				}
-			})
-		}
-		wg.Wait()
-		close(errs)
-		failed := len(errs)
-		done += batch - failed
-		if failed > 0 {
-			return done, <-errs
-		}
-	}
-	return done, nil
 }
 
 // related returns the active pods of every ReplicaSet sharing rs's controller (the

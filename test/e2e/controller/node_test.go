@@ -2,6 +2,8 @@ package controller
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +16,9 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 )
+
+// podIPs numbers the addresses the fake kubelets give pods.
+var podIPs atomic.Int32
 
 // node is a Node object the test keeps alive as a kubelet would: it renews the
 // node's Lease every half second and, for the namespaces it serves, binds pending
@@ -102,6 +107,9 @@ func (n *node) serve(t *testing.T, ns string) {
 				if me, err := n.cs.CoreV1().Nodes().Get(context.Background(), n.name, metav1.GetOptions{}); err != nil || me.Spec.Unschedulable {
 					return // cordoned: another node (or none) takes the pod
 				}
+				if pin := pinnedTo(p); pin != "" && pin != n.name {
+					return // a daemon pod for another node
+				}
 				n.cs.CoreV1().Pods(ns).Bind(context.Background(), &corev1.Binding{
 					ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: ns},
 					Target:     corev1.ObjectReference{Kind: "Node", Name: n.name},
@@ -122,6 +130,20 @@ func (n *node) serve(t *testing.T, ns string) {
 	stop := make(chan struct{})
 	f.Start(stop)
 	t.Cleanup(func() { close(stop); f.Shutdown() })
+}
+
+// pinnedTo is the node a pod's required node affinity names by metadata.name.
+func pinnedTo(p *corev1.Pod) string {
+	if a := p.Spec.Affinity; a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
+		for _, term := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+			for _, f := range term.MatchFields {
+				if f.Key == "metadata.name" && len(f.Values) == 1 {
+					return f.Values[0]
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // postReady reports the node Ready again, as a kubelet back in touch would.
@@ -146,13 +168,27 @@ func (n *node) postReady(t *testing.T) {
 	}
 }
 
-// setRunning reports p running with every container ready, as a kubelet would.
+// setRunning reports p running with every container ready, as a kubelet would. A pod
+// that may finish (restartPolicy Never or OnFailure) finishes at once: it fails if its
+// command says "exit 1", else it succeeds.
 func (n *node) setRunning(p *corev1.Pod) {
 	p = p.DeepCopy()
 	now := metav1.Now()
+	if p.Spec.RestartPolicy == corev1.RestartPolicyNever || p.Spec.RestartPolicy == corev1.RestartPolicyOnFailure {
+		p.Status.Phase, p.Status.StartTime = corev1.PodSucceeded, &now
+		code := int32(0)
+		if c := p.Spec.Containers[0]; strings.Contains(strings.Join(append(c.Command, c.Args...), " "), "exit 1") {
+			p.Status.Phase, code = corev1.PodFailed, 1
+		}
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: p.Spec.Containers[0].Name, Image: p.Spec.Containers[0].Image,
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, StartedAt: now, FinishedAt: now}}}}
+		n.cs.CoreV1().Pods(p.Namespace).UpdateStatus(context.Background(), p, metav1.UpdateOptions{})
+		return
+	}
 	p.Status.Phase = corev1.PodRunning
 	p.Status.StartTime = &now
-	p.Status.PodIP = "10.42.0.2"
+	ip := fmt.Sprintf("10.99.%d.%d", podIPs.Load()/250, podIPs.Add(1)%250+1)
+	p.Status.PodIP, p.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
 	p.Status.Conditions = nil
 	for _, c := range []corev1.PodConditionType{corev1.PodScheduled, corev1.PodInitialized, corev1.ContainersReady, corev1.PodReady} {
 		p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: c, Status: corev1.ConditionTrue, LastTransitionTime: now})
