@@ -233,6 +233,12 @@ func TestCRDWithDynamicClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Stop()
+	// A watcher of the other version at the same time sees the same objects in its version.
+	wb, err := dc.Resource(schema.GroupVersionResource{Group: group, Version: "v1beta1", Resource: "crontabs"}).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wb.Stop()
 	mk := func(name string, labels map[string]any) *unstructured.Unstructured {
 		return &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": group + "/v1", "kind": "CronTab",
@@ -254,6 +260,14 @@ func TestCRDWithDynamicClient(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no watch event for the create")
+	}
+	select {
+	case ev := <-wb.ResultChan():
+		if u, ok := ev.Object.(*unstructured.Unstructured); ev.Type != watch.Added || !ok || u.GetAPIVersion() != group+"/v1beta1" {
+			t.Fatalf("first v1beta1 watch event: %v %v", ev.Type, ev.Object)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no v1beta1 watch event for the create")
 	}
 	if r, _, _ := unstructured.NestedInt64(a.Object, "spec", "replicas"); r != 1 {
 		t.Fatalf("default replicas: %d", r)
