@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -67,64 +68,93 @@ func findRuntime(explicit string) (string, error) {
 
 func runEngine(ctx context.Context, cfg engine.Config, streamAddr string) error {
 	log := logger()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	e, err := startEngine(ctx, cfg, streamAddr, log)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return e.stop()
+}
+
+// runningEngine is an engine serving the Docker API and CRI on its run directory's
+// sockets.
+type runningEngine struct {
+	eng      *engine.Engine
+	criSock  string
+	dockerLn net.Listener
+	srv      *http.Server
+	cri      *cri.Server
+	log      *slog.Logger
+	sock     string
+	served   chan error
+}
+
+// startEngine starts the engine and serves its Docker API and CRI until stop.
+func startEngine(ctx context.Context, cfg engine.Config, streamAddr string, log *slog.Logger) (*runningEngine, error) {
 	cfg.Logger = log
 	var err error
 	if cfg.RuntimePath, err = findRuntime(cfg.RuntimePath); err != nil {
-		return err
+		return nil, err
 	}
 	for _, d := range []*string{&cfg.DataDir, &cfg.RunDir} {
 		if *d, err = filepath.Abs(*d); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	e, err := engine.New(ctx, cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	sock := filepath.Join(cfg.RunDir, "docker.sock")
-	os.Remove(sock)
-	ln, err := net.Listen("unix", sock)
+	r := &runningEngine{eng: e, log: log, sock: filepath.Join(cfg.RunDir, "docker.sock"), criSock: filepath.Join(cfg.RunDir, "cri.sock"), served: make(chan error, 1)}
+	listen := func(path string) (net.Listener, error) {
+		os.Remove(path)
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			return nil, fmt.Errorf("listen %s: %w", path, err)
+		}
+		return ln, os.Chmod(path, 0o660)
+	}
+	if r.dockerLn, err = listen(r.sock); err != nil {
+		e.Close()
+		return nil, err
+	}
+	criLn, err := listen(r.criSock)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", sock, err)
+		r.dockerLn.Close()
+		e.Close()
+		return nil, err
 	}
-	if err := os.Chmod(sock, 0o660); err != nil {
-		return err
+	if r.cri, err = cri.NewServer(e, cri.Options{StreamAddr: streamAddr, Version: version.Version, Log: log}); err != nil {
+		criLn.Close()
+		r.dockerLn.Close()
+		e.Close()
+		return nil, err
 	}
-	srv := &http.Server{Handler: dockerapi.New(e, log, version.Version), ReadHeaderTimeout: 30 * time.Second}
-	criSock := filepath.Join(cfg.RunDir, "cri.sock")
-	os.Remove(criSock)
-	criLn, err := net.Listen("unix", criSock)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", criSock, err)
-	}
-	if err := os.Chmod(criSock, 0o660); err != nil {
-		return err
-	}
-	criSrv, err := cri.NewServer(e, cri.Options{StreamAddr: streamAddr, Version: version.Version, Log: log})
-	if err != nil {
-		return err
-	}
+	r.srv = &http.Server{Handler: dockerapi.New(e, log, version.Version), ReadHeaderTimeout: 30 * time.Second}
 	go func() {
-		if err := criSrv.Serve(criLn); err != nil {
+		if err := r.cri.Serve(criLn); err != nil {
 			log.Error("cri server", "err", err)
 		}
 	}()
-	log.Info("engine ready", "docker", "unix://"+sock, "cri", "unix://"+criSock, "streams", criSrv.StreamURL(),
+	go func() { r.served <- r.srv.Serve(r.dockerLn) }()
+	log.Info("engine ready", "docker", "unix://"+r.sock, "cri", "unix://"+r.criSock, "streams", r.cri.StreamURL(),
 		"data", cfg.DataDir, "bridge", cfg.Bridge, "podBridge", cfg.PodBridge)
-	go func() {
-		<-ctx.Done()
-		criSrv.Stop()
-		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(shut)
-	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	return r, nil
+}
+
+// stop stops serving; running containers keep running.
+func (r *runningEngine) stop() error {
+	r.cri.Stop()
+	shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	r.srv.Shutdown(shut)
+	if err := <-r.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		r.log.Error("docker API server", "err", err)
 	}
-	os.Remove(sock)
-	os.Remove(criSock)
-	log.Info("engine stopped; running containers keep running")
-	return e.Close()
+	os.Remove(r.sock)
+	os.Remove(r.criSock)
+	r.log.Info("engine stopped; running containers keep running")
+	return r.eng.Close()
 }

@@ -35,6 +35,7 @@ type serverConfig struct {
 	etcdCA, etcdCert, etcdKey                        string
 	disableAgent, disableScheduler, disableCM        bool
 	clusterCIDR                                      string
+	node                                             nodeConfig
 }
 
 func serverCmd() *cobra.Command {
@@ -59,6 +60,7 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&c.etcdCert, "etcd-certfile", "", "client certificate for the external etcd")
 	f.StringVar(&c.etcdKey, "etcd-keyfile", "", "client key for the external etcd")
 	f.BoolVar(&c.disableAgent, "disable-agent", false, "do not run a node agent in this process")
+	c.node.flags(f)
 	f.BoolVar(&c.disableScheduler, "disable-scheduler", false, "do not run the scheduler in this process")
 	f.BoolVar(&c.disableCM, "disable-controller-manager", false, "do not run the controllers in this process")
 	f.StringVar(&c.clusterCIDR, "cluster-cidr", "10.42.0.0/16", "pod addresses: each node gets a /24 of it")
@@ -193,6 +195,37 @@ func runServer(parent context.Context, c serverConfig) error {
 	fmt.Fprintf(os.Stderr, "berth server: join nodes with: berth agent --server %s --token-file %s\n", server, filepath.Join(c.dataDir, "node-token"))
 	_ = joinToken
 
+	agentDone := make(chan error, 1)
+	if c.disableAgent {
+		agentDone <- nil
+	} else {
+		n := c.node
+		n.dataDir, n.runDir, n.nodeName, n.clusterCIDR = filepath.Join(c.dataDir, "agent"), c.runDir, c.nodeName, c.clusterCIDR
+		if n.nodeIP == "" && c.advertise != "127.0.0.1" {
+			n.nodeIP = c.advertise
+		}
+		var ips []net.IP
+		var names []string
+		for _, a := range nodeAddresses(n) {
+			if ip := net.ParseIP(a); ip != nil {
+				ips = append(ips, ip)
+			} else {
+				names = append(names, a)
+			}
+		}
+		creds, err := ca.IssueNode(n.nodeName, names, ips)
+		if err != nil {
+			return fmt.Errorf("node credentials: %w", err)
+		}
+		go func() {
+			err := runNode(ctx, log, n, creds, fmt.Sprintf("https://127.0.0.1:%d", c.apiPort))
+			if err != nil && ctx.Err() == nil {
+				log.Error("node agent stopped", "err", err)
+			}
+			agentDone <- err
+		}()
+	}
+
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
@@ -200,6 +233,8 @@ func runServer(parent context.Context, c serverConfig) error {
 			return err
 		}
 	}
+	stop()
+	<-agentDone // the kubelet and the engine first: they talk to the API
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	hs.Shutdown(sctx)

@@ -23,8 +23,12 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/berth-project/berth/internal/controller/deployment"
+	"github.com/berth-project/berth/internal/controller/disruption"
 	"github.com/berth-project/berth/internal/controller/gc"
+	"github.com/berth-project/berth/internal/controller/nodeipam"
+	"github.com/berth-project/berth/internal/controller/nodelifecycle"
 	"github.com/berth-project/berth/internal/controller/replicaset"
+	"github.com/berth-project/berth/internal/controller/tainteviction"
 )
 
 // Config configures Run. Zero values take the defaults noted.
@@ -51,7 +55,7 @@ type Config struct {
 }
 
 // Names lists the controllers Run starts.
-var Names = []string{"replicaset", "deployment", "garbagecollector"}
+var Names = []string{"replicaset", "deployment", "garbagecollector", "nodelifecycle", "tainteviction", "nodeipam", "disruption"}
 
 func (c *Config) defaults() {
 	if c.QPS == 0 {
@@ -126,6 +130,39 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		c := gc.New(dyn, client.Discovery(), f, log.With("controller", "garbagecollector"))
 		runners["garbagecollector"] = func(ctx context.Context) error { return c.Run(ctx, 20, 30*time.Second) }
+	}
+	if enabled("nodelifecycle") {
+		leases := informers.NewSharedInformerFactoryWithOptions(client, cfg.Resync, informers.WithNamespace(corev1.NamespaceNodeLease))
+		c, err := nodelifecycle.New(client, f.Core().V1().Nodes(), leases.Coordination().V1().Leases(), f.Core().V1().Pods(),
+			recorder("node-controller"), log.With("controller", "nodelifecycle"),
+			nodelifecycle.Config{GracePeriod: cfg.NodeMonitorGracePeriod, MonitorPeriod: cfg.NodeMonitorPeriod})
+		if err != nil {
+			return err
+		}
+		leases.Start(ctx.Done())
+		defer leases.Shutdown()
+		runners["nodelifecycle"] = func(ctx context.Context) error { return c.Run(ctx, 2) }
+	}
+	if enabled("tainteviction") {
+		c, err := tainteviction.New(client, f.Core().V1().Pods(), f.Core().V1().Nodes(), recorder("taint-eviction-controller"), log.With("controller", "tainteviction"))
+		if err != nil {
+			return err
+		}
+		runners["tainteviction"] = func(ctx context.Context) error { return c.Run(ctx, 4) }
+	}
+	if enabled("nodeipam") {
+		c, err := nodeipam.New(client, f.Core().V1().Nodes(), cfg.ClusterCIDR, cfg.NodeCIDRMaskSize, recorder("node-ipam-controller"), log.With("controller", "nodeipam"))
+		if err != nil {
+			return err
+		}
+		runners["nodeipam"] = c.Run
+	}
+	if enabled("disruption") {
+		c := disruption.New(client, disruption.Informers{
+			PDBs: f.Policy().V1().PodDisruptionBudgets(), Pods: f.Core().V1().Pods(), RCs: f.Core().V1().ReplicationControllers(),
+			ReplicaSets: f.Apps().V1().ReplicaSets(), Deployments: f.Apps().V1().Deployments(), StatefulSets: f.Apps().V1().StatefulSets(),
+		}, recorder("disruption-controller"), log.With("controller", "disruption"))
+		runners["disruption"] = func(ctx context.Context) error { return c.Run(ctx, 2) }
 	}
 	f.Start(ctx.Done())
 	defer f.Shutdown()

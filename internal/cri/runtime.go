@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"strings"
 
@@ -31,7 +32,8 @@ func (s *runtimeService) Status(ctx context.Context, req *runtimeapi.StatusReque
 		Features:        &runtimeapi.RuntimeFeatures{},
 	}
 	if req.Verbose {
-		resp.Info = map[string]string{"podNetwork": `{"bridge":"` + pn.Bridge + `","cidr":"` + pn.CIDR + `"}`}
+		info, _ := json.Marshal(map[string]string{"bridge": pn.Bridge, "cidr": pn.CIDR, "gateway": pn.Gateway})
+		resp.Info = map[string]string{"podNetwork": string(info)}
 	}
 	return resp, nil
 }

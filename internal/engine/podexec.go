@@ -43,6 +43,7 @@ func (e *Engine) ExecSync(ctx context.Context, ref string, cmd []string, timeout
 	if err != nil {
 		return res, err
 	}
+	spec.KillOnHangup = true // past the timeout, the command goes too
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)

@@ -30,6 +30,9 @@ func (k *Kubelet) env(ctx context.Context, pod *corev1.Pod, c *corev1.Container,
 		}
 		vals[name] = value
 	}
+	for _, e := range k.serviceEnv(pod) {
+		set(e.Name, e.Value)
+	}
 	for _, ef := range c.EnvFrom {
 		var data map[string]string
 		switch {

@@ -68,7 +68,7 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 		k.backoff.next(key)
 		msg := fmt.Sprintf("Failed to pull image %q: %v", c.Image, err)
 		k.event(pod, corev1.EventTypeWarning, "Failed", msg)
-		return "", &waitingError{reason: reasonErrImagePull, err: errors.New(msg)}
+		return "", &waitingError{reason: reasonErrImagePull, err: errors.New(msg), retry: k.backoff.delay(key)}
 	}
 	k.event(pod, corev1.EventTypeNormal, "Pulled", fmt.Sprintf("Successfully pulled image %q in %s", c.Image, time.Since(start).Round(time.Millisecond)))
 	return resp.ImageRef, nil

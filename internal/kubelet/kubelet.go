@@ -18,6 +18,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -58,9 +59,10 @@ type Kubelet struct {
 	volumes *volume.Set
 	conns   []interface{ Close() error }
 
-	pods    *podSource
-	backoff *backoff
-	probes  *prober
+	pods     *podSource
+	services cache.SharedIndexInformer
+	backoff  *backoff
+	probes   *prober
 
 	recorder record.EventRecorder
 
@@ -134,6 +136,8 @@ func (k *Kubelet) Run(ctx context.Context) error {
 		return err
 	}
 	k.startEvents(ctx)
+	k.services = k.newServiceInformer()
+	go k.services.Run(ctx.Done())
 	k.pods = newPodSource(k)
 	k.probes = newProber(k)
 	var wg sync.WaitGroup

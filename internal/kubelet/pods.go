@@ -2,6 +2,7 @@ package kubelet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -99,7 +100,7 @@ func (s *podSource) lastKnown(uid types.UID) *corev1.Pod {
 func (s *podSource) run(ctx context.Context) error {
 	defer s.queue.ShutDown()
 	go s.informer.Run(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), s.informer.HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), s.informer.HasSynced, s.k.services.HasSynced) {
 		return nil
 	}
 	// Only now may pods missing from the cache be treated as deleted: before the first list a
@@ -128,9 +129,14 @@ func (s *podSource) work(ctx context.Context) bool {
 	start := time.Now()
 	after, err := s.k.syncPod(ctx, uid)
 	s.k.log.Debug("pod synced", "uid", uid, "took", time.Since(start), "requeue", after)
+	var we *waitingError
 	switch {
 	case err != nil && ctx.Err() == nil:
-		s.k.log.Error("syncing pod", "uid", uid, "err", err)
+		if errors.As(err, &we) {
+			s.k.log.Info("pod waiting", "uid", uid, "reason", we.reason, "err", err)
+		} else {
+			s.k.log.Error("syncing pod", "uid", uid, "err", err)
+		}
 		s.queue.AddRateLimited(uid)
 	default:
 		s.queue.Forget(uid)

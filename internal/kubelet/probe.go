@@ -198,5 +198,8 @@ func (p *prober) run(ctx context.Context, pod *corev1.Pod, c *corev1.Container, 
 		if !had || old != val {
 			p.k.pods.queue.Add(pod.UID)
 		}
+		if !val && kind != readiness {
+			return // the container is killed; its successor gets a worker of its own
+		}
 	}
 }

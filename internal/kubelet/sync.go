@@ -60,7 +60,7 @@ func (k *Kubelet) syncPod(ctx context.Context, uid types.UID) (time.Duration, er
 		return 0, err
 	}
 	var we *waitingError
-	if startErr != nil && !errors.As(startErr, &we) {
+	if startErr != nil && (!errors.As(startErr, &we) || res.after == 0) {
 		return 0, startErr // retried with the rate limiter's back-off
 	}
 	return res.after, nil
@@ -187,6 +187,7 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1
 		}
 		return err
 	}
+	start := time.Now()
 	image, err := k.ensureImage(ctx, pod, c)
 	if err != nil {
 		return fail(err)
@@ -213,7 +214,7 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1
 		k.event(pod, corev1.EventTypeWarning, "Failed", "Error: "+err.Error())
 		return fail(&waitingError{reason: reasonRunError, err: err})
 	}
-	k.log.Info("container started", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "id", created.ContainerId, "attempt", attempt)
+	k.log.Info("container started", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "id", created.ContainerId, "attempt", attempt, "took", time.Since(start))
 	k.event(pod, corev1.EventTypeNormal, "Started", "Started container "+c.Name)
 	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
 		if err := k.runHandler(ctx, pod, c, created.ContainerId, podIP, c.Lifecycle.PostStart, time.Duration(gracePeriod(pod))*time.Second); err != nil {
@@ -242,6 +243,7 @@ func (k *Kubelet) runSandbox(ctx context.Context, pod *corev1.Pod, st *podState)
 		return err
 	}
 	cfg := k.sandboxConfig(pod, attempt)
+	start := time.Now()
 	resp, err := k.runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
 	if err != nil {
 		return fmt.Errorf("run pod sandbox: %w", err)
@@ -252,7 +254,7 @@ func (k *Kubelet) runSandbox(ctx context.Context, pod *corev1.Pod, st *podState)
 	}
 	st.sandbox = s.Status
 	st.sandboxes = append([]*runtimeapi.PodSandbox{{Id: resp.PodSandboxId, Metadata: cfg.Metadata, State: s.Status.State, CreatedAt: s.Status.CreatedAt}}, st.sandboxes...)
-	k.log.Info("pod sandbox started", "pod", pod.Namespace+"/"+pod.Name, "sandbox", resp.PodSandboxId, "ip", sandboxIP(s.Status))
+	k.log.Info("pod sandbox started", "pod", pod.Namespace+"/"+pod.Name, "sandbox", resp.PodSandboxId, "ip", sandboxIP(s.Status), "took", time.Since(start))
 	return nil
 }
 

@@ -102,7 +102,7 @@ func New(client kubernetes.Interface, o Options) (*Scheduler, error) {
 		return nil, fmt.Errorf("scheduler: %w", err)
 	}
 	if o.Informers == nil {
-		o.Informers = informers.NewSharedInformerFactory(client, 0)
+		o.Informers = informers.NewSharedInformerFactory(ListThenWatch{client}, 0)
 	}
 	s := &Scheduler{
 		client: client, log: o.Log, name: o.Name, factory: o.Informers,
@@ -171,6 +171,15 @@ func (s *Scheduler) flushLoop(ctx context.Context) {
 		}
 	}
 }
+
+// ListThenWatch wraps a client so that informers made from it list and then watch,
+// instead of asking for a watch-list stream (sendInitialEvents): client-go asks for
+// one by default, and waits forever for its closing bookmark from an API server that
+// does not send it (Berth's, for now).
+type ListThenWatch struct{ kubernetes.Interface }
+
+// IsWatchListSemanticsUnSupported tells client-go's reflector to list, then watch.
+func (ListThenWatch) IsWatchListSemanticsUnSupported() bool { return true }
 
 // ClientConfig returns a copy of cfg tuned for the scheduler: protobuf on the wire
 // and client-side rate limits high enough for thousands of bindings per second.

@@ -300,17 +300,6 @@ func (ce *criEngine) podIP(t *testing.T, podID string) string {
 	return st.Status.Network.IP
 }
 
-// freeTCPPort is a host port nothing listens on now.
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // runIn runs crictl with stdin.
 func (ce *criEngine) runIn(t *testing.T, stdin string, args ...string) crictlResult {
 	t.Helper()

@@ -40,7 +40,7 @@ func TestCRIStreamsAndHostNetwork(t *testing.T) {
 	t.Run("port-forward reaches the pod's loopback", func(t *testing.T) {
 		pod, _ := ce.runPod(t, "pf", 0, "httpd", "sh", "-c",
 			"mkdir -p /srv; echo forwarded page > /srv/index.html; exec httpd -f -p 127.0.0.1:8080 -h /srv")
-		local := freeTCPPort(t)
+		local := freePort(t)
 		cmd := exec.Command(ce.crictl, "--config", ce.config, "port-forward", pod, fmt.Sprintf("%d:8080", local))
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
@@ -63,6 +63,45 @@ func TestCRIStreamsAndHostNetwork(t *testing.T) {
 		ce.ok(t, "update", "--memory", strconv.Itoa(64<<20), ctr)
 		if after := limit(); after != strconv.Itoa(64<<20) {
 			t.Fatalf("memory limit after crictl update --memory 64Mi: %q (before: %q)", after, before)
+		}
+	})
+
+	t.Run("exec -s gives up at its timeout", func(t *testing.T) {
+		_, ctr := ce.runPod(t, "slow", 0, "sleeper", "sleep", "3600")
+		t0 := time.Now()
+		r := ce.run(t.Context(), "exec", "-s", "--timeout", "1", ctr, "sleep", "30")
+		if r.Code == 0 || time.Since(t0) > 15*time.Second || !strings.Contains(r.Stderr, "DeadlineExceeded") {
+			t.Fatalf("exec -s --timeout 1 of sleep 30 (after %s): %s", time.Since(t0), r)
+		}
+		eventually(t, 10*time.Second, "the timed-out command is killed", func() (bool, string) {
+			out := ce.ok(t, "exec", "-s", ctr, "ps", "-o", "args")
+			return !strings.Contains(out, "sleep 30"), out
+		})
+	})
+
+	t.Run("pull with the request's credentials", func(t *testing.T) {
+		reg := newTestRegistry(t, ce.engine)
+		src := uniq("cripull") + ":1.0"
+		ce.engine.newImage(t, src)
+		ref := reg.addr + "/" + src
+		ce.engine.ok(t, "tag", src, ref)
+		reg.login(t, ce.engine)
+		ce.engine.ok(t, "push", ref)
+		ce.engine.ok(t, "rmi", ref)
+		if r := ce.run(t.Context(), "pull", ref); r.Code == 0 {
+			t.Fatalf("a pull without credentials from a registry that wants them succeeded: %s", r)
+		}
+		ce.ok(t, "pull", "--creds", reg.user+":"+reg.pass, ref)
+		repo, _, _ := strings.Cut(ref, ":1.0")
+		if out := ce.ok(t, "images", "--digests"); !strings.Contains(out, repo) {
+			t.Fatalf("crictl images after the pull:\n%s", out)
+		}
+		if out := ce.ok(t, "inspecti", "-o", "json", ref); !strings.Contains(out, repo+"@sha256:") {
+			t.Fatalf("the pulled image has no repo digest:\n%s", out)
+		}
+		ce.ok(t, "rmi", ref)
+		if out := ce.ok(t, "images", "-q", ref); out != "" {
+			t.Fatalf("crictl rmi left the image: %q", out)
 		}
 	})
 

@@ -19,7 +19,7 @@ import (
 func TestCRIPods(t *testing.T) {
 	ce := newCRIEngine(t)
 	_, podNet, _ := net.ParseCIDR(criPodCIDR)
-	hostPort := freeTCPPort(t)
+	hostPort := freePort(t)
 	// The web pod serves a page naming itself; its first lines go to stdout and stderr.
 	webPod, web := ce.runPod(t, "web", hostPort, "httpd", "/bin/sh", "-c",
 		"echo hello from $(hostname); echo to stderr >&2; mkdir -p /srv; echo served by web > /srv/index.html; exec httpd -f -p 80 -h /srv")

@@ -80,10 +80,10 @@ func (q *Queue[K]) next(ctx context.Context) bool {
 		q.q.Forget(key)
 	case ctx.Err() != nil:
 	case q.q.NumRequeues(key) < maxRetries:
-		q.log.Info("sync failed, will retry", "controller", q.name, "key", key, "err", err)
+		q.log.Info("sync failed, will retry", "queue", q.name, "key", key, "err", err)
 		q.q.AddRateLimited(key)
 	default:
-		q.log.Error("sync failed too often, dropping the key until it changes", "controller", q.name, "key", key, "err", err)
+		q.log.Error("sync failed too often, dropping the key until it changes", "queue", q.name, "key", key, "err", err)
 		q.q.Forget(key)
 	}
 	return true

@@ -58,6 +58,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		manageErr = c.manage(ctx, key, rs, owned, all)
 	}
 	updated, err := c.updateStatus(ctx, rs, c.status(rs, owned, manageErr))
+	if apierrors.IsNotFound(err) {
+		return nil // deleted meanwhile
+	}
 	if err != nil {
 		return err
 	}

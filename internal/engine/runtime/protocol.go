@@ -64,6 +64,9 @@ type ExecSpec struct {
 	Stdin  bool     `json:"stdin"`
 	Width  uint16   `json:"w,omitempty"`
 	Height uint16   `json:"h,omitempty"`
+	// KillOnHangup kills the process when the engine hangs up before it has exited
+	// (a CRI ExecSync past its timeout); only without stdin.
+	KillOnHangup bool `json:"killOnHangup,omitempty"`
 }
 
 // Resources are the cgroup limits of a running container that can change; a zero

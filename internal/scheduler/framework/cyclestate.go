@@ -10,6 +10,9 @@ type CycleState struct {
 	data       map[StateKey]any
 	skipFilter map[string]bool // plugins whose PreFilter said Skip
 	skipScore  map[string]bool // plugins whose PreScore said Skip
+	// filters are the Filter plugins to run for this pod (nil: all of them), fixed
+	// once PreFilter has run so the per-node loop looks nothing up.
+	filters []FilterPlugin
 }
 
 // NewCycleState returns an empty CycleState.

@@ -87,16 +87,23 @@ func (f *Framework) RunPreFilter(ctx context.Context, state *CycleState, pod *co
 			return s.withPlugin(p.Name())
 		}
 	}
+	state.filters = make([]FilterPlugin, 0, len(f.filter))
+	for _, p := range f.filter {
+		if !state.skipFilter[p.Name()] {
+			state.filters = append(state.filters, p)
+		}
+	}
 	return nil
 }
 
 // RunFilter runs the Filter plugins on one node and returns the first rejection,
 // carrying the plugin's name.
 func (f *Framework) RunFilter(ctx context.Context, state *CycleState, pod *corev1.Pod, node *NodeInfo) *Status {
-	for _, p := range f.filter {
-		if state.skipFilter[p.Name()] {
-			continue
-		}
+	filters := state.filters
+	if filters == nil {
+		filters = f.filter
+	}
+	for _, p := range filters {
 		if s := p.Filter(ctx, state, pod, node); !s.IsSuccess() {
 			return s.withPlugin(p.Name())
 		}

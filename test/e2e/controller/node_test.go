@@ -84,14 +84,24 @@ func (n *node) serve(t *testing.T, ns string) {
 	sem := make(chan struct{}, 16)
 	handle := func(obj any) {
 		p, ok := obj.(*corev1.Pod)
-		if !ok || p.DeletionTimestamp != nil {
+		if !ok {
 			return
 		}
 		switch {
+		case p.DeletionTimestamp != nil && p.Spec.NodeName == n.name:
+			go func() { // a graceful deletion: the containers are gone at once
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				n.cs.CoreV1().Pods(ns).Delete(context.Background(), p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+			}()
+		case p.DeletionTimestamp != nil:
 		case p.Spec.NodeName == "":
 			go func() {
 				sem <- struct{}{}
 				defer func() { <-sem }()
+				if me, err := n.cs.CoreV1().Nodes().Get(context.Background(), n.name, metav1.GetOptions{}); err != nil || me.Spec.Unschedulable {
+					return // cordoned: another node (or none) takes the pod
+				}
 				n.cs.CoreV1().Pods(ns).Bind(context.Background(), &corev1.Binding{
 					ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: ns},
 					Target:     corev1.ObjectReference{Kind: "Node", Name: n.name},
@@ -112,6 +122,28 @@ func (n *node) serve(t *testing.T, ns string) {
 	stop := make(chan struct{})
 	f.Start(stop)
 	t.Cleanup(func() { close(stop); f.Shutdown() })
+}
+
+// postReady reports the node Ready again, as a kubelet back in touch would.
+func (n *node) postReady(t *testing.T) {
+	t.Helper()
+	node, err := n.cs.CoreV1().Nodes().Get(context.Background(), n.name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := metav1.Now()
+	for i := range node.Status.Conditions {
+		c := &node.Status.Conditions[i]
+		c.LastHeartbeatTime = now
+		if c.Type == corev1.NodeReady {
+			c.Status, c.Reason, c.Message, c.LastTransitionTime = corev1.ConditionTrue, "KubeletReady", "kubelet is posting ready status", now
+		} else {
+			c.Status, c.Reason, c.Message = corev1.ConditionFalse, "KubeletHasSufficientResources", ""
+		}
+	}
+	if _, err := n.cs.CoreV1().Nodes().UpdateStatus(context.Background(), node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // setRunning reports p running with every container ready, as a kubelet would.

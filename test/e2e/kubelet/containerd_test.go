@@ -3,6 +3,7 @@ package kubelet
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -119,16 +120,25 @@ func (c *containerd) runtimeClient() (runtimeapi.RuntimeServiceClient, *grpc.Cli
 // containerd, kills the shims it left, unmounts what is left under its directories and deletes
 // the test bridge.
 func (c *containerd) stop() {
+	var netns []string
 	if rt, conn, err := c.runtimeClient(); err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		if sbs, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
 			for _, sb := range sbs.Items {
+				netns = append(netns, sandboxNetNS(ctx, rt, sb.Id)...)
 				rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id})
 				rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.Id})
 			}
 		}
 		cancel()
 		conn.Close()
+	}
+	// Whatever CRI could not remove: kill the tasks, so no container process outlives the test.
+	if out, err := c.ctr("tasks", "ls", "-q"); err == nil {
+		for _, id := range strings.Fields(out) {
+			c.ctr("tasks", "kill", "-a", "-s", "SIGKILL", id)
+			c.ctr("tasks", "rm", "-f", id)
+		}
 	}
 	if c.cmd != nil && c.cmd.Process != nil {
 		c.cmd.Process.Signal(syscall.SIGTERM)
@@ -154,7 +164,39 @@ func (c *containerd) stop() {
 	for _, m := range mountsUnder(c.dir) {
 		unix.Unmount(m, unix.MNT_DETACH)
 	}
+	for _, ns := range netns {
+		if _, err := os.Stat(ns); err == nil {
+			unix.Unmount(ns, unix.MNT_DETACH)
+			os.Remove(ns)
+		}
+	}
 	exec.Command("ip", "link", "del", bridgeName).Run()
+}
+
+// sandboxNetNS reads the network namespace path of a sandbox from containerd's verbose status
+// (the OCI spec it ran the sandbox with).
+func sandboxNetNS(ctx context.Context, rt runtimeapi.RuntimeServiceClient, id string) []string {
+	st, err := rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: id, Verbose: true})
+	if err != nil {
+		return nil
+	}
+	var info struct {
+		RuntimeSpec struct {
+			Linux struct {
+				Namespaces []struct{ Type, Path string }
+			}
+		}
+	}
+	if json.Unmarshal([]byte(st.Info["info"]), &info) != nil {
+		return nil
+	}
+	var out []string
+	for _, n := range info.RuntimeSpec.Linux.Namespaces {
+		if n.Type == "network" && strings.HasPrefix(n.Path, "/var/run/netns/") {
+			out = append(out, n.Path)
+		}
+	}
+	return out
 }
 
 // mountsUnder lists mount points below dir, deepest first.

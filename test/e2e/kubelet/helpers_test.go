@@ -25,9 +25,9 @@ func namespace(t *testing.T) string {
 		defer cancel()
 		zero := int64(1)
 		cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
-		for ctx.Err() == nil { // the kubelet stops the pods and removes the objects
+		for ctx.Err() == nil { // the kubelet stops the pods, removes the objects and the sandboxes
 			l, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-			if err != nil || len(l.Items) == 0 {
+			if err == nil && len(l.Items) == 0 && sandboxesIn(ctx, ns) == 0 {
 				break
 			}
 			time.Sleep(100 * time.Millisecond) // polling for the kubelet to finish
@@ -171,4 +171,19 @@ func criContainers(t *testing.T, uid string) []*runtimeapi.Container {
 		t.Fatal(err)
 	}
 	return r.Containers
+}
+
+// sandboxesIn counts the runtime's sandboxes of pods in the namespace.
+func sandboxesIn(ctx context.Context, ns string) int {
+	rt, conn, err := ctrd.runtimeClient()
+	if err != nil {
+		return 0
+	}
+	defer conn.Close()
+	r, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
+		LabelSelector: map[string]string{"io.kubernetes.pod.namespace": ns}}})
+	if err != nil {
+		return 0
+	}
+	return len(r.Items)
 }

@@ -190,3 +190,44 @@ func TestRestartedKubeletAdoptsRunningPods(t *testing.T) {
 		t.Errorf("the runtime has %d containers for the pod, want 1", n)
 	}
 }
+
+func TestImagePullFailuresAreReported(t *testing.T) {
+	need(t)
+	ns := namespace(t)
+	never := busybox("main", "true")
+	never.Image, never.ImagePullPolicy = "berth.test/absent:1", corev1.PullNever
+	create(t, newPod(ns, "never", never))
+	waitPod(t, ns, "never", 30*time.Second, "ErrImageNeverPull", func(p *corev1.Pod) bool {
+		c := p.Status.ContainerStatuses
+		return len(c) == 1 && c[0].State.Waiting != nil && c[0].State.Waiting.Reason == "ErrImageNeverPull"
+	})
+	// Nothing listens on 127.0.0.1:1: the pull fails at once, then backs off. The first
+	// status may last only until the next sync, so a watch sees it where polling might not.
+	bad := busybox("main", "true")
+	bad.Image = "127.0.0.1:1/absent:1"
+	w, err := cs.CoreV1().Pods(ns).Watch(t.Context(), metav1.ListOptions{FieldSelector: "metadata.name=bad"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	create(t, newPod(ns, "bad", bad))
+	seen := map[string]bool{}
+	timeout := time.After(40 * time.Second)
+	for !seen["ErrImagePull"] || !seen["ImagePullBackOff"] {
+		select {
+		case ev := <-w.ResultChan():
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok {
+				t.Fatalf("watch: %v", ev.Object)
+			}
+			if c := p.Status.ContainerStatuses; len(c) == 1 && c[0].State.Waiting != nil {
+				seen[c[0].State.Waiting.Reason] = true
+			}
+			if p.Status.Phase != corev1.PodPending && p.Status.Phase != "" {
+				t.Errorf("phase %s", p.Status.Phase)
+			}
+		case <-timeout:
+			t.Fatalf("waiting reasons seen: %v; want ErrImagePull then ImagePullBackOff", seen)
+		}
+	}
+}

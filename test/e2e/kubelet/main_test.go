@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -54,11 +55,17 @@ func run(m *testing.M) int {
 		return m.Run()
 	}
 	testDir = dir
-	if os.Getenv("TKL_KEEP") == "" {
-		defer os.RemoveAll(dir)
-	} else {
-		fmt.Fprintln(os.Stderr, "keeping", dir)
-	}
+	defer func() {
+		// Memory-backed emptyDirs of pods the kubelet had no time to remove.
+		for _, m := range mountsUnder(dir) {
+			unix.Unmount(m, unix.MNT_DETACH)
+		}
+		if os.Getenv("TKL_KEEP") == "" {
+			os.RemoveAll(dir)
+		} else {
+			fmt.Fprintln(os.Stderr, "keeping", dir)
+		}
+	}()
 	stopServer, err := startServer(dir)
 	if err != nil {
 		setupErr = err

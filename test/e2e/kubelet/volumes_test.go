@@ -25,6 +25,12 @@ func TestEnvironmentAndVolumesReachTheContainer(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := cs.CoreV1().Services(ns).Create(t.Context(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "my-db"},
+		Spec:       corev1.ServiceSpec{ClusterIP: "10.43.7.7", Ports: []corev1.ServicePort{{Name: "pg", Port: 5432}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	yes, mode := true, int32(0o400)
 	c := busybox("main", `echo "$0" > /tmp/arg0; exec sleep 3600`)
 	c.WorkingDir = "/tmp"
@@ -88,6 +94,8 @@ func TestEnvironmentAndVolumesReachTheContainer(t *testing.T) {
 		"GREETING": "hello", "MESSAGE": "hello world, $(UNDEFINED) stays, $(ESCAPED)",
 		"POD_NAME": "envvol", "POD_NS": ns, "POD_IP": p.Status.PodIP, "NODE": nodeName, "APP": "envvol",
 		"MEM_LIMIT": "64", "COLOR": "blue", "PASSWORD": "s3cret", "CM_color": "blue", "CM_size": "large",
+		"MY_DB_SERVICE_HOST": "10.43.7.7", "MY_DB_SERVICE_PORT": "5432", "MY_DB_SERVICE_PORT_PG": "5432",
+		"MY_DB_PORT": "tcp://10.43.7.7:5432", "MY_DB_PORT_5432_TCP_ADDR": "10.43.7.7",
 	}
 	for k, v := range want {
 		if env[k] != v {

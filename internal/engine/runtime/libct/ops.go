@@ -161,6 +161,12 @@ func execProcess(ctr *libcontainer.Container, c net.Conn, in io.Reader, spec *ru
 	} else if stdinW != nil {
 		go func() { io.Copy(stdinW, in); stdinW.Close() }()
 	}
+	if spec.KillOnHangup && !spec.Stdin {
+		go func() {
+			io.Copy(io.Discard, in) // the engine sends nothing: this ends when it hangs up
+			p.Signal(unix.SIGKILL)
+		}()
+	}
 	st, err := p.Wait()
 	ex := runtime.Exit{}
 	if st != nil {
