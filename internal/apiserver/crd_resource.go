@@ -267,6 +267,14 @@ func (c *customResource) encode(obj runtime.Object) ([]byte, error) {
 	return u.MarshalJSON()
 }
 
+// defaultOnRead applies the schema's defaults to a stored object, as upstream does when
+// it reads one: defaults added to a CRD show on the objects stored before.
+func (c *customResource) defaultOnRead(obj runtime.Object) {
+	if u, ok := obj.(*unstructured.Unstructured); ok && c.structural != nil {
+		applyDefaults(u.Object, c.structural)
+	}
+}
+
 // applyDefaults fills in the schema's defaults where a field is missing (or a
 // non-nullable null), deepest last, as upstream's defaulting does.
 func applyDefaults(x any, s *structuralschema.Structural) {

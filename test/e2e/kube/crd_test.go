@@ -152,8 +152,11 @@ func TestCRDWithKubectl(t *testing.T) {
 	}
 	mustContain(t, "category all", kubectl(t, "-n", ns, "get", "all"), "crontab."+group+"/nightly")
 
-	// A changed CRD is served as changed: a new short name works once the server has it.
-	kubectlStdin(t, strings.Replace(crdYAML(group, "Namespaced"), "shortNames: [", "shortNames: [x"+short+", ", 1), "apply", "-f", "-")
+	// A changed CRD is served as changed: a new short name works once the server has it,
+	// and a new default shows on objects stored before.
+	changed := strings.Replace(crdYAML(group, "Namespaced"), "shortNames: [", "shortNames: [x"+short+", ", 1)
+	changed = strings.Replace(changed, "image: {type: string}", "image: {type: string, default: latest}", 1)
+	kubectlStdin(t, changed, "apply", "-f", "-")
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if out, err := kubectlRun(t, nil, "-n", ns, "get", "x"+short, "nightly", "-o", "name"); err == nil {
 			mustContain(t, "new short name", out, "nightly")
@@ -162,6 +165,9 @@ func TestCRDWithKubectl(t *testing.T) {
 			t.Fatalf("the CRD's new short name is not served: %s", out)
 		}
 		time.Sleep(100 * time.Millisecond) // polling until the server follows the CRD's change
+	}
+	if got := kubectl(t, "-n", ns, "get", short, "unk", "-o", "jsonpath={.spec.image}"); got != "latest" {
+		t.Fatalf("a default added to the CRD, on an object stored before: %q", got)
 	}
 
 	kubectl(t, "delete", "crd", "crontabs."+group)
