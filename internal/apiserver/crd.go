@@ -57,7 +57,7 @@ func (s *Server) watchCRDs() {
 		if err != nil {
 			s.log.Error("custom resource definitions: list", "err", err)
 		}
-		go s.followCRDs(res, rev)
+		go s.followCRDs(res, rev) // rev 0 after an error: it lists again first
 	})
 }
 
@@ -91,36 +91,42 @@ func (s *Server) syncCRDs(ctx context.Context, res *resource) (int64, error) {
 	return lr.Revision, nil
 }
 
+// followCRDs serves the CRDs' changes after revision rev; 0: after listing them again.
 func (s *Server) followCRDs(res *resource, rev int64) {
 	for s.ctx.Err() == nil {
-		events, done, err := s.cacher(res).WatchWithOptions(s.ctx, res.storagePrefix(), rev, storage.WatchOptions{})
+		var err error
+		if rev == 0 {
+			rev, err = s.syncCRDs(s.ctx, res)
+		}
 		if err == nil {
-			for ev := range events {
-				rev = ev.KV.ModRevision
-				obj, err := s.decodeFromStorage(res, ev.KV)
-				if err != nil {
-					continue
+			var events <-chan storage.Event
+			var done func() error
+			if events, done, err = s.cacher(res).WatchWithOptions(s.ctx, res.storagePrefix(), rev, storage.WatchOptions{}); err == nil {
+				for ev := range events {
+					rev = ev.KV.ModRevision
+					obj, err := s.decodeFromStorage(res, ev.KV)
+					if err != nil {
+						continue
+					}
+					crd := obj.(*apiextensionsv1.CustomResourceDefinition)
+					if ev.Type == storage.Deleted {
+						s.unserveCRD(crd.Name)
+					} else {
+						s.crdChanged(crd)
+					}
 				}
-				crd := obj.(*apiextensionsv1.CustomResourceDefinition)
-				if ev.Type == storage.Deleted {
-					s.unserveCRD(crd.Name)
-				} else {
-					s.crdChanged(crd)
-				}
+				err = done()
 			}
-			err = done()
 		}
 		if s.ctx.Err() != nil {
 			return
 		}
-		s.log.Warn("custom resource definitions: watch ended, relisting", "err", err)
+		s.log.Warn("custom resource definitions: watch ended, listing again", "err", err)
+		rev = 0
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-time.After(time.Second):
-		}
-		if rev, err = s.syncCRDs(s.ctx, res); err != nil {
-			s.log.Error("custom resource definitions: list", "err", err)
 		}
 	}
 }

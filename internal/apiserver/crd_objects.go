@@ -38,3 +38,13 @@ func withCustomStatus(obj *unstructured.Unstructured, from runtime.Object) runti
 	}
 	return obj
 }
+
+// servedAs labels a custom resource with the version it is served in: the versions of
+// a CRD share their stored objects (and the watch's decoded events), differing only in
+// apiVersion. obj must be the caller's to change.
+func servedAs(res *resource, obj runtime.Object) runtime.Object {
+	if u, ok := obj.(*unstructured.Unstructured); ok && res.custom != nil {
+		u.SetGroupVersionKind(res.gvk())
+	}
+	return obj
+}

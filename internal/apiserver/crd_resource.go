@@ -3,12 +3,16 @@ package apiserver
 import (
 	"fmt"
 	"net/http"
+	"reflect"
+	"sort"
 	"strings"
+	"sync"
 
 	apiextensions "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -191,10 +195,13 @@ func (c *customResource) admit(r *http.Request, gvk schema.GroupVersionKind, obj
 		return obj, nil
 	}
 	u.SetGroupVersionKind(gvk) // the versions share one schema: conversion is a relabel
-	if c.structural == nil {
-		return u, nil
+	unknown, err := normalizeMetadata(u)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, gvk.Kind, err))
 	}
-	unknown := pruning.PruneWithOptions(u.Object, c.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true})
+	if c.structural != nil {
+		unknown = append(unknown, pruning.PruneWithOptions(u.Object, c.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true})...)
+	}
 	if len(unknown) > 0 {
 		var errs []error
 		for _, p := range unknown {
@@ -204,8 +211,47 @@ func (c *customResource) admit(r *http.Request, gvk schema.GroupVersionKind, obj
 			return nil, err
 		}
 	}
-	applyDefaults(u.Object, c.structural)
+	if c.structural != nil {
+		applyDefaults(u.Object, c.structural)
+	}
 	return u, nil
+}
+
+// objectMetaFields are the JSON names of ObjectMeta's fields.
+var objectMetaFields = sync.OnceValue(func() map[string]bool {
+	out := map[string]bool{}
+	t := reflect.TypeOf(metav1.ObjectMeta{})
+	for i := 0; i < t.NumField(); i++ {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" {
+			out[name] = true
+		}
+	}
+	return out
+})
+
+// normalizeMetadata makes a custom resource's metadata an ObjectMeta (the schema does
+// not cover it): fields ObjectMeta lacks are dropped and reported, values of the wrong
+// type are an error.
+func normalizeMetadata(u *unstructured.Unstructured) (unknown []string, err error) {
+	m, ok := u.Object["metadata"].(map[string]any)
+	if !ok {
+		if _, found := u.Object["metadata"]; found {
+			return nil, fmt.Errorf("metadata must be an object")
+		}
+		return nil, nil
+	}
+	for k := range m {
+		if !objectMetaFields()[k] {
+			unknown = append(unknown, "metadata."+k)
+			delete(m, k)
+		}
+	}
+	sort.Strings(unknown)
+	var om metav1.ObjectMeta
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, &om); err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	return unknown, nil
 }
 
 // encode is how a custom resource is stored: as JSON of the storage version.
@@ -219,6 +265,14 @@ func (c *customResource) encode(obj runtime.Object) ([]byte, error) {
 	gvk.Version = c.storageVersion
 	u.SetGroupVersionKind(gvk)
 	return u.MarshalJSON()
+}
+
+// defaultOnRead applies the schema's defaults to a stored object, as upstream does when
+// it reads one: defaults added to a CRD show on the objects stored before.
+func (c *customResource) defaultOnRead(obj runtime.Object) {
+	if u, ok := obj.(*unstructured.Unstructured); ok && c.structural != nil {
+		applyDefaults(u.Object, c.structural)
+	}
 }
 
 // applyDefaults fills in the schema's defaults where a field is missing (or a

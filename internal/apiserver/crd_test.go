@@ -111,7 +111,9 @@ func TestCustomResourceAdmission(t *testing.T) {
 	}{{"Strict", true, 0}, {"Warn", false, 1}, {"Ignore", false, 0}} {
 		w := httptest.NewRecorder()
 		r := withWarnings(w, httptest.NewRequest(http.MethodPost, "/?fieldValidation="+tt.mode, nil))
-		obj, err := v1.custom.admit(r, v1.gvk(), widget(map[string]any{"color": "red", "bogus": int64(1), "free": map[string]any{"x": "y"}}))
+		in := widget(map[string]any{"color": "red", "bogus": int64(1), "free": map[string]any{"x": "y"}})
+		in.Object["metadata"].(map[string]any)["nonsense"] = "z"
+		obj, err := v1.custom.admit(r, v1.gvk(), in)
 		if tt.wantErr {
 			if !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), `unknown field "spec.bogus"`) {
 				t.Fatalf("%s: %v", tt.mode, err)
@@ -121,16 +123,29 @@ func TestCustomResourceAdmission(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tt.mode, err)
 		}
-		if got := w.Header().Values("Warning"); len(got) != tt.warnings || (tt.warnings > 0 && got[0] != `299 - "unknown field \"spec.bogus\""`) {
+		if got := w.Header().Values("Warning"); len(got) != 2*tt.warnings || (tt.warnings > 0 && (got[0] != `299 - "unknown field \"metadata.nonsense\""` || got[1] != `299 - "unknown field \"spec.bogus\""`)) {
 			t.Errorf("%s: warnings %q", tt.mode, got)
 		}
 		spec := obj.(*unstructured.Unstructured).Object["spec"].(map[string]any)
+		if _, kept := obj.(*unstructured.Unstructured).Object["metadata"].(map[string]any)["nonsense"]; kept {
+			t.Errorf("%s: the unknown metadata field was kept", tt.mode)
+		}
 		if _, kept := spec["bogus"]; kept {
 			t.Errorf("%s: the unknown field was kept", tt.mode)
 		}
 		if spec["size"] != int64(3) || spec["free"].(map[string]any)["x"] != "y" {
 			t.Errorf("%s: default or preserved field missing: %v", tt.mode, spec)
 		}
+	}
+}
+
+func TestCustomResourceWithBadMetadata(t *testing.T) {
+	v1 := testWidgets(t)["v1"]
+	in := widget(map[string]any{"color": "red"})
+	in.Object["metadata"].(map[string]any)["labels"] = "not a map"
+	_, err := v1.custom.admit(httptest.NewRequest(http.MethodPost, "/", nil), v1.gvk(), in)
+	if !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), "cannot be handled as a Widget") {
+		t.Fatalf("labels of the wrong type: %v", err)
 	}
 }
 

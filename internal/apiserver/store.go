@@ -43,6 +43,9 @@ func (s *Server) decodeFromStorage(res *resource, kv storage.KV) (runtime.Object
 	}
 	acc.SetResourceVersion(strconv.FormatInt(kv.ModRevision, 10))
 	obj.GetObjectKind().SetGroupVersionKind(gvk)
+	if res.custom != nil {
+		res.custom.defaultOnRead(obj)
+	}
 	return obj, nil
 }
 

@@ -96,12 +96,12 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, req request) erro
 		if memo != nil {
 			raw, err = memo.encoded(format, func(o runtime.Object) ([]byte, error) {
 				var b bytes.Buffer
-				err := objEnc.Encode(o, &b)
+				err := objEnc.Encode(servedAs(req.res, o), &b)
 				return b.Bytes(), err
 			})
 		} else {
 			buf.Reset()
-			err = objEnc.Encode(obj, &buf)
+			err = objEnc.Encode(servedAs(req.res, obj), &buf)
 			raw = buf.Bytes()
 		}
 		if err != nil {

@@ -152,8 +152,11 @@ func TestCRDWithKubectl(t *testing.T) {
 	}
 	mustContain(t, "category all", kubectl(t, "-n", ns, "get", "all"), "crontab."+group+"/nightly")
 
-	// A changed CRD is served as changed: a new short name works once the server has it.
-	kubectlStdin(t, strings.Replace(crdYAML(group, "Namespaced"), "shortNames: [", "shortNames: [x"+short+", ", 1), "apply", "-f", "-")
+	// A changed CRD is served as changed: a new short name works once the server has it,
+	// and a new default shows on objects stored before.
+	changed := strings.Replace(crdYAML(group, "Namespaced"), "shortNames: [", "shortNames: [x"+short+", ", 1)
+	changed = strings.Replace(changed, "image: {type: string}", "image: {type: string, default: latest}", 1)
+	kubectlStdin(t, changed, "apply", "-f", "-")
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if out, err := kubectlRun(t, nil, "-n", ns, "get", "x"+short, "nightly", "-o", "name"); err == nil {
 			mustContain(t, "new short name", out, "nightly")
@@ -162,6 +165,9 @@ func TestCRDWithKubectl(t *testing.T) {
 			t.Fatalf("the CRD's new short name is not served: %s", out)
 		}
 		time.Sleep(100 * time.Millisecond) // polling until the server follows the CRD's change
+	}
+	if got := kubectl(t, "-n", ns, "get", short, "unk", "-o", "jsonpath={.spec.image}"); got != "latest" {
+		t.Fatalf("a default added to the CRD, on an object stored before: %q", got)
 	}
 
 	kubectl(t, "delete", "crd", "crontabs."+group)
@@ -233,6 +239,12 @@ func TestCRDWithDynamicClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Stop()
+	// A watcher of the other version at the same time sees the same objects in its version.
+	wb, err := dc.Resource(schema.GroupVersionResource{Group: group, Version: "v1beta1", Resource: "crontabs"}).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wb.Stop()
 	mk := func(name string, labels map[string]any) *unstructured.Unstructured {
 		return &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": group + "/v1", "kind": "CronTab",
@@ -254,6 +266,14 @@ func TestCRDWithDynamicClient(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no watch event for the create")
+	}
+	select {
+	case ev := <-wb.ResultChan():
+		if u, ok := ev.Object.(*unstructured.Unstructured); ev.Type != watch.Added || !ok || u.GetAPIVersion() != group+"/v1beta1" {
+			t.Fatalf("first v1beta1 watch event: %v %v", ev.Type, ev.Object)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no v1beta1 watch event for the create")
 	}
 	if r, _, _ := unstructured.NestedInt64(a.Object, "spec", "replicas"); r != 1 {
 		t.Fatalf("default replicas: %d", r)

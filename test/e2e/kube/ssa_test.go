@@ -82,7 +82,7 @@ func TestClientSideApplyAndManagers(t *testing.T) {
 	kubectl(t, "-n", ns, "label", "deploy", "api", "tier=back")
 	got := kubectl(t, "-n", ns, "get", "deploy", "api", "--show-managed-fields", "-o",
 		`jsonpath={.spec.replicas} {.metadata.labels.tier} {.metadata.managedFields[*].manager}`)
-	// The deployment controller's status writes add a manager of its own.
+	// (The deployment controller, writing the status, is a manager too.)
 	if !strings.HasPrefix(got, "3 back ") || !strings.Contains(got, " kubectl-client-side-apply") || !strings.Contains(got, " kubectl-label") {
 		t.Fatalf("after client-side apply and label: %q", got)
 	}
