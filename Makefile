@@ -61,6 +61,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseReference -fuzztime 30s ./internal/engine/image
 	$(GO) test -run '^$$' -fuzz FuzzDockerfile -fuzztime 30s ./internal/engine/build
 	$(GO) test -run '^$$' -fuzz FuzzDecodeAndPatch -fuzztime 30s ./internal/apiserver
+	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime 30s ./internal/apiserver
+	$(GO) test -run '^$$' -fuzz FuzzCustomResource -fuzztime 30s ./internal/apiserver
 	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime 20s ./internal/registry
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRoute$$' -fuzztime 20s ./internal/registry
 	$(GO) test -run '^$$' -fuzz '^FuzzParseReference$$' -fuzztime 20s ./internal/registry
