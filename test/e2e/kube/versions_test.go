@@ -137,12 +137,36 @@ func everydayKubectl(t *testing.T, bin string) {
 	}
 	want("apply", kn("get", "cm", "applied", "-o", "jsonpath={.data.k}"), "v3")
 
-	// delete, with each cascade.
+	// delete, with each cascade: orphan leaves the ReplicaSet, foreground waits for it.
 	kn("delete", "pod", "fromfile", "--wait=false")
 	kn("delete", "cm", "applied")
-	kn("delete", "rs", "--all", "--cascade=orphan", "--wait=false")
-	kn("delete", "deploy", "web", "--cascade=foreground", "--wait=false")
-	kn("delete", "svc", "web", "--cascade=background")
+	kn("create", "deployment", "orph", "--image=bb:1.0")
+	kn("create", "deployment", "fg", "--image=bb:1.0")
+	rsOf := func(app string) (string, error) {
+		return run("", nil, append(n, "get", "rs", "-l", "app="+app, "-o", "name")...)
+	}
+	for _, app := range []string{"orph", "fg"} {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if out, _ := rsOf(app); strings.Contains(out, "replicaset") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no ReplicaSet for deployment %s", app)
+			}
+			time.Sleep(100 * time.Millisecond) // polling for the deployment controller
+		}
+	}
+	kn("delete", "deploy", "orph", "--cascade=orphan")
+	if out, _ := rsOf("orph"); !strings.Contains(out, "replicaset") {
+		t.Fatalf("--cascade=orphan took the ReplicaSet too: %q", out)
+	}
+	kn("delete", "deploy", "fg", "--cascade=foreground")
+	if out, _ := rsOf("fg"); strings.Contains(out, "replicaset") {
+		t.Fatalf("--cascade=foreground returned with the ReplicaSet still there: %q", out)
+	}
+	kn("delete", "deploy", "web", "--cascade=background")
+	kn("delete", "svc", "web")
 	if out, _ := run("", nil, append(n, "get", "cm", "applied")...); !strings.Contains(out, "NotFound") && !strings.Contains(out, "not found") {
 		t.Fatalf("deleted configmap still there: %s", out)
 	}
