@@ -38,6 +38,6 @@ func FuzzDecodeAndPatch(f *testing.F) {
 		if err != nil {
 			return
 		}
-		(&Server{}).fromJSON(out, res, sel%2 == 0)
+		(&Server{}).fromJSON(r, out, res)
 	})
 }

@@ -12,8 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-
-	"github.com/berth-project/berth/internal/storage"
 )
 
 // attributes are what an authorization decision is about: a verb on a resource (group,
@@ -75,36 +73,36 @@ func (s *Server) authorize(ctx context.Context, u User, a attributes) (bool, err
 			return true, nil
 		}
 	}
-	crbs := s.reg.get("rbac.authorization.k8s.io", "v1", "clusterrolebindings")
-	list, err := s.cacher(crbs).List(ctx, crbs.storagePrefix(), storage.ListOptions{})
+	ok, err := s.authorizeWith(ctx, u, a, false)
+	if ok || err != nil {
+		return ok, err
+	}
+	return s.authorizeWith(ctx, u, a, true)
+}
+
+func (s *Server) authorizeWith(ctx context.Context, u User, a attributes, fresh bool) (bool, error) {
+	idx, err := s.rbac(ctx, fresh)
 	if err != nil {
 		return false, err
 	}
-	for _, kv := range list.Items {
-		obj, err := s.decodeFromStorage(crbs, kv)
-		if err != nil {
-			continue
+	allows := func(rules []rbacv1.PolicyRule) bool {
+		for _, r := range rules {
+			if ruleAllows(r, a) {
+				return true
+			}
 		}
-		b := obj.(*rbacv1.ClusterRoleBinding)
-		if bound(b.Subjects, u, "") && s.roleAllows(ctx, b.RoleRef, "", a) {
+		return false
+	}
+	for _, b := range idx.crbs {
+		if bound(b.Subjects, u, "") && allows(idx.rules(b.RoleRef, "")) {
 			return true, nil
 		}
 	}
 	if a.namespace == "" {
 		return false, nil
 	}
-	rbs := s.reg.get("rbac.authorization.k8s.io", "v1", "rolebindings")
-	list, err = s.cacher(rbs).List(ctx, rbs.storagePrefix()+a.namespace+"/", storage.ListOptions{})
-	if err != nil {
-		return false, err
-	}
-	for _, kv := range list.Items {
-		obj, err := s.decodeFromStorage(rbs, kv)
-		if err != nil {
-			continue
-		}
-		b := obj.(*rbacv1.RoleBinding)
-		if bound(b.Subjects, u, b.Namespace) && s.roleAllows(ctx, b.RoleRef, b.Namespace, a) {
+	for _, b := range idx.rbs[a.namespace] {
+		if bound(b.Subjects, u, b.Namespace) && allows(idx.rules(b.RoleRef, b.Namespace)) {
 			return true, nil
 		}
 	}
@@ -134,30 +132,6 @@ func bound(subjects []rbacv1.Subject, u User, bindingNS string) bool {
 			if u.Name == "system:serviceaccount:"+ns+":"+sub.Name {
 				return true
 			}
-		}
-	}
-	return false
-}
-
-func (s *Server) roleAllows(ctx context.Context, ref rbacv1.RoleRef, ns string, a attributes) bool {
-	var rules []rbacv1.PolicyRule
-	switch ref.Kind {
-	case "ClusterRole":
-		obj, err := s.getObject(ctx, s.reg.get("rbac.authorization.k8s.io", "v1", "clusterroles"), "", ref.Name)
-		if err != nil {
-			return false
-		}
-		rules = obj.(*rbacv1.ClusterRole).Rules
-	case "Role":
-		obj, err := s.getObject(ctx, s.reg.get("rbac.authorization.k8s.io", "v1", "roles"), ns, ref.Name)
-		if err != nil {
-			return false
-		}
-		rules = obj.(*rbacv1.Role).Rules
-	}
-	for _, r := range rules {
-		if ruleAllows(r, a) {
-			return true
 		}
 	}
 	return false
@@ -232,11 +206,31 @@ func defaultRBAC() []runtime.Object {
 	return []runtime.Object{
 		role("cluster-admin", all, rbacv1.PolicyRule{Verbs: []string{"*"}, NonResourceURLs: []string{"*"}}),
 		role("system:discovery", rbacv1.PolicyRule{Verbs: []string{"get"}, NonResourceURLs: []string{"/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*", "/version", "/version/", "/healthz", "/livez", "/readyz"}}),
-		role("system:basic-user", rbacv1.PolicyRule{Verbs: []string{"create"}, APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"selfsubjectaccessreviews", "selfsubjectrulesreviews"}}),
+		role("system:basic-user", rbacv1.PolicyRule{Verbs: []string{"create"}, APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"selfsubjectaccessreviews", "selfsubjectrulesreviews"}},
+			rbacv1.PolicyRule{Verbs: []string{"create"}, APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"selfsubjectreviews"}}),
 		role("admin", admin...), role("edit", edit), role("view", view),
+		role("system:node", nodeRules()...),
 		bind("cluster-admin", "cluster-admin", "system:masters"),
 		bind("system:discovery", "system:discovery", "system:authenticated"),
 		bind("system:basic-user", "system:basic-user", "system:authenticated"),
+		bind("system:node", "system:node", "system:nodes"),
+	}
+}
+
+// nodeRules are what a node's kubelet needs: its Node and Lease, the pods bound to it
+// and their status, what those pods mount and refer to, and events.
+func nodeRules() []rbacv1.PolicyRule {
+	read := []string{"get", "list", "watch"}
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"nodes/status", "pods/status"}, Verbs: []string{"patch", "update"}},
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "create", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"pods/eviction", "serviceaccounts/token"}, Verbs: []string{"create"}},
+		{APIGroups: []string{""}, Resources: []string{"services", "endpoints", "configmaps", "secrets", "persistentvolumeclaims", "persistentvolumes", "namespaces"}, Verbs: read},
+		{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: read},
+		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "update", "patch"}},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+		{APIGroups: []string{"storage.k8s.io", "node.k8s.io"}, Resources: []string{"csidrivers", "csinodes", "runtimeclasses", "storageclasses"}, Verbs: read},
 	}
 }
 

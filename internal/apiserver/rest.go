@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,13 +36,16 @@ const maxBody = 3 << 20
 
 func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, req request) {
 	q := r.URL.Query()
+	r = withWarnings(w, r)
 	if req.res.namespaced && req.namespace == "" && req.name != "" {
 		s.writeError(w, r, apierrors.NewBadRequest("the server could not find the requested resource: a namespaced object needs a namespace"))
 		return
 	}
 	var err error
-	switch r.Method {
-	case http.MethodGet:
+	switch {
+	case req.sub != "" && isStream(req):
+		err = s.proxyToKubelet(w, r, req)
+	case r.Method == http.MethodGet:
 		switch {
 		case req.name != "" && req.sub == "":
 			err = s.get(w, r, req)
@@ -52,17 +56,17 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, req reque
 		default:
 			err = s.list(w, r, req)
 		}
-	case http.MethodPost:
+	case r.Method == http.MethodPost:
 		if req.name != "" && req.sub == "" {
 			err = apierrors.NewMethodNotSupported(req.res.gvr.GroupResource(), "create")
 		} else {
 			err = s.create(w, r, req)
 		}
-	case http.MethodPut:
+	case r.Method == http.MethodPut:
 		err = s.update(w, r, req)
-	case http.MethodPatch:
+	case r.Method == http.MethodPatch:
 		err = s.patch(w, r, req)
-	case http.MethodDelete:
+	case r.Method == http.MethodDelete:
 		if req.name == "" {
 			err = s.deleteCollection(w, r, req)
 		} else {
@@ -82,7 +86,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, req request) error 
 		return err
 	}
 	if info, asTable, err := outputFor(r, true); err == nil && asTable {
-		s.encode(w, http.StatusOK, info, table(req.res.kind, []runtime.Object{obj}, true), metav1.SchemeGroupVersion)
+		s.encode(w, http.StatusOK, info, tableFor(req.res, []runtime.Object{obj}), metav1.SchemeGroupVersion)
 		return nil
 	}
 	s.writeObject(w, r, http.StatusOK, obj, req.gv)
@@ -98,7 +102,7 @@ func (s *Server) getSub(w http.ResponseWriter, r *http.Request, req request) err
 		if err != nil {
 			return err
 		}
-		sc, err := scaleOf(obj)
+		sc, err := scaleFor(req.res, obj)
 		if err != nil {
 			return err
 		}
@@ -190,7 +194,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, req request) error
 	}
 	list.GetObjectKind().SetGroupVersionKind(req.gv.WithKind(req.res.kind + "List"))
 	if info, asTable, err := outputFor(r, true); err == nil && asTable {
-		t := table(req.res.kind, items, true)
+		t := tableFor(req.res, items)
 		t.ResourceVersion, t.Continue = lm.GetResourceVersion(), lm.GetContinue()
 		s.encode(w, http.StatusOK, info, t, metav1.SchemeGroupVersion)
 		return nil
@@ -225,11 +229,15 @@ func (s *Server) decodeBody(r *http.Request, res *resource) (runtime.Object, err
 	if err != nil {
 		return nil, err
 	}
-	return decodeObject(r, body, res.gvk(), res.new)
+	obj, err := decodeObject(r, body, res.gvk(), res.new)
+	if err == nil && res.custom != nil {
+		return res.custom.admit(r, res.gvk(), obj)
+	}
+	return obj, err
 }
 
 // decodeObject decodes body (JSON, YAML or protobuf, by Content-Type) into a new
-// object, honouring fieldValidation=Strict.
+// object, honouring fieldValidation.
 func decodeObject(r *http.Request, body []byte, gvk schema.GroupVersionKind, newObj func() runtime.Object) (runtime.Object, error) {
 	if len(body) == 0 {
 		return nil, apierrors.NewBadRequest("the request body is empty")
@@ -237,20 +245,19 @@ func decodeObject(r *http.Request, body []byte, gvk schema.GroupVersionKind, new
 	ct := r.Header.Get("Content-Type")
 	mt := strings.TrimSpace(strings.Split(ct, ";")[0])
 	var dec runtime.Decoder = codecs.UniversalDeserializer()
-	strict := strings.EqualFold(r.URL.Query().Get("fieldValidation"), "Strict")
 	for _, info := range codecs.SupportedMediaTypes() {
 		if info.MediaType == mt {
 			dec = info.Serializer
-			if strict && info.StrictSerializer != nil {
+			if fieldValidationOf(r) != validationIgnore && info.StrictSerializer != nil {
 				dec = info.StrictSerializer
 			}
 		}
 	}
 	into := newObj()
 	obj, got, err := dec.Decode(body, &gvk, into)
-	if err != nil {
-		if runtime.IsStrictDecodingError(err) {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, gvk.Kind, err))
+	if err = checkUnknownFields(r, gvk, err); err != nil {
+		if apierrors.IsBadRequest(err) {
+			return nil, err
 		}
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s (%v)", strings.Join(mediaTypes(), ", "), err))
 	}
@@ -268,6 +275,15 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, req request) err
 	if err != nil {
 		return err
 	}
+	defaultObject(obj) // before tracking: the defaults are the creator's, as upstream
+	return s.createObject(w, r, req, obj, func(obj runtime.Object) (runtime.Object, error) {
+		return s.trackUpdate(r, req.res, "", nil, obj), nil
+	})
+}
+
+// createObject stores a new object; track records who set its fields (the managed
+// fields of an Update, or a server-side apply).
+func (s *Server) createObject(w http.ResponseWriter, r *http.Request, req request, obj runtime.Object, track func(runtime.Object) (runtime.Object, error)) error {
 	acc, err := meta.Accessor(obj)
 	if err != nil {
 		return apierrors.NewBadRequest(err.Error())
@@ -304,10 +320,21 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, req request) err
 	if hasSpec(obj) {
 		acc.SetGeneration(1)
 	}
+	if obj, err = track(obj); err != nil {
+		return err
+	}
+	if acc, err = meta.Accessor(obj); err != nil {
+		return apierrors.NewInternalError(err)
+	}
 	prepareForCreate(req.res, obj)
 	defaultObject(obj)
 	if err := validate(req.res, obj); err != nil {
 		return err
+	}
+	if svc, ok := obj.(*corev1.Service); ok {
+		if err := s.allocateService(r.Context(), svc, nil); err != nil {
+			return err
+		}
 	}
 	if dryRun(r) {
 		s.writeObject(w, r, http.StatusCreated, obj, req.gv)
@@ -374,7 +401,9 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, req request) err
 	if acc.GetResourceVersion() == "" {
 		return apierrors.NewInvalid(req.res.gvk().GroupKind(), req.name, fieldErrors("metadata.resourceVersion", "", "must be specified for an update"))
 	}
-	out, code, err := s.storeUpdate(r.Context(), req, func(cur runtime.Object) (runtime.Object, error) { return obj, nil }, dryRun(r))
+	out, code, err := s.storeUpdate(r.Context(), req, func(cur runtime.Object) (runtime.Object, error) {
+		return s.trackUpdate(r, req.res, req.sub, cur, obj.DeepCopyObject()), nil
+	}, dryRun(r))
 	if err != nil {
 		return err
 	}
@@ -432,6 +461,11 @@ func (s *Server) storeUpdate(ctx context.Context, req request, fn func(cur runti
 		defaultObject(obj)
 		if err := validate(req.res, obj); err != nil {
 			return nil, err
+		}
+		if svc, ok := obj.(*corev1.Service); ok {
+			if err := s.allocateService(ctx, svc, old.(*corev1.Service)); err != nil {
+				return nil, err
+			}
 		}
 		if acc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) == 0 {
 			deleted = true // the last finalizer went: the object goes

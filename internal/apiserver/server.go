@@ -6,7 +6,9 @@ package apiserver
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -32,16 +34,41 @@ type Config struct {
 	// Version is what /version reports.
 	Version version.Info
 	Log     *slog.Logger
+	// Kubelets carries the requests proxied to kubelets (pods' log, exec, attach and
+	// portforward): an *http.Transport whose TLS config holds the server's client
+	// certificate. Nil: those requests get 503.
+	Kubelets *http.Transport
+	// ServiceCIDR is where Services' cluster IPs come from (default 10.43.0.0/16);
+	// NodePorts the node-port range (default 30000-32767).
+	ServiceCIDR string
+	NodePorts   [2]int
+	// ServiceAccountKey signs service account tokens; nil: the TokenRequest API is off.
+	ServiceAccountKey *ecdsa.PrivateKey
+	// Advertise and APIPort are where the default/kubernetes Service sends clients.
+	Advertise net.IP
+	APIPort   int
 }
 
 // Server serves the Kubernetes API. It is an http.Handler; TLS and client
 // certificate verification are the listener's (see Serve).
 type Server struct {
-	store   storage.Store
-	reg     *registry
-	tokens  func(string) (User, bool)
-	version version.Info
-	log     *slog.Logger
+	store     storage.Store
+	reg       *registry
+	tokens    func(string) (User, bool)
+	version   version.Info
+	log       *slog.Logger
+	kubelets  *http.Transport
+	memo      eventMemo // decoded and encoded watch events, shared by watchers
+	alloc     *allocator
+	rbacCache rbacCache
+	saKey     *ecdsa.PrivateKey
+	issuer    string
+	advertise net.IP
+	apiPort   int
+
+	oapi    openAPI       // the OpenAPI documents, built on first use
+	managed fieldManagers // managed fields and server-side apply, per resource
+	crd     crds          // the CRDs served (crd.go)
 
 	mu      sync.Mutex
 	cachers map[string]*storage.Cacher // per resource prefix: one etcd watch each
@@ -56,8 +83,24 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
+	cidr := cfg.ServiceCIDR
+	if cidr == "" {
+		cidr = "10.43.0.0/16"
+	}
+	ports := cfg.NodePorts
+	if ports[0] == 0 {
+		ports = [2]int{30000, 32767}
+	}
+	var alloc *allocator
+	if _, n, err := net.ParseCIDR(cidr); err == nil && n.IP.To4() != nil {
+		alloc = newAllocator(n, ports)
+	} else {
+		log.Error("service CIDR unusable: Services get no cluster IPs", "cidr", cidr, "err", err)
+	}
 	return &Server{
-		store: cfg.Store, reg: newRegistry(builtins), tokens: cfg.Tokens, version: cfg.Version, log: log,
+		alloc: alloc, advertise: cfg.Advertise, apiPort: cfg.APIPort,
+		saKey: cfg.ServiceAccountKey, issuer: "https://kubernetes.default.svc.cluster.local",
+		store: cfg.Store, reg: newRegistry(builtins), tokens: cfg.Tokens, version: cfg.Version, log: log, kubelets: cfg.Kubelets,
 		cachers: map[string]*storage.Cacher{}, ctx: ctx, stop: cancel,
 	}
 }
@@ -102,6 +145,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r = r.WithContext(context.WithValue(r.Context(), userKey{}, user))
+	user, err := s.impersonate(r, user)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	r = r.WithContext(context.WithValue(r.Context(), userKey{}, user))
+	s.watchCRDs()
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	if isDiscovery(parts) {
 		a := attributes{verb: "get", path: path}
@@ -111,8 +161,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	switch {
-	case path == "/openapi/v3" || strings.HasPrefix(path, "/openapi/v3/"):
-		s.serveOpenAPIv3(w, r, strings.TrimPrefix(strings.TrimPrefix(path, "/openapi/v3"), "/"))
+	case path == "/openapi/v2" || path == "/openapi/v3" || strings.HasPrefix(path, "/openapi/v3/"):
+		s.serveOpenAPI(w, r)
 	case path == "/api":
 		s.serveAPI(w, r)
 	case path == "/apis":
@@ -146,8 +196,15 @@ func (s *Server) authenticate(r *http.Request) (User, bool) {
 		c := r.TLS.VerifiedChains[0][0]
 		return User{Name: c.Subject.CommonName, Groups: append(c.Subject.Organization, "system:authenticated")}, true
 	}
-	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") && s.tokens != nil {
-		if u, ok := s.tokens(strings.TrimSpace(strings.TrimPrefix(h, "Bearer "))); ok {
+	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
+		token := strings.TrimSpace(strings.TrimPrefix(h, "Bearer "))
+		if s.tokens != nil {
+			if u, ok := s.tokens(token); ok {
+				u.Groups = append(u.Groups, "system:authenticated")
+				return u, true
+			}
+		}
+		if u, ok := s.serviceAccountUser(r.Context(), token); ok {
 			u.Groups = append(u.Groups, "system:authenticated")
 			return u, true
 		}
@@ -198,10 +255,10 @@ func (s *Server) serveGroupVersion(w http.ResponseWriter, r *http.Request, gv sc
 		s.writeError(w, r, forbidden(userOf(r.Context()), a))
 		return
 	}
-	if req.res.kind == "SelfSubjectAccessReview" {
+	if answer, ok := reviews[req.res.kind]; ok {
 		if r.Method != http.MethodPost {
 			s.writeError(w, r, apierrors.NewMethodNotSupported(req.res.gvr.GroupResource(), strings.ToLower(r.Method)))
-		} else if err := s.selfSubjectAccessReview(w, r); err != nil {
+		} else if err := answer(s, w, r); err != nil {
 			s.writeError(w, r, err)
 		}
 		return

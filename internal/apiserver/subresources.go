@@ -19,6 +19,8 @@ func (s *Server) createSub(w http.ResponseWriter, r *http.Request, req request) 
 		return err
 	}
 	switch {
+	case req.res.kind == "ServiceAccount" && req.sub == "token":
+		return s.tokenRequest(w, r, req, body)
 	case req.res.kind == "Pod" && req.sub == "binding":
 		obj, err := decodeObject(r, body, schema.GroupVersionKind{Version: "v1", Kind: "Binding"}, func() runtime.Object { return &corev1.Binding{} })
 		if err != nil {
@@ -41,11 +43,11 @@ func (s *Server) createSub(w http.ResponseWriter, r *http.Request, req request) 
 		s.writeObject(w, r, http.StatusCreated, &metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusCreated}, schema.GroupVersion{Version: "v1"})
 		return nil
 	case req.res.kind == "Pod" && req.sub == "eviction":
-		if _, err := decodeObject(r, body, schema.GroupVersionKind{Group: "policy", Version: "v1", Kind: "Eviction"}, func() runtime.Object { return &policyv1.Eviction{} }); err != nil {
+		obj, err := decodeObject(r, body, schema.GroupVersionKind{Group: "policy", Version: "v1", Kind: "Eviction"}, func() runtime.Object { return &policyv1.Eviction{} })
+		if err != nil {
 			return err
 		}
-		req.sub = ""
-		if _, err := s.deleteObject(r.Context(), req, metav1.DeleteOptions{}, dryRun(r)); err != nil {
+		if err := s.evict(r, req, obj.(*policyv1.Eviction)); err != nil {
 			return err
 		}
 		s.writeObject(w, r, http.StatusCreated, &metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusCreated}, schema.GroupVersion{Version: "v1"})

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer/streaming"
 	"k8s.io/apimachinery/pkg/watch"
 
@@ -48,10 +49,17 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, req request) erro
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 
+	// sendInitialEvents (client-go's streaming list, on by default in its informers):
+	// the current objects as ADDED, then a bookmark marked as their end, then changes.
+	sendInitial := q.Get("sendInitialEvents") == "true"
+	if sendInitial && q.Get("allowWatchBookmarks") != "true" {
+		return apierrors.NewInvalid(schema.GroupKind{Group: "meta.k8s.io", Kind: "ListOptions"}, "",
+			fieldErrors("allowWatchBookmarks", false, "sendInitialEvents requires setting allowWatchBookmarks to true"))
+	}
 	cacher := s.cacher(req.res)
 	var initial []storage.KV
 	from, _ := strconv.ParseInt(o.rv, 10, 64)
-	if from == 0 {
+	if from == 0 || sendInitial {
 		lr, err := cacher.List(ctx, req.prefix(), storage.ListOptions{})
 		if err != nil {
 			return storageError(err, req.res, "")
@@ -79,14 +87,28 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, req request) erro
 	framer := info.StreamSerializer.Framer.NewFrameWriter(w)
 	enc := streaming.NewEncoder(framer, info.StreamSerializer.Serializer)
 	objEnc := codecs.EncoderForVersion(info.Serializer, req.gv)
+	format := info.MediaType + ";" + req.gv.String()
 	var buf bytes.Buffer
-	send := func(typ watch.EventType, obj runtime.Object) bool {
-		buf.Reset()
-		if err := objEnc.Encode(obj, &buf); err != nil {
+	// send writes one event; a memo entry's object is encoded once for all its watchers.
+	send := func(typ watch.EventType, obj runtime.Object, memo *memoEntry) bool {
+		var raw []byte
+		var err error
+		if memo != nil {
+			raw, err = memo.encoded(format, func(o runtime.Object) ([]byte, error) {
+				var b bytes.Buffer
+				err := objEnc.Encode(servedAs(req.res, o), &b)
+				return b.Bytes(), err
+			})
+		} else {
+			buf.Reset()
+			err = objEnc.Encode(servedAs(req.res, obj), &buf)
+			raw = buf.Bytes()
+		}
+		if err != nil {
 			s.log.Error("watch: encode", "err", err)
 			return false
 		}
-		ev := &metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: buf.Bytes()}}
+		ev := &metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: raw}}
 		if err := enc.Encode(ev); err != nil {
 			return false
 		}
@@ -100,7 +122,18 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, req request) erro
 		if err != nil {
 			continue
 		}
-		if matches(req.res, obj, o.labels, o.fields) && !send(watch.Added, obj) {
+		if matches(req.res, obj, o.labels, o.fields) && !send(watch.Added, obj, nil) {
+			return nil
+		}
+	}
+	if sendInitial {
+		bm := req.res.new()
+		if acc, err := meta.Accessor(bm); err == nil {
+			acc.SetResourceVersion(strconv.FormatInt(from, 10))
+			acc.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
+		}
+		bm.GetObjectKind().SetGroupVersionKind(req.res.gvk())
+		if !send(watch.Bookmark, bm, nil) {
 			return nil
 		}
 	}
@@ -112,7 +145,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, req request) erro
 			if !ok {
 				if err := done(); err != nil && ctx.Err() == nil {
 					st := errorStatus(storageError(err, req.res, ""))
-					send(watch.Error, st)
+					send(watch.Error, st, nil)
 				}
 				return nil
 			}
@@ -122,7 +155,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, req request) erro
 					acc.SetResourceVersion(strconv.FormatInt(ev.KV.ModRevision, 10))
 				}
 				bm.GetObjectKind().SetGroupVersionKind(req.res.gvk())
-				if !send(watch.Bookmark, bm) {
+				if !send(watch.Bookmark, bm, nil) {
 					return nil
 				}
 				continue
@@ -136,35 +169,36 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, req request) erro
 
 // sendChange sends one stored change as the watch event a client of this selector sees:
 // an object that starts or stops matching is ADDED or DELETED for it.
-func (s *Server) sendChange(req request, o listOptions, ev storage.Event, send func(watch.EventType, runtime.Object) bool) bool {
-	cur, err := s.decodeFromStorage(req.res, ev.KV)
+func (s *Server) sendChange(req request, o listOptions, ev storage.Event, send func(watch.EventType, runtime.Object, *memoEntry) bool) bool {
+	cur, err := s.decoded(req.res, ev.KV, false)
 	if err != nil {
 		return true
 	}
-	now := matches(req.res, cur, o.labels, o.fields)
-	var before bool
-	if ev.PrevValue != nil {
-		if prev, err := s.decodeFromStorage(req.res, storage.KV{Key: ev.KV.Key, Value: ev.PrevValue, ModRevision: ev.KV.ModRevision}); err == nil {
-			before = matches(req.res, prev, o.labels, o.fields)
+	everything := o.labels.Empty() && o.fields.Empty()
+	now := everything || matches(req.res, cur.obj, o.labels, o.fields)
+	before := everything && ev.PrevValue != nil
+	if !everything && ev.PrevValue != nil {
+		if prev, err := s.decoded(req.res, storage.KV{Key: ev.KV.Key, Value: ev.PrevValue, ModRevision: ev.KV.ModRevision}, true); err == nil {
+			before = matches(req.res, prev.obj, o.labels, o.fields)
 		}
 	}
 	switch ev.Type {
 	case storage.Added:
 		if now {
-			return send(watch.Added, cur)
+			return send(watch.Added, nil, cur)
 		}
 	case storage.Modified:
 		switch {
 		case now && before, now && ev.PrevValue == nil:
-			return send(watch.Modified, cur)
+			return send(watch.Modified, nil, cur)
 		case now:
-			return send(watch.Added, cur)
+			return send(watch.Added, nil, cur)
 		case before:
-			return send(watch.Deleted, cur)
+			return send(watch.Deleted, nil, cur)
 		}
 	case storage.Deleted:
 		if now {
-			return send(watch.Deleted, cur)
+			return send(watch.Deleted, nil, cur)
 		}
 	}
 	return true

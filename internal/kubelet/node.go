@@ -44,9 +44,7 @@ func (k *Kubelet) runNode(ctx context.Context) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
-	tick := time.NewTicker(nodeStatusPeriod)
-	defer tick.Stop()
-	podCIDR := ""
+	podCIDR, started := "", time.Now()
 	for {
 		if err := k.renewLease(ctx); err != nil {
 			k.log.Error("renewing node lease", "err", err)
@@ -59,12 +57,22 @@ func (k *Kubelet) runNode(ctx context.Context) error {
 				k.log.Error("passing the pod CIDR to the runtime", "cidr", node.Spec.PodCIDR, "err", err)
 			} else {
 				podCIDR = node.Spec.PodCIDR
+				// The runtime's network is ready now: say so at once, not a period later.
+				if _, err := k.updateNodeStatus(ctx); err != nil {
+					k.log.Error("updating node status", "err", err)
+				}
 			}
+		}
+		// Until the node has its pod CIDR (a controller gives it soon after the node
+		// registers) look often, for a minute at most; then every period.
+		next := nodeStatusPeriod
+		if podCIDR == "" && time.Since(started) < time.Minute {
+			next = 200 * time.Millisecond
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
+		case <-time.After(next):
 		}
 	}
 }

@@ -1,0 +1,81 @@
+package apiserver
+
+import (
+	"sync"
+
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/berth-project/berth/internal/storage"
+)
+
+// eventMemo shares the work of one stored change among all the watchers it goes to: the
+// object is decoded once, and encoded once per media type and version, instead of once
+// per watcher (1000 watchers of pods would otherwise decode and encode every pod update
+// 1000 times). Entries are kept for the last memoSize changes, in two generations.
+type eventMemo struct {
+	mu       sync.Mutex
+	cur, old map[memoKey]*memoEntry
+}
+
+const memoSize = 2048
+
+type memoKey struct {
+	key  string
+	rev  int64
+	prev bool // the value before the change rather than after
+}
+
+// memoEntry is one decoded object; callers must not modify obj.
+type memoEntry struct {
+	once sync.Once
+	obj  runtime.Object
+	err  error
+
+	mu  sync.Mutex
+	enc map[string]*memoBytes
+}
+
+type memoBytes struct {
+	once sync.Once
+	data []byte
+	err  error
+}
+
+func (m *eventMemo) entry(k memoKey) *memoEntry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.cur[k]; ok {
+		return e
+	}
+	if e, ok := m.old[k]; ok {
+		m.cur[k] = e
+		return e
+	}
+	if m.cur == nil || len(m.cur) >= memoSize {
+		m.old, m.cur = m.cur, map[memoKey]*memoEntry{}
+	}
+	e := &memoEntry{enc: map[string]*memoBytes{}}
+	m.cur[k] = e
+	return e
+}
+
+// decoded is the object of a stored value, decoded once for every watcher.
+func (s *Server) decoded(res *resource, kv storage.KV, prev bool) (*memoEntry, error) {
+	e := s.memo.entry(memoKey{key: kv.Key, rev: kv.ModRevision, prev: prev})
+	e.once.Do(func() { e.obj, e.err = s.decodeFromStorage(res, kv) })
+	return e, e.err
+}
+
+// encoded is the entry's object encoded by encode (which gets a copy it may change),
+// once per format.
+func (e *memoEntry) encoded(format string, encode func(runtime.Object) ([]byte, error)) ([]byte, error) {
+	e.mu.Lock()
+	b, ok := e.enc[format]
+	if !ok {
+		b = &memoBytes{}
+		e.enc[format] = b
+	}
+	e.mu.Unlock()
+	b.once.Do(func() { b.data, b.err = encode(e.obj.DeepCopyObject()) })
+	return b.data, b.err
+}
