@@ -53,6 +53,7 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 		return st.Image.Id, nil
 	case corev1.PullIfNotPresent:
 		if present {
+			k.event(pod, corev1.EventTypeNormal, "Pulled", fmt.Sprintf("Container image %q already present on machine", c.Image))
 			return st.Image.Id, nil
 		}
 	}

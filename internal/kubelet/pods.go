@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -87,6 +89,17 @@ func (s *podSource) pod(uid types.UID) *corev1.Pod {
 	return objs[0].(*corev1.Pod)
 }
 
+// sweepPodDirs queues every pod that has a directory on the node, so that one left behind by
+// a kubelet that stopped between removing a pod's containers and its directory goes too.
+func (s *podSource) sweepPodDirs() {
+	entries, _ := os.ReadDir(filepath.Join(s.k.cfg.RootDir, "pods"))
+	for _, e := range entries {
+		if e.IsDir() {
+			s.queue.Add(types.UID(e.Name()))
+		}
+	}
+}
+
 // list returns the pods bound to this node, as the informer has them (never to be modified).
 func (s *podSource) list() []*corev1.Pod {
 	var out []*corev1.Pod
@@ -123,6 +136,7 @@ func (s *podSource) run(ctx context.Context) error {
 			}
 		}()
 	}
+	s.sweepPodDirs()
 	go s.watchContainerEvents(ctx)
 	s.relistLoop(ctx)
 	s.queue.ShutDown()

@@ -255,6 +255,7 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1
 		k.event(pod, corev1.EventTypeWarning, "Failed", "Error: "+err.Error())
 		return fail(&waitingError{reason: reasonCreateError, err: err})
 	}
+	k.event(pod, corev1.EventTypeNormal, "Created", "Created container "+c.Name)
 	if _, err := k.runtime.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: created.ContainerId}); err != nil {
 		// The runtime records the failed start as an exit (StartError); the restart policy and
 		// back-off take it from here.

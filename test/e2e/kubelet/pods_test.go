@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestPodRunsWithStatus(t *testing.T) {
@@ -31,6 +32,25 @@ func TestPodRunsWithStatus(t *testing.T) {
 	})
 	if !p.Status.ContainerStatuses[0].Ready || p.Status.ContainerStatuses[0].Started == nil || !*p.Status.ContainerStatuses[0].Started {
 		t.Errorf("container not ready/started: %+v", p.Status.ContainerStatuses[0])
+	}
+	// Events for kubectl describe: sent in the background, so polled for.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		evs, err := cs.CoreV1().Events(ns).List(t.Context(), metav1.ListOptions{FieldSelector: "involvedObject.name=web"})
+		seen := map[string]bool{}
+		if err == nil {
+			for _, e := range evs.Items {
+				if e.Source.Component == "kubelet" && e.Source.Host == nodeName {
+					seen[e.Reason] = true
+				}
+			}
+		}
+		if seen["Pulled"] && seen["Created"] && seen["Started"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kubelet events: %v (err %v)", seen, err)
+		}
+		time.Sleep(100 * time.Millisecond) // polling for the event broadcaster
 	}
 	if got := execIn(t, p, "main", "hostname"); strings.TrimSpace(got) != "web" {
 		t.Errorf("hostname in the pod: %q", got)
