@@ -70,6 +70,11 @@ func (k *Kubelet) podStatus(pod *corev1.Pod, st *podState, res *syncResult) core
 		allReady = allReady && cs.Ready
 		s.ContainerStatuses = append(s.ContainerStatuses, cs)
 	}
+	s.EphemeralContainerStatuses = nil
+	for i := range pod.Spec.EphemeralContainers {
+		c := (*corev1.Container)(&pod.Spec.EphemeralContainers[i].EphemeralContainerCommon)
+		s.EphemeralContainerStatuses = append(s.EphemeralContainerStatuses, k.containerStatus(pod, c, st, res, ""))
+	}
 	s.Phase = podPhase(pod, s, initDone)
 	if old.Phase == corev1.PodSucceeded || old.Phase == corev1.PodFailed {
 		s.Phase = old.Phase // terminal phases are final

@@ -151,7 +151,30 @@ func (k *Kubelet) startPod(ctx context.Context, pod *corev1.Pod, st *podState, r
 			errs = append(errs, err)
 		}
 	}
+	// Ephemeral containers (kubectl debug) run once, never restarted.
+	for i := range pod.Spec.EphemeralContainers {
+		c := (*corev1.Container)(&pod.Spec.EphemeralContainers[i].EphemeralContainerCommon)
+		if st.latest(c.Name) == nil {
+			if err := k.startContainer(ctx, pod, c, "ephemeral", st, res, podIP, mounts); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// shareTargetPID puts an ephemeral container into the process namespace of the container it
+// targets (kubectl debug --target), so it sees that container's processes.
+func shareTargetPID(pod *corev1.Pod, name string, st *podState, cfg *runtimeapi.ContainerConfig) {
+	for _, ec := range pod.Spec.EphemeralContainers {
+		if ec.Name != name || ec.TargetContainerName == "" {
+			continue
+		}
+		if t := st.current(ec.TargetContainerName); t != nil && t.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			ns := cfg.Linux.SecurityContext.NamespaceOptions
+			ns.Pid, ns.TargetId = runtimeapi.NamespaceMode_TARGET, t.Id
+		}
+	}
 }
 
 // isSidecar reports whether an init container is a sidecar: restartPolicy Always.
@@ -247,6 +270,9 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1
 	if err != nil {
 		k.event(pod, corev1.EventTypeWarning, "Failed", "Error: "+err.Error())
 		return fail(&waitingError{reason: reasonCreateConfigError, err: err})
+	}
+	if kind == "ephemeral" {
+		shareTargetPID(pod, c.Name, st, cfg)
 	}
 	created, err := k.runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{
 		PodSandboxId: st.sandbox.Id, Config: cfg, SandboxConfig: k.sandboxConfig(pod, st.sandbox.Metadata.GetAttempt()),

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 func TestPodRunsWithStatus(t *testing.T) {
@@ -84,5 +85,39 @@ func TestHostNetworkPodUsesTheNodeAddress(t *testing.T) {
 	}
 	if got := execIn(t, p, "main", "cat", "/etc/resolv.conf"); strings.Contains(got, "10.43.0.10") {
 		t.Errorf("a host-network pod with ClusterFirst uses the node's DNS: %q", got)
+	}
+}
+
+// TestEphemeralContainerJoinsItsTarget is kubectl debug's path: an ephemeral container added
+// through pods/ephemeralcontainers starts once, in the target container's process namespace.
+func TestEphemeralContainerJoinsItsTarget(t *testing.T) {
+	need(t)
+	ns := namespace(t)
+	create(t, newPod(ns, "dbg", busybox("main", "exec sleep 3601")))
+	p := waitPod(t, ns, "dbg", 30*time.Second, "running", running)
+	p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, corev1.EphemeralContainer{
+		EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debugger", Image: busyboxImage,
+			ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"sleep", "3602"}},
+		TargetContainerName: "main",
+	})
+	if _, err := cs.CoreV1().Pods(ns).UpdateEphemeralContainers(t.Context(), "dbg", p, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("adding an ephemeral container: %v", err)
+	}
+	p = waitPod(t, ns, "dbg", 30*time.Second, "running its ephemeral container", func(p *corev1.Pod) bool {
+		s := p.Status.EphemeralContainerStatuses
+		return len(s) == 1 && s[0].State.Running != nil
+	})
+	id := strings.TrimPrefix(p.Status.EphemeralContainerStatuses[0].ContainerID, "containerd://")
+	rt, conn, err := ctrd.runtimeClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r, err := rt.ExecSync(t.Context(), &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"ps"}, Timeout: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(r.Stdout), "sleep 3601") {
+		t.Errorf("the debugger does not see its target's processes:\n%s", r.Stdout)
 	}
 }
