@@ -87,8 +87,10 @@ func (k *Kubelet) startPod(ctx context.Context, pod *corev1.Pod, st *podState, r
 	if err != nil {
 		k.event(pod, corev1.EventTypeWarning, "FailedMount", err.Error())
 		if len(st.containers) == 0 {
+			// Often a claim not bound yet or a configMap still to come: look again soon.
 			all(reasonContainerCreating, "")
-			return err
+			res.retryIn(2 * time.Second)
+			return &waitingError{reason: reasonContainerCreating, err: err, retry: 2 * time.Second}
 		}
 		// Containers that ran keep theirs; the refresh is retried on the next sync.
 		k.log.Warn("refreshing volumes", "pod", pod.Namespace+"/"+pod.Name, "err", err)

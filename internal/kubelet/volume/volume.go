@@ -40,13 +40,13 @@ type Set struct {
 	log     *slog.Logger
 }
 
-// NewSet returns the built-in plugins: emptyDir, hostPath, configMap, secret, downwardAPI and
-// projected. hostIP is what downwardAPI files report as status.hostIP.
+// NewSet returns the built-in plugins: emptyDir, hostPath, configMap, secret, downwardAPI,
+// projected and persistentVolumeClaim (of hostPath and local PVs).
 func NewSet(client kubernetes.Interface, root string, log *slog.Logger) *Set {
 	src := &sources{client: client}
 	return &Set{root: root, log: log, plugins: []Plugin{
 		emptyDir{}, hostPath{},
-		&configMap{src}, &secret{src}, &downwardAPI{}, &projected{src},
+		&configMap{src}, &secret{src}, &downwardAPI{}, &projected{src}, &claim{client},
 	}}
 }
 

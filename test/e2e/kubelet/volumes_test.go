@@ -1,6 +1,9 @@
 package kubelet
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -173,5 +176,66 @@ func TestConfigMapVolumeFollowsUpdates(t *testing.T) {
 			t.Fatalf("the update did not reach the volume: v=%q w=%q", v, w)
 		}
 		time.Sleep(200 * time.Millisecond) // polling for the kubelet's periodic refresh
+	}
+}
+
+func TestPersistentVolumeClaimOfAHostPathVolume(t *testing.T) {
+	need(t)
+	ns := namespace(t)
+	host := t.TempDir()
+	pvName := ns + "-pv"
+	if _, err := cs.CoreV1().PersistentVolumes().Create(t.Context(), &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: pvName},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:               corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+			AccessModes:            []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: host}},
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cs.CoreV1().PersistentVolumes().Delete(context.Background(), pvName, metav1.DeleteOptions{}) })
+	empty := ""
+	c := busybox("main", "echo persisted > /data/out; exec sleep 3600")
+	c.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	p := newPod(ns, "claimer", c)
+	p.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}
+	// The pod comes first: the kubelet waits for the claim to be bound.
+	create(t, p)
+	pvc, err := cs.CoreV1().PersistentVolumeClaims(ns).Create(t.Context(), &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "data"},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, VolumeName: pvName, StorageClassName: &empty,
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The PV binder binds it; without one running, the test does what it would.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		cur, err := cs.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), "data", metav1.GetOptions{})
+		if err == nil && cur.Status.Phase == corev1.ClaimBound {
+			break
+		}
+		if time.Now().After(deadline) {
+			pvc.Status.Phase = corev1.ClaimBound
+			if _, err := cs.CoreV1().PersistentVolumeClaims(ns).UpdateStatus(t.Context(), pvc, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // polling for a binder
+	}
+	waitPod(t, ns, "claimer", 30*time.Second, "running", running)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		b, _ := os.ReadFile(filepath.Join(host, "out"))
+		if string(b) == "persisted\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the claim's volume on the host holds %q", b)
+		}
+		time.Sleep(50 * time.Millisecond) // polling for the container's write
 	}
 }
