@@ -12,6 +12,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/internal/kubelet/volume"
 )
 
 // Upstream's default masked and read-only paths (procMount Default). containerd 1.6 applies
@@ -31,8 +33,8 @@ func containerHash(c *corev1.Container) string {
 }
 
 // containerConfig is the CRI config for one container instance. image is the resolved image
-// reference, mounts maps volume names to their host paths.
-func (k *Kubelet) containerConfig(ctx context.Context, pod *corev1.Pod, c *corev1.Container, kind string, attempt uint32, image, podIP string, mounts map[string]string) (*runtimeapi.ContainerConfig, error) {
+// reference, mounts maps volume names to what the volume set set up.
+func (k *Kubelet) containerConfig(ctx context.Context, pod *corev1.Pod, c *corev1.Container, kind string, attempt uint32, image, podIP string, mounts map[string]volume.Mount) (*runtimeapi.ContainerConfig, error) {
 	env, err := k.env(ctx, pod, c, podIP)
 	if err != nil {
 		return nil, err
@@ -79,14 +81,15 @@ func (k *Kubelet) containerConfig(ctx context.Context, pod *corev1.Pod, c *corev
 
 // containerMounts binds the container's volumeMounts, the pod's /etc/hosts and the termination
 // message file.
-func (k *Kubelet) containerMounts(pod *corev1.Pod, c *corev1.Container, attempt uint32, volumes map[string]string, vals map[string]string) ([]*runtimeapi.Mount, error) {
+func (k *Kubelet) containerMounts(pod *corev1.Pod, c *corev1.Container, attempt uint32, volumes map[string]volume.Mount, vals map[string]string) ([]*runtimeapi.Mount, error) {
 	var out []*runtimeapi.Mount
 	hasHosts := false
 	for _, vm := range c.VolumeMounts {
-		host, ok := volumes[vm.Name]
+		vol, ok := volumes[vm.Name]
 		if !ok {
 			return nil, fmt.Errorf("volume mount %q: the pod has no volume by that name", vm.Name)
 		}
+		host := vol.Path
 		sub := vm.SubPath
 		if vm.SubPathExpr != "" {
 			sub = expand(vm.SubPathExpr, vals)
@@ -114,7 +117,7 @@ func (k *Kubelet) containerMounts(pod *corev1.Pod, c *corev1.Container, attempt 
 		if vm.MountPath == "/etc/hosts" {
 			hasHosts = true
 		}
-		out = append(out, &runtimeapi.Mount{ContainerPath: vm.MountPath, HostPath: host, Readonly: vm.ReadOnly, Propagation: prop})
+		out = append(out, &runtimeapi.Mount{ContainerPath: vm.MountPath, HostPath: host, Readonly: vm.ReadOnly || vol.ReadOnly, Propagation: prop})
 	}
 	if !hasHosts && !pod.Spec.HostNetwork {
 		out = append(out, &runtimeapi.Mount{ContainerPath: "/etc/hosts", HostPath: filepath.Join(k.podDir(pod.UID), "etc-hosts")})

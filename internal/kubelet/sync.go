@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/internal/kubelet/volume"
 )
 
 // syncResult carries what a sync learnt that the runtime does not record: why containers are
@@ -187,7 +189,7 @@ func isSidecar(c *corev1.Container) bool {
 // syncContainer moves one container a step: start it when it never ran, restart it after an
 // exit when the restart policy and back-off allow, kill it when its spec changed or its
 // liveness or startup probe failed.
-func (k *Kubelet) syncContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, kind string, policy corev1.RestartPolicy, st *podState, res *syncResult, podIP string, mounts map[string]string) error {
+func (k *Kubelet) syncContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, kind string, policy corev1.RestartPolicy, st *podState, res *syncResult, podIP string, mounts map[string]volume.Mount) error {
 	cur := st.current(c.Name)
 	switch {
 	case cur == nil:
@@ -243,7 +245,7 @@ func shouldRestart(p corev1.RestartPolicy, exitCode int32) bool {
 
 // startContainer pulls the image, creates and starts one new instance of the container and runs
 // its postStart hook.
-func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, kind string, st *podState, res *syncResult, podIP string, mounts map[string]string) error {
+func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, kind string, st *podState, res *syncResult, podIP string, mounts map[string]volume.Mount) error {
 	fail := func(err error) error {
 		var we *waitingError
 		if errors.As(err, &we) {

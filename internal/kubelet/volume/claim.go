@@ -15,8 +15,9 @@ import (
 // makes); other sources need a driver this node does not have.
 type claim struct{ client kubernetes.Interface }
 
-func (*claim) Kind() string                  { return "kubernetes.io~pvc" }
-func (*claim) Handles(v *corev1.Volume) bool { return v.PersistentVolumeClaim != nil }
+func (*claim) ReadOnly(v *corev1.Volume) bool { return v.PersistentVolumeClaim.ReadOnly }
+func (*claim) Kind() string                   { return "kubernetes.io~pvc" }
+func (*claim) Handles(v *corev1.Volume) bool  { return v.PersistentVolumeClaim != nil }
 
 func (p *claim) SetUp(ctx context.Context, pod *corev1.Pod, v *corev1.Volume, _ string) (string, error) {
 	name := v.PersistentVolumeClaim.ClaimName

@@ -11,6 +11,7 @@ import (
 // configMap projects a ConfigMap's keys as files.
 type configMap struct{ src *sources }
 
+func (*configMap) ReadOnly(*corev1.Volume) bool  { return true }
 func (*configMap) Kind() string                  { return "kubernetes.io~configmap" }
 func (*configMap) Handles(v *corev1.Volume) bool { return v.ConfigMap != nil }
 
@@ -25,6 +26,7 @@ func (p *configMap) SetUp(ctx context.Context, pod *corev1.Pod, v *corev1.Volume
 // secret projects a Secret's keys as files.
 type secret struct{ src *sources }
 
+func (*secret) ReadOnly(*corev1.Volume) bool  { return true }
 func (*secret) Kind() string                  { return "kubernetes.io~secret" }
 func (*secret) Handles(v *corev1.Volume) bool { return v.Secret != nil }
 
@@ -40,6 +42,7 @@ func (p *secret) SetUp(ctx context.Context, pod *corev1.Pod, v *corev1.Volume, d
 // downwardAPI projects the pod's own fields as files.
 type downwardAPI struct{}
 
+func (*downwardAPI) ReadOnly(*corev1.Volume) bool  { return true }
 func (*downwardAPI) Kind() string                  { return "kubernetes.io~downward-api" }
 func (*downwardAPI) Handles(v *corev1.Volume) bool { return v.DownwardAPI != nil }
 
@@ -55,6 +58,7 @@ func (*downwardAPI) SetUp(_ context.Context, pod *corev1.Pod, v *corev1.Volume, 
 // directory.
 type projected struct{ src *sources }
 
+func (*projected) ReadOnly(*corev1.Volume) bool  { return true }
 func (*projected) Kind() string                  { return "kubernetes.io~projected" }
 func (*projected) Handles(v *corev1.Volume) bool { return v.Projected != nil }
 

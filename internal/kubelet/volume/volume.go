@@ -28,6 +28,19 @@ type Plugin interface {
 	SetUp(ctx context.Context, pod *corev1.Pod, v *corev1.Volume, dir string) (string, error)
 }
 
+// ReadOnly is a Plugin whose volumes containers may only read: the atomically written ones
+// (configMap, secret, downwardAPI, projected) and claims marked readOnly.
+type ReadOnly interface {
+	ReadOnly(v *corev1.Volume) bool
+}
+
+// Mount is a volume set up on the node: the host path containers bind, and whether they must
+// bind it read-only whatever their volumeMount says.
+type Mount struct {
+	Path     string
+	ReadOnly bool
+}
+
 // TearDowner is a Plugin that must undo more than removing the volume's directory.
 type TearDowner interface {
 	TearDown(dir string) error
@@ -50,11 +63,11 @@ func NewSet(client kubernetes.Interface, root string, log *slog.Logger) *Set {
 	}}
 }
 
-// SetUp sets up every volume of the pod and returns each one's host path by volume name. A
+// SetUp sets up every volume of the pod and returns each one's mount by volume name. A
 // volume that fails is an error, but the others are still set up and every path is returned:
 // a running pod whose configMap went away keeps the files it had and its containers restart.
-func (s *Set) SetUp(ctx context.Context, pod *corev1.Pod) (map[string]string, error) {
-	out := make(map[string]string, len(pod.Spec.Volumes))
+func (s *Set) SetUp(ctx context.Context, pod *corev1.Pod) (map[string]Mount, error) {
+	out := make(map[string]Mount, len(pod.Spec.Volumes))
 	var errs []error
 	for i := range pod.Spec.Volumes {
 		v := &pod.Spec.Volumes[i]
@@ -69,7 +82,8 @@ func (s *Set) SetUp(ctx context.Context, pod *corev1.Pod) (map[string]string, er
 			errs = append(errs, fmt.Errorf("MountVolume.SetUp failed for volume %q: %w", v.Name, err))
 			host = dir
 		}
-		out[v.Name] = host
+		ro, _ := p.(ReadOnly)
+		out[v.Name] = Mount{Path: host, ReadOnly: ro != nil && ro.ReadOnly(v)}
 	}
 	return out, errors.Join(errs...)
 }

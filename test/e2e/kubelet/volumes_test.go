@@ -135,6 +135,9 @@ func TestEnvironmentAndVolumesReachTheContainer(t *testing.T) {
 	if _, code := execCode(t, p, "main", "sh", "-c", "echo x > /etc/cfg/new"); code == 0 {
 		t.Errorf("a readOnly mount was writable")
 	}
+	if _, code := execCode(t, p, "main", "sh", "-c", "echo x > /etc/creds/new"); code == 0 {
+		t.Errorf("a secret volume was writable (upstream mounts them read-only)")
+	}
 	execIn(t, p, "main", "sh", "-c", "echo kept > /scratch/f && echo mem > /mem/f")
 	if got := execIn(t, p, "main", "sh", "-c", "grep ' /mem ' /proc/mounts"); !strings.Contains(got, "tmpfs") {
 		t.Errorf("emptyDir medium Memory is not a tmpfs: %q", got)
