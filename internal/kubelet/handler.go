@@ -12,6 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -22,6 +25,7 @@ type action struct {
 	exec    *corev1.ExecAction
 	httpGet *corev1.HTTPGetAction
 	tcp     *corev1.TCPSocketAction
+	grpc    *corev1.GRPCAction
 	sleep   *corev1.SleepAction
 }
 
@@ -71,6 +75,8 @@ func (k *Kubelet) runAction(ctx context.Context, pod *corev1.Pod, c *corev1.Cont
 		}
 		conn.Close()
 		return "", nil
+	case a.grpc != nil:
+		return grpcAction(ctx, podIP, a.grpc)
 	case a.sleep != nil:
 		select {
 		case <-ctx.Done():
@@ -154,4 +160,27 @@ func resolvePort(p intstr.IntOrString, c *corev1.Container) (int, error) {
 		return n, nil
 	}
 	return 0, fmt.Errorf("couldn't find port %q in the container's ports", p.StrVal)
+}
+
+// grpcAction asks the standard gRPC health service (grpc.health.v1) whether the service is
+// SERVING, over plaintext as upstream's prober does.
+func grpcAction(ctx context.Context, host string, g *corev1.GRPCAction) (string, error) {
+	conn, err := grpc.NewClient(net.JoinHostPort(host, strconv.Itoa(int(g.Port))),
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithUserAgent("kube-probe/1.32"))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	service := ""
+	if g.Service != nil {
+		service = *g.Service
+	}
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+	if err != nil {
+		return "", fmt.Errorf("gRPC health check: %w", err)
+	}
+	if resp.Status != healthpb.HealthCheckResponse_SERVING {
+		return "", fmt.Errorf("service unhealthy (responded with %q)", resp.Status)
+	}
+	return "", nil
 }

@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"testing"
@@ -211,3 +212,7 @@ func TestContainerSecurityMergesPodAndContainer(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func contextWithTimeout(t *testing.T, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(t.Context(), d)
+}

@@ -165,7 +165,7 @@ func (p *prober) run(ctx context.Context, pod *corev1.Pod, c *corev1.Container, 
 		if kind == startup && p.started(c, id) {
 			return // startup probes stop once they passed
 		}
-		a := action{exec: pr.Exec, httpGet: pr.HTTPGet, tcp: pr.TCPSocket}
+		a := action{exec: pr.Exec, httpGet: pr.HTTPGet, tcp: pr.TCPSocket, grpc: pr.GRPC}
 		out, err := p.k.runAction(ctx, pod, c, id, ip, a, timeout)
 		if ctx.Err() != nil {
 			return
