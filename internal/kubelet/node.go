@@ -215,13 +215,14 @@ func (k *Kubelet) nodeStatus(cur *corev1.Node) corev1.NodeStatus {
 		readyMsg = "kubelet is posting ready status"
 	}
 	capacity := k.capacity()
+	pr := k.pressure()
 	s := corev1.NodeStatus{
 		Capacity:    capacity,
 		Allocatable: capacity,
 		Conditions: []corev1.NodeCondition{
-			cond(corev1.NodeMemoryPressure, false, "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-			cond(corev1.NodeDiskPressure, false, "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-			cond(corev1.NodePIDPressure, false, "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+			pressureCondition(cond, corev1.NodeMemoryPressure, pr.memory, "KubeletHasSufficientMemory", "kubelet has sufficient memory available", "KubeletHasInsufficientMemory", "kubelet has insufficient memory available"),
+			pressureCondition(cond, corev1.NodeDiskPressure, pr.disk, "KubeletHasNoDiskPressure", "kubelet has no disk pressure", "KubeletHasDiskPressure", "kubelet has disk pressure"),
+			pressureCondition(cond, corev1.NodePIDPressure, pr.pid, "KubeletHasSufficientPID", "kubelet has sufficient PID available", "KubeletHasInsufficientPID", "kubelet has insufficient PID available"),
 			cond(corev1.NodeReady, ready, readyReason, readyMsg),
 		},
 		Addresses: []corev1.NodeAddress{
@@ -368,4 +369,36 @@ func osImage() string {
 		}
 	}
 	return runtime.GOOS
+}
+
+// nodePressure is which of upstream's default eviction thresholds the node is past:
+// memory.available < 100Mi, nodefs.available < 10% or inodesFree < 5%, pid.available < 10%.
+// The kubelet reports them; it does not evict.
+type nodePressure struct{ memory, disk, pid bool }
+
+func (k *Kubelet) pressure() nodePressure {
+	var p nodePressure
+	for _, line := range strings.Split(readFile("/proc/meminfo"), "\n") {
+		if v, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			p.memory = kb > 0 && kb*1024 < 100<<20
+		}
+	}
+	var fs unix.Statfs_t
+	if unix.Statfs(k.cfg.RootDir, &fs) == nil && fs.Blocks > 0 {
+		p.disk = fs.Bavail*10 < fs.Blocks || (fs.Files > 0 && fs.Ffree*20 < fs.Files)
+	}
+	pidMax, _ := strconv.Atoi(strings.TrimSpace(readFile("/proc/sys/kernel/pid_max")))
+	var si unix.Sysinfo_t
+	if pidMax > 0 && unix.Sysinfo(&si) == nil {
+		p.pid = int(si.Procs)*10 > pidMax*9
+	}
+	return p
+}
+
+func pressureCondition(cond func(corev1.NodeConditionType, bool, string, string) corev1.NodeCondition, t corev1.NodeConditionType, under bool, okReason, okMsg, badReason, badMsg string) corev1.NodeCondition {
+	if under {
+		return cond(t, true, badReason, badMsg)
+	}
+	return cond(t, false, okReason, okMsg)
 }
