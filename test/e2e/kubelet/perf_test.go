@@ -58,3 +58,37 @@ func TestPodStartupLatency(t *testing.T) {
 		t.Errorf("p50 %s: pod start-up is far slower than it should be", p50)
 	}
 }
+
+// TestPodBurst creates pods all at once (as a Deployment's ReplicaSet does) and measures how
+// long until all run. TKL_BURST sets how many (default 30).
+func TestPodBurst(t *testing.T) {
+	need(t)
+	n := 30
+	if v, err := strconv.Atoi(os.Getenv("TKL_BURST")); err == nil && v > 0 {
+		n = v
+	}
+	ns := namespace(t)
+	w, err := cs.CoreV1().Pods(ns).Watch(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	start := time.Now()
+	for i := range n {
+		create(t, newPod(ns, fmt.Sprintf("b%03d", i), busybox("main", "exec sleep 3600")))
+	}
+	created := time.Since(start)
+	runningPods := map[string]bool{}
+	deadline := time.After(120 * time.Second)
+	for len(runningPods) < n {
+		select {
+		case ev := <-w.ResultChan():
+			if p, ok := ev.Object.(*corev1.Pod); ok && p.Status.Phase == corev1.PodRunning {
+				runningPods[p.Name] = true
+			}
+		case <-deadline:
+			t.Fatalf("%d of %d pods running after 120s", len(runningPods), n)
+		}
+	}
+	t.Logf("%d pods created at once (in %s): all Running after %s", n, created.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+}
