@@ -28,6 +28,15 @@ func TestCrashingContainerBacksOff(t *testing.T) {
 	if p.Status.Phase != corev1.PodRunning {
 		t.Errorf("a restarting pod with restartPolicy Always is Running, got %s", p.Status.Phase)
 	}
+	// The previous instance's log, from the kubelet and through kubectl.
+	if code, body := get(t, httpsClient(t), "/containerLogs/"+ns+"/crash/main?previous=true"); code != 200 || body != "dying\n" {
+		t.Errorf("previous log: %d %q", code, body)
+	}
+	if _, err := os.Stat(kubectlBin); err == nil {
+		if got := kubectl(t, "", "-n", ns, "logs", "--previous", "crash"); got != "dying\n" {
+			t.Errorf("kubectl logs --previous: %q", got)
+		}
+	}
 	first := c.RestartCount
 	// The back-off starts at 10s: the next restart comes, and no sooner than that.
 	start := time.Now()

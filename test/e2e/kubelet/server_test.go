@@ -138,6 +138,19 @@ func TestExecAndPortForwardThroughTheServer(t *testing.T) {
 		t.Errorf("exec stdout %q stderr %q", out.String(), errOut.String())
 	}
 
+	// With a TTY: one stream, the command sees a terminal.
+	u, _ = url.Parse(kubeletURL(fmt.Sprintf("/exec/%s/srv/main?command=tty&output=1&error=1&tty=1", ns)))
+	if ex, err = remotecommand.NewSPDYExecutor(cfg, "POST", u); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := ex.StreamWithContext(t.Context(), remotecommand.StreamOptions{Stdout: &out, Tty: true}); err != nil {
+		t.Fatalf("exec with a tty: %v", err)
+	}
+	if !strings.HasPrefix(out.String(), "/dev/pts/") {
+		t.Errorf("tty in the exec: %q", out.String())
+	}
+
 	rt, upgrader, err := spdy.RoundTripperFor(cfg)
 	if err != nil {
 		t.Fatal(err)
