@@ -27,16 +27,7 @@ func (k *Kubelet) terminatePod(ctx context.Context, pod *corev1.Pod, st *podStat
 	grace = max(grace, minGrace)
 	if running := st.running(); len(running) > 0 {
 		k.log.Info("stopping pod", "pod", pod.Namespace+"/"+pod.Name, "grace", grace)
-		var wg sync.WaitGroup
-		for _, c := range running {
-			spec := findContainer(pod, c.name())
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				k.killContainer(ctx, pod, spec, c.Id, grace)
-			}()
-		}
-		wg.Wait()
+		k.killAll(ctx, pod, running, grace)
 	}
 	k.probes.forget(pod.UID)
 	for _, sb := range st.sandboxes {
@@ -105,19 +96,13 @@ func (k *Kubelet) removePod(ctx context.Context, uid types.UID, st *podState, la
 	k.forgetStatus(uid)
 	k.backoff.forget(string(uid) + "/")
 	k.backoff.forget("image/" + string(uid) + "/")
-	var wg sync.WaitGroup
-	for _, c := range st.running() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if last == nil {
-				k.stopContainer(ctx, c.Id, minGrace)
-				return
-			}
-			k.killContainer(ctx, last, findContainer(last, c.name()), c.Id, gracePeriod(last))
-		}()
+	if last != nil {
+		k.killAll(ctx, last, st.running(), gracePeriod(last))
+	} else {
+		for _, c := range st.running() {
+			k.stopContainer(ctx, c.Id, minGrace)
+		}
 	}
-	wg.Wait()
 	for _, sb := range st.sandboxes {
 		if _, err := k.runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
 			return err
@@ -140,6 +125,32 @@ func (k *Kubelet) removePod(ctx context.Context, uid types.UID, st *podState, la
 
 func (k *Kubelet) podLogDirFor(m *runtimeapi.PodSandboxMetadata) string {
 	return k.podLogDir(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: m.Namespace, Name: m.Name, UID: types.UID(m.Uid)}})
+}
+
+// killAll stops a pod's running containers within grace seconds, as upstream orders it: the
+// app containers (and others) together first, then the sidecars, which may serve them to the end.
+func (k *Kubelet) killAll(ctx context.Context, pod *corev1.Pod, running []*container, grace int64) {
+	start := time.Now()
+	var apps, sidecars []*container
+	for _, c := range running {
+		if spec := findContainer(pod, c.name()); spec != nil && isSidecar(spec) {
+			sidecars = append(sidecars, c)
+		} else {
+			apps = append(apps, c)
+		}
+	}
+	for _, group := range [][]*container{apps, sidecars} {
+		left := max(grace-int64(time.Since(start).Seconds()), minGrace)
+		var wg sync.WaitGroup
+		for _, c := range group {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				k.killContainer(ctx, pod, findContainer(pod, c.name()), c.Id, left)
+			}()
+		}
+		wg.Wait()
+	}
 }
 
 // killContainer runs the container's preStop hook, then stops it, all within grace seconds.
