@@ -23,8 +23,14 @@ const (
 type prober struct {
 	k       *Kubelet
 	mu      sync.Mutex
-	workers map[string]*probeWorker // by containerID/kind
-	results map[string]bool         // by containerID/kind, after the thresholds
+	workers map[probeKey]*probeWorker
+	results map[probeKey]bool // after the thresholds
+	doomed  map[string]bool   // containers whose startup probe failed, by ID
+}
+
+type probeKey struct {
+	id   string // the container's
+	kind probeKind
 }
 
 type probeWorker struct {
@@ -33,10 +39,8 @@ type probeWorker struct {
 }
 
 func newProber(k *Kubelet) *prober {
-	return &prober{k: k, workers: map[string]*probeWorker{}, results: map[string]bool{}}
+	return &prober{k: k, workers: map[probeKey]*probeWorker{}, results: map[probeKey]bool{}, doomed: map[string]bool{}}
 }
-
-func probeKey(id string, kind probeKind) string { return id + "/" + string(kind) }
 
 // ensure starts the container's probe workers that are not running yet. ip is the address
 // httpGet and tcpSocket probes reach the pod at (the sandbox's, or the node's).
@@ -45,7 +49,7 @@ func (p *prober) ensure(pod *corev1.Pod, c *corev1.Container, cur *container, ip
 		if pr == nil {
 			continue
 		}
-		key := probeKey(cur.Id, kind)
+		key := probeKey{cur.Id, kind}
 		p.mu.Lock()
 		if _, ok := p.workers[key]; ok {
 			p.mu.Unlock()
@@ -61,7 +65,7 @@ func (p *prober) ensure(pod *corev1.Pod, c *corev1.Container, cur *container, ip
 	}
 }
 
-func (p *prober) result(key string) (bool, bool) {
+func (p *prober) result(key probeKey) (bool, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	v, ok := p.results[key]
@@ -73,7 +77,7 @@ func (p *prober) started(c *corev1.Container, id string) bool {
 	if c.StartupProbe == nil {
 		return true
 	}
-	v, _ := p.result(probeKey(id, startup))
+	v, _ := p.result(probeKey{id, startup})
 	return v
 }
 
@@ -82,7 +86,7 @@ func (p *prober) ready(c *corev1.Container, id string) bool {
 	if c.ReadinessProbe == nil {
 		return true
 	}
-	v, _ := p.result(probeKey(id, readiness))
+	v, _ := p.result(probeKey{id, readiness})
 	return v
 }
 
@@ -90,10 +94,10 @@ func (p *prober) ready(c *corev1.Container, id string) bool {
 func (p *prober) failed(id string) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if v, ok := p.results[probeKey(id, liveness)]; ok && !v {
+	if v, ok := p.results[probeKey{id, liveness}]; ok && !v {
 		return "failed liveness probe"
 	}
-	if p.results[probeKey(id, startup)+"/failed"] {
+	if p.doomed[id] {
 		return "failed startup probe"
 	}
 	return ""
@@ -108,7 +112,7 @@ func (p *prober) retain(uid types.UID, st *podState) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for key, w := range p.workers {
-		if w.pod == uid && !live[key[:len(key)-len(keyKind(key))-1]] {
+		if w.pod == uid && !live[key.id] {
 			p.drop(key, w)
 		}
 	}
@@ -125,20 +129,11 @@ func (p *prober) forget(uid types.UID) {
 	}
 }
 
-func (p *prober) drop(key string, w *probeWorker) {
+func (p *prober) drop(key probeKey, w *probeWorker) {
 	w.stop()
 	delete(p.workers, key)
 	delete(p.results, key)
-	delete(p.results, key+"/failed")
-}
-
-func keyKind(key string) string {
-	for i := len(key) - 1; i >= 0; i-- {
-		if key[i] == '/' {
-			return key[i+1:]
-		}
-	}
-	return ""
+	delete(p.doomed, key.id)
 }
 
 // run probes one container every period until stopped, applying the success and failure
@@ -148,7 +143,7 @@ func (p *prober) run(ctx context.Context, pod *corev1.Pod, c *corev1.Container, 
 	timeout := time.Duration(max(pr.TimeoutSeconds, 1)) * time.Second
 	successes, failures := int32(0), int32(0)
 	needSuccess, needFailure := max(pr.SuccessThreshold, 1), max(pr.FailureThreshold, 1)
-	key := probeKey(id, kind)
+	key := probeKey{id, kind}
 	first := time.Until(startedAt.Add(time.Duration(pr.InitialDelaySeconds) * time.Second))
 	timer := time.NewTimer(max(first, 0))
 	defer timer.Stop()
@@ -192,7 +187,7 @@ func (p *prober) run(ctx context.Context, pod *corev1.Pod, c *corev1.Container, 
 		if _, live := p.workers[key]; live {
 			p.results[key] = val
 			if kind == startup && !val {
-				p.results[key+"/failed"] = true
+				p.doomed[id] = true
 			}
 		}
 		p.mu.Unlock()
