@@ -350,3 +350,33 @@ func TestHTTPAndTCPProbes(t *testing.T) {
 		t.Errorf("the tcpSocket liveness probe restarted a listening container %d times", r)
 	}
 }
+
+func TestStartupProbeGatesAndRestarts(t *testing.T) {
+	need(t)
+	ns := namespace(t)
+	slow := busybox("main", "sleep 2; touch /tmp/up; exec sleep 3600")
+	slow.StartupProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"cat", "/tmp/up"}}},
+		PeriodSeconds: 1, FailureThreshold: 30, SuccessThreshold: 1, TimeoutSeconds: 2,
+	}
+	create(t, newPod(ns, "slow", slow))
+	p := waitPod(t, ns, "slow", 30*time.Second, "running", running)
+	if s := p.Status.ContainerStatuses[0]; s.Started != nil && *s.Started && time.Since(s.State.Running.StartedAt.Time) < time.Second {
+		t.Errorf("started before its startup probe could pass: %+v", s)
+	}
+	waitPod(t, ns, "slow", 15*time.Second, "started and Ready", func(p *corev1.Pod) bool {
+		s := p.Status.ContainerStatuses[0]
+		return s.Started != nil && *s.Started && condition(p, corev1.PodReady)
+	})
+
+	never := busybox("main", "exec sleep 3600")
+	never.StartupProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"false"}}},
+		PeriodSeconds: 1, FailureThreshold: 2, SuccessThreshold: 1, TimeoutSeconds: 1,
+	}
+	create(t, newPod(ns, "never", never))
+	waitPod(t, ns, "never", 30*time.Second, "restarted by its startup probe", func(p *corev1.Pod) bool {
+		s := p.Status.ContainerStatuses
+		return len(s) == 1 && s[0].RestartCount >= 1 && !condition(p, corev1.PodReady)
+	})
+}
