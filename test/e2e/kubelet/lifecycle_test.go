@@ -380,3 +380,22 @@ func TestStartupProbeGatesAndRestarts(t *testing.T) {
 		return len(s) == 1 && s[0].RestartCount >= 1 && !condition(p, corev1.PodReady)
 	})
 }
+
+func TestPostStartHook(t *testing.T) {
+	need(t)
+	ns := namespace(t)
+	c := busybox("main", "exec sleep 3600")
+	c.Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "echo hooked > /tmp/poststart"}}}}
+	create(t, newPod(ns, "hooked", c))
+	p := waitPod(t, ns, "hooked", 30*time.Second, "running", running)
+	if got := execIn(t, p, "main", "cat", "/tmp/poststart"); got != "hooked\n" {
+		t.Errorf("postStart output: %q", got)
+	}
+	bad := busybox("main", "exec sleep 3600")
+	bad.Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"false"}}}}
+	create(t, newPod(ns, "badhook", bad))
+	waitPod(t, ns, "badhook", 30*time.Second, "restarted after its postStart hook failed", func(p *corev1.Pod) bool {
+		s := p.Status.ContainerStatuses
+		return len(s) == 1 && s[0].RestartCount >= 1
+	})
+}
