@@ -60,6 +60,11 @@ func (k *Kubelet) podStatus(pod *corev1.Pod, st *podState, res *syncResult) core
 	}
 	s.ContainerStatuses = nil
 	allReady := true
+	for i, ic := range s.InitContainerStatuses {
+		if isSidecar(&pod.Spec.InitContainers[i]) {
+			allReady = allReady && ic.Ready // sidecars' readiness counts, as upstream's
+		}
+	}
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
 		pending := ""

@@ -272,6 +272,9 @@ func TestSidecarInitContainerRunsBesideTheApp(t *testing.T) {
 	if !condition(p, corev1.PodInitialized) {
 		t.Errorf("not Initialized: %s", statusString(p))
 	}
+	waitPod(t, ns, "sidecar", 10*time.Second, "Ready with its sidecar ready", func(p *corev1.Pod) bool {
+		return condition(p, corev1.PodReady) && p.Status.InitContainerStatuses[0].Ready
+	})
 }
 
 // TestTerminatingPodIsStoppedAndReported covers a pod the API keeps while it terminates (a
