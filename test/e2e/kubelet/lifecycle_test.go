@@ -402,3 +402,25 @@ func TestPostStartHook(t *testing.T) {
 		return len(s) == 1 && s[0].RestartCount >= 1
 	})
 }
+
+func TestImageChangeReplacesTheContainer(t *testing.T) {
+	need(t)
+	if out, err := ctrd.ctr("images", "tag", "--force", busyboxImage, "berth.test/busybox:2"); err != nil {
+		t.Fatalf("ctr images tag: %v %s", err, out)
+	}
+	ns := namespace(t)
+	create(t, newPod(ns, "upd", busybox("main", "exec sleep 3600")))
+	p := waitPod(t, ns, "upd", 30*time.Second, "running", running)
+	before := p.Status.ContainerStatuses[0].ContainerID
+	p.Spec.Containers[0].Image = "berth.test/busybox:2"
+	if _, err := cs.CoreV1().Pods(ns).Update(t.Context(), p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p = waitPod(t, ns, "upd", 30*time.Second, "running the new image", func(p *corev1.Pod) bool {
+		s := p.Status.ContainerStatuses
+		return running(p) && len(s) == 1 && s[0].Image == "berth.test/busybox:2" && s[0].ContainerID != before
+	})
+	if r := p.Status.ContainerStatuses[0].RestartCount; r != 1 {
+		t.Errorf("restartCount %d after the image change, want 1", r)
+	}
+}
