@@ -2,7 +2,6 @@ package kubelet
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"os"
@@ -23,12 +22,13 @@ var (
 	defaultReadonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
 )
 
-// containerHash fingerprints a container's spec: a running container whose spec changed (a new
-// image) is replaced.
+// containerHash fingerprints what of a container's spec can change while it runs: its image
+// (the API refuses changes to the rest). A running container whose image changed is replaced.
+// Hashing the whole spec would restart every container when an upgraded API server starts
+// defaulting a new field.
 func containerHash(c *corev1.Container) string {
-	b, _ := json.Marshal(c)
 	h := fnv.New32a()
-	h.Write(b)
+	h.Write([]byte(c.Name + "\x00" + c.Image))
 	return strconv.FormatUint(uint64(h.Sum32()), 16)
 }
 
