@@ -17,7 +17,7 @@ const (
 	labelPodUID        = "io.kubernetes.pod.uid"
 	labelContainerName = "io.kubernetes.container.name"
 	labelContainerType = "io.kubernetes.container.type" // "init" or "app": not upstream's, ours to tell them apart
-	annotationHash     = "io.kubernetes.container.hash"
+	annotationHash     = "io.berth.container.image-hash" // ours: upstream's .hash covers the whole spec
 	annotationRestarts = "io.kubernetes.container.restartCount"
 	annotationGrace    = "io.kubernetes.pod.terminationGracePeriod"
 )

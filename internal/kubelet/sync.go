@@ -201,7 +201,7 @@ func (k *Kubelet) syncContainer(ctx context.Context, pod *corev1.Pod, c *corev1.
 		}
 		return nil
 	case cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING:
-		if cur.Annotations[annotationHash] != containerHash(c) {
+		if h, ok := cur.Annotations[annotationHash]; ok && h != containerHash(c) {
 			k.event(pod, corev1.EventTypeNormal, "Killing", fmt.Sprintf("Container %s definition changed, will be restarted", c.Name))
 			k.killContainer(ctx, pod, c, cur.Id, gracePeriod(pod))
 			res.retryIn(time.Millisecond)
