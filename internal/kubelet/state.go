@@ -16,7 +16,7 @@ const (
 	labelPodNamespace  = "io.kubernetes.pod.namespace"
 	labelPodUID        = "io.kubernetes.pod.uid"
 	labelContainerName = "io.kubernetes.container.name"
-	labelContainerType = "io.kubernetes.container.type" // "init" or "app": not upstream's, ours to tell them apart
+	labelContainerType = "io.kubernetes.container.type"  // "init" or "app": not upstream's, ours to tell them apart
 	annotationHash     = "io.berth.container.image-hash" // ours: upstream's .hash covers the whole spec
 	annotationRestarts = "io.kubernetes.container.restartCount"
 	annotationGrace    = "io.kubernetes.pod.terminationGracePeriod"
