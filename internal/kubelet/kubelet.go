@@ -150,7 +150,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	k.services = k.newServiceInformer()
 	go k.services.Run(ctx.Done())
 	k.pods = newPodSource(k)
-	k.probes = newProber(k)
+	k.probes = newProber(ctx, k)
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	run := func(f func(context.Context) error) {
