@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -271,4 +272,37 @@ func gracePeriod(pod *corev1.Pod) int64 {
 		return *pod.Spec.TerminationGracePeriodSeconds
 	}
 	return 30
+}
+
+// logTail is the end of a container's CRI log (its last 80 lines, at most 2 KiB), decoded, for
+// terminationMessagePolicy FallbackToLogsOnError.
+func logTail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	if len(b) > 64<<10 {
+		b = b[len(b)-64<<10:]
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 80 {
+		lines = lines[len(lines)-80:]
+	}
+	var out strings.Builder
+	for _, l := range lines {
+		// "TIMESTAMP STREAM P|F TEXT"
+		f := strings.SplitN(l, " ", 4)
+		if len(f) < 4 {
+			continue
+		}
+		out.WriteString(f[3])
+		if f[2] != "P" {
+			out.WriteByte('\n')
+		}
+	}
+	msg := out.String()
+	if len(msg) > 2048 {
+		msg = msg[len(msg)-2048:]
+	}
+	return msg
 }

@@ -38,6 +38,9 @@ func (k *Kubelet) runAction(ctx context.Context, pod *corev1.Pod, c *corev1.Cont
 	if podIP == "" {
 		podIP = pod.Status.PodIP
 	}
+	if podIP == "" && pod.Spec.HostNetwork {
+		podIP = k.cfg.NodeIP.String()
+	}
 	switch {
 	case a.exec != nil:
 		secs := max(int64(timeout/time.Second), 1)

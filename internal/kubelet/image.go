@@ -98,3 +98,35 @@ func (k *Kubelet) pull(ctx context.Context, pod *corev1.Pod, spec *runtimeapi.Im
 	}
 	return nil, errors.Join(errs...)
 }
+
+// imageFuture is an image being resolved in the background.
+type imageFuture struct {
+	done chan struct{}
+	ref  string
+	err  error
+}
+
+// prefetchImages resolves (pulling where the policy says so) the images of every container of
+// a pod that starts afresh, all at once and while its sandbox is being created: a pod's first
+// start then waits for the slowest of them, not for their sum plus the sandbox.
+func (k *Kubelet) prefetchImages(ctx context.Context, pod *corev1.Pod) map[string]*imageFuture {
+	out := map[string]*imageFuture{}
+	byImage := map[string]*imageFuture{}
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for i := range cs {
+			c := &cs[i]
+			key := c.Image + "\x00" + string(policy(c))
+			if f := byImage[key]; f != nil {
+				out[c.Name] = f
+				continue
+			}
+			f := &imageFuture{done: make(chan struct{})}
+			byImage[key], out[c.Name] = f, f
+			go func() {
+				defer close(f.done)
+				f.ref, f.err = k.ensureImage(ctx, pod, c)
+			}()
+		}
+	}
+	return out
+}

@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -208,3 +209,5 @@ func TestContainerSecurityMergesPodAndContainer(t *testing.T) {
 		t.Errorf("privileged: %+v", s)
 	}
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

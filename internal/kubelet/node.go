@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"runtime"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,7 +18,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-project/berth/internal/version"
@@ -41,7 +46,13 @@ func (k *Kubelet) runNode(ctx context.Context) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
-	podCIDR, started := "", time.Now()
+	// The node's own object is watched, so a pod CIDR given by the controller reaches the
+	// runtime (and Ready follows, for runtimes whose network waits for it) at once.
+	cidrs := make(chan string, 1)
+	go k.watchPodCIDR(ctx, cidrs)
+	tick := time.NewTicker(nodeStatusPeriod)
+	defer tick.Stop()
+	podCIDR := ""
 	for {
 		if err := k.renewLease(ctx); err != nil {
 			k.log.Error("renewing node lease", "err", err)
@@ -50,28 +61,54 @@ func (k *Kubelet) runNode(ctx context.Context) error {
 		if err != nil {
 			k.log.Error("updating node status", "err", err)
 		} else if node.Spec.PodCIDR != podCIDR {
-			if err := k.setPodCIDR(ctx, node.Spec.PodCIDR); err != nil {
-				k.log.Error("passing the pod CIDR to the runtime", "cidr", node.Spec.PodCIDR, "err", err)
-			} else {
-				podCIDR = node.Spec.PodCIDR
-				// The runtime's network is ready now: say so at once, not a period later.
-				if _, err := k.updateNodeStatus(ctx); err != nil {
-					k.log.Error("updating node status", "err", err)
+			podCIDR = k.applyPodCIDR(ctx, podCIDR, node.Spec.PodCIDR)
+		}
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tick.C:
+				break wait
+			case cidr := <-cidrs:
+				if cidr != podCIDR {
+					podCIDR = k.applyPodCIDR(ctx, podCIDR, cidr)
 				}
 			}
 		}
-		// Until the node has its pod CIDR (a controller gives it soon after the node
-		// registers) look often, for a minute at most; then every period.
-		next := nodeStatusPeriod
-		if podCIDR == "" && time.Since(started) < time.Minute {
-			next = 200 * time.Millisecond
+	}
+}
+
+// applyPodCIDR passes a new pod CIDR to the runtime and reports the node's status at once
+// (the runtime's network may be ready now); it returns the CIDR the runtime has.
+func (k *Kubelet) applyPodCIDR(ctx context.Context, old, cidr string) string {
+	if err := k.setPodCIDR(ctx, cidr); err != nil {
+		k.log.Error("passing the pod CIDR to the runtime", "cidr", cidr, "err", err)
+		return old
+	}
+	if _, err := k.updateNodeStatus(ctx); err != nil {
+		k.log.Error("updating node status", "err", err)
+	}
+	return cidr
+}
+
+// watchPodCIDR sends the node's spec.podCIDR whenever the node changes.
+func (k *Kubelet) watchPodCIDR(ctx context.Context, out chan<- string) {
+	lw := cache.NewListWatchFromClient(k.client.CoreV1().RESTClient(), "nodes", metav1.NamespaceAll,
+		fields.OneTermEqualSelector("metadata.name", k.cfg.NodeName))
+	inf := cache.NewSharedIndexInformer(listThenWatch{lw}, &corev1.Node{}, 0, cache.Indexers{})
+	send := func(obj any) {
+		n, ok := obj.(*corev1.Node)
+		if !ok || n.Spec.PodCIDR == "" {
+			return
 		}
 		select {
+		case out <- n.Spec.PodCIDR:
 		case <-ctx.Done():
-			return nil
-		case <-time.After(next):
 		}
 	}
+	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: send, UpdateFunc: func(_, obj any) { send(obj) }})
+	inf.Run(ctx.Done())
 }
 
 func (k *Kubelet) setPodCIDR(ctx context.Context, cidr string) error {
@@ -205,7 +242,36 @@ func (k *Kubelet) nodeStatus(cur *corev1.Node) corev1.NodeStatus {
 	if ver != nil {
 		s.NodeInfo.ContainerRuntimeVersion = ver.RuntimeName + "://" + ver.RuntimeVersion
 	}
+	s.Images = k.nodeImages()
 	return s
+}
+
+// maxNodeImages is how many images the node reports, largest first (upstream's default).
+const maxNodeImages = 50
+
+// nodeImages lists the runtime's images for status.images, which the scheduler's image
+// locality scoring reads.
+func (k *Kubelet) nodeImages() []corev1.ContainerImage {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := k.images.ListImages(ctx, &runtimeapi.ListImagesRequest{})
+	if err != nil {
+		return nil
+	}
+	imgs := resp.Images
+	sort.Slice(imgs, func(i, j int) bool { return imgs[i].Size > imgs[j].Size })
+	var out []corev1.ContainerImage
+	for _, im := range imgs {
+		names := append(append([]string{}, im.RepoDigests...), im.RepoTags...)
+		if len(names) == 0 {
+			continue
+		}
+		out = append(out, corev1.ContainerImage{Names: names, SizeBytes: int64(im.Size)})
+		if len(out) == maxNodeImages {
+			break
+		}
+	}
+	return out
 }
 
 // runtimeReady asks CRI Status whether the runtime and its network are ready.
@@ -273,13 +339,12 @@ func (k *Kubelet) renewLease(ctx context.Context) error {
 }
 
 func (k *Kubelet) servingPort() int32 {
-	_, port, ok := strings.Cut(k.cfg.ServingAddr, ":")
-	if !ok {
+	_, port, err := net.SplitHostPort(k.cfg.ServingAddr)
+	if err != nil {
 		return 0
 	}
-	var p int32
-	fmt.Sscan(port, &p)
-	return p
+	p, _ := strconv.Atoi(port)
+	return int32(p)
 }
 
 func readFile(p string) string {

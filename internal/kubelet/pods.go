@@ -123,6 +123,7 @@ func (s *podSource) run(ctx context.Context) error {
 			}
 		}()
 	}
+	go s.watchContainerEvents(ctx)
 	s.relistLoop(ctx)
 	s.queue.ShutDown()
 	wg.Wait()

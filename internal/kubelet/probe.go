@@ -38,8 +38,9 @@ func newProber(k *Kubelet) *prober {
 
 func probeKey(id string, kind probeKind) string { return id + "/" + string(kind) }
 
-// ensure starts the container's probe workers that are not running yet.
-func (p *prober) ensure(pod *corev1.Pod, c *corev1.Container, cur *container) {
+// ensure starts the container's probe workers that are not running yet. ip is the address
+// httpGet and tcpSocket probes reach the pod at (the sandbox's, or the node's).
+func (p *prober) ensure(pod *corev1.Pod, c *corev1.Container, cur *container, ip string) {
 	for kind, pr := range map[probeKind]*corev1.Probe{liveness: c.LivenessProbe, readiness: c.ReadinessProbe, startup: c.StartupProbe} {
 		if pr == nil {
 			continue
@@ -56,7 +57,7 @@ func (p *prober) ensure(pod *corev1.Pod, c *corev1.Container, cur *container) {
 			p.results[key] = true
 		}
 		p.mu.Unlock()
-		go p.run(ctx, pod.DeepCopy(), c.DeepCopy(), cur.Id, time.Unix(0, cur.StartedAt), kind, pr.DeepCopy())
+		go p.run(ctx, pod.DeepCopy(), c.DeepCopy(), cur.Id, ip, time.Unix(0, cur.StartedAt), kind, pr.DeepCopy())
 	}
 }
 
@@ -142,7 +143,7 @@ func keyKind(key string) string {
 
 // run probes one container every period until stopped, applying the success and failure
 // thresholds; liveness and readiness wait for the startup probe to pass.
-func (p *prober) run(ctx context.Context, pod *corev1.Pod, c *corev1.Container, id string, startedAt time.Time, kind probeKind, pr *corev1.Probe) {
+func (p *prober) run(ctx context.Context, pod *corev1.Pod, c *corev1.Container, id, ip string, startedAt time.Time, kind probeKind, pr *corev1.Probe) {
 	period := time.Duration(max(pr.PeriodSeconds, 1)) * time.Second
 	timeout := time.Duration(max(pr.TimeoutSeconds, 1)) * time.Second
 	successes, failures := int32(0), int32(0)
@@ -165,7 +166,7 @@ func (p *prober) run(ctx context.Context, pod *corev1.Pod, c *corev1.Container, 
 			return // startup probes stop once they passed
 		}
 		a := action{exec: pr.Exec, httpGet: pr.HTTPGet, tcp: pr.TCPSocket}
-		out, err := p.k.runAction(ctx, pod, c, id, "", a, timeout)
+		out, err := p.k.runAction(ctx, pod, c, id, ip, a, timeout)
 		if ctx.Err() != nil {
 			return
 		}

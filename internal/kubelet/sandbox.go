@@ -213,3 +213,15 @@ func (k *Kubelet) writeHosts(pod *corev1.Pod, ip string) (string, error) {
 func (k *Kubelet) podDir(uid any) string {
 	return filepath.Join(k.cfg.RootDir, "pods", fmt.Sprint(uid))
 }
+
+// podAddress is where the node reaches the pod: its sandbox's IP, or the node's own for
+// host-network pods.
+func (k *Kubelet) podAddress(pod *corev1.Pod, st *podState) string {
+	if ip := sandboxIP(st.sandbox); ip != "" {
+		return ip
+	}
+	if pod.Spec.HostNetwork {
+		return k.cfg.NodeIP.String()
+	}
+	return pod.Status.PodIP
+}

@@ -36,6 +36,14 @@ type container struct {
 	sandboxID string
 }
 
+// name is the pod spec's name for the container: CRI metadata, or our label.
+func (c *container) name() string {
+	if n := c.Metadata.GetName(); n != "" {
+		return n
+	}
+	return c.Labels[labelContainerName]
+}
+
 func (k *Kubelet) podState(ctx context.Context, uid types.UID) (*podState, error) {
 	sel := map[string]string{labelPodUID: string(uid)}
 	sbs, err := k.runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{LabelSelector: sel}})
@@ -81,7 +89,7 @@ func (st *podState) ready() bool {
 func (st *podState) instances(name string) []*container {
 	var out []*container
 	for _, c := range st.containers {
-		if c.Labels[labelContainerName] == name {
+		if c.name() == name {
 			out = append(out, c)
 		}
 	}

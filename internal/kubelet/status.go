@@ -122,7 +122,7 @@ func (k *Kubelet) containerStatus(pod *corev1.Pod, c *corev1.Container, st *podS
 	switch cur.State {
 	case runtimeapi.ContainerState_CONTAINER_RUNNING:
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: seconds(cur.StartedAt)}
-		k.probes.ensure(pod, c, cur)
+		k.probes.ensure(pod, c, cur, k.podAddress(pod, st))
 		started = k.probes.started(c, cur.Id)
 		cs.Ready = started && k.probes.ready(c, cur.Id)
 		if len(inst) > 1 {
@@ -158,7 +158,11 @@ func (k *Kubelet) terminated(pod *corev1.Pod, c *container) corev1.ContainerStat
 	}
 	msg := c.Message
 	if msg == "" {
-		msg = k.terminationMessage(pod.UID, c.Labels[labelContainerName], c.Metadata.GetAttempt())
+		msg = k.terminationMessage(pod.UID, c.name(), c.Metadata.GetAttempt())
+	}
+	if spec := findContainer(pod, c.name()); msg == "" && c.ExitCode != 0 && spec != nil &&
+		spec.TerminationMessagePolicy == corev1.TerminationMessageFallbackToLogsOnError {
+		msg = logTail(c.LogPath)
 	}
 	return corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
 		ExitCode: c.ExitCode, Reason: reason, Message: msg,

@@ -16,6 +16,7 @@ import (
 type syncResult struct {
 	waiting map[string]*corev1.ContainerStateWaiting // by container name
 	after   time.Duration                            // sync again after this long (back-offs)
+	images  map[string]*imageFuture                  // images resolved while the sandbox started
 }
 
 func (r *syncResult) wait(name, reason, msg string) {
@@ -85,10 +86,23 @@ func (k *Kubelet) startPod(ctx context.Context, pod *corev1.Pod, st *podState, r
 	mounts, err := k.volumes.SetUp(ctx, pod)
 	if err != nil {
 		k.event(pod, corev1.EventTypeWarning, "FailedMount", err.Error())
-		all(reasonContainerCreating, "")
-		return err
+		if len(st.containers) == 0 {
+			all(reasonContainerCreating, "")
+			return err
+		}
+		// Containers that ran keep theirs; the refresh is retried on the next sync.
+		k.log.Warn("refreshing volumes", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+	}
+	if !st.ready() && len(st.sandboxes) > 0 && pod.Spec.RestartPolicy == corev1.RestartPolicyNever && len(st.containers) > 0 {
+		// Upstream does not give a pod that must never restart a second sandbox: what ran in
+		// the dead one is stopped and the pod ends with what its containers did.
+		for _, c := range st.running() {
+			k.stopContainer(ctx, c.Id, minGrace)
+		}
+		return nil
 	}
 	if !st.ready() {
+		res.images = k.prefetchImages(ctx, pod)
 		if err := k.runSandbox(ctx, pod, st); err != nil {
 			k.event(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox", err.Error())
 			all(reasonContainerCreating, "")
@@ -173,7 +187,7 @@ func (k *Kubelet) syncContainer(ctx context.Context, pod *corev1.Pod, c *corev1.
 				res.retryIn(time.Millisecond)
 				return nil
 			}
-			k.probes.ensure(pod, c, cur)
+			k.probes.ensure(pod, c, cur, k.podAddress(pod, st))
 		}
 		return nil
 	}
@@ -214,7 +228,14 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1
 		return err
 	}
 	start := time.Now()
-	image, err := k.ensureImage(ctx, pod, c)
+	var image string
+	var err error
+	if f := res.images[c.Name]; f != nil {
+		<-f.done
+		image, err = f.ref, f.err
+	} else {
+		image, err = k.ensureImage(ctx, pod, c)
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -296,7 +317,7 @@ func sandboxIP(s *runtimeapi.PodSandboxStatus) string {
 func (k *Kubelet) collectGarbage(ctx context.Context, st *podState) {
 	seen := map[string]int{}
 	for _, c := range st.containers {
-		name := c.Labels[labelContainerName]
+		name := c.name()
 		seen[name]++
 		if seen[name] > 2 && c.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 			k.runtime.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: c.Id})

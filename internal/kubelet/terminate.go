@@ -29,7 +29,7 @@ func (k *Kubelet) terminatePod(ctx context.Context, pod *corev1.Pod, st *podStat
 		k.log.Info("stopping pod", "pod", pod.Namespace+"/"+pod.Name, "grace", grace)
 		var wg sync.WaitGroup
 		for _, c := range running {
-			spec := findContainer(pod, c.Labels[labelContainerName])
+			spec := findContainer(pod, c.name())
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -83,7 +83,7 @@ func allSucceeded(ss []corev1.ContainerStatus) bool {
 // (for their logs) until the pod is deleted.
 func (k *Kubelet) finishPod(ctx context.Context, pod *corev1.Pod, st *podState) error {
 	for _, c := range st.running() {
-		k.killContainer(ctx, pod, findContainer(pod, c.Labels[labelContainerName]), c.Id, gracePeriod(pod))
+		k.killContainer(ctx, pod, findContainer(pod, c.name()), c.Id, gracePeriod(pod))
 	}
 	k.probes.forget(pod.UID)
 	for _, sb := range st.sandboxes {
@@ -114,7 +114,7 @@ func (k *Kubelet) removePod(ctx context.Context, uid types.UID, st *podState, la
 				k.stopContainer(ctx, c.Id, minGrace)
 				return
 			}
-			k.killContainer(ctx, last, findContainer(last, c.Labels[labelContainerName]), c.Id, gracePeriod(last))
+			k.killContainer(ctx, last, findContainer(last, c.name()), c.Id, gracePeriod(last))
 		}()
 	}
 	wg.Wait()

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -133,16 +134,17 @@ func (s *Server) findContainer(ctx context.Context, ns, pod, name string) ([]*ru
 	return cs, nil
 }
 
-// running finds the running instance of a container for exec and attach.
+// running finds the running instance of a container for exec and attach (of the pod with
+// that UID when the path names one).
 func (s *Server) running(w http.ResponseWriter, r *http.Request) (string, bool) {
-	ns, pod, name := r.PathValue("ns"), r.PathValue("pod"), r.PathValue("container")
+	ns, pod, name, uid := r.PathValue("ns"), r.PathValue("pod"), r.PathValue("container"), r.PathValue("uid")
 	cs, err := s.findContainer(r.Context(), ns, pod, name)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return "", false
 	}
 	for _, c := range cs {
-		if c.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+		if c.State == runtimeapi.ContainerState_CONTAINER_RUNNING && (uid == "" || c.Labels["io.kubernetes.pod.uid"] == uid) {
 			return c.Id, true
 		}
 	}
@@ -153,6 +155,21 @@ func (s *Server) running(w http.ResponseWriter, r *http.Request) (string, bool) 
 func flag(r *http.Request, name string) bool {
 	v := r.URL.Query().Get(name)
 	return v == "1" || v == "true" || v == "True"
+}
+
+// streams reads upstream's stream flags: input, output, error and tty ("1"; the API server
+// sends these names, clients of the kubelet's own API may say stdin, stdout, stderr). With a
+// TTY there is no separate stderr, and CRI refuses the pair.
+func streams(w http.ResponseWriter, r *http.Request) (stdin, stdout, stderr, tty, ok bool) {
+	tty = flag(r, "tty")
+	stdin = flag(r, "input") || flag(r, "stdin")
+	stdout = flag(r, "output") || flag(r, "stdout")
+	stderr = (flag(r, "error") || flag(r, "stderr")) && !tty
+	if !stdin && !stdout && !stderr && !tty {
+		http.Error(w, "you must specify at least 1 of stdin, stdout, stderr", http.StatusBadRequest)
+		return false, false, false, false, false
+	}
+	return stdin, stdout, stderr, tty, true
 }
 
 // exec asks the runtime for an exec session and proxies the upgraded stream to it.
@@ -167,10 +184,12 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "missing command", http.StatusBadRequest)
 		return
 	}
+	stdin, stdout, stderr, tty, ok := streams(w, r)
+	if !ok {
+		return
+	}
 	resp, err := s.cfg.Runtime.Exec(r.Context(), &runtimeapi.ExecRequest{
-		ContainerId: id, Cmd: cmd, Tty: flag(r, "tty"),
-		Stdin: flag(r, "input") || flag(r, "stdin"), Stdout: flag(r, "output") || flag(r, "stdout"), Stderr: flag(r, "error") || flag(r, "stderr"),
-	})
+		ContainerId: id, Cmd: cmd, Tty: tty, Stdin: stdin, Stdout: stdout, Stderr: stderr})
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -183,10 +202,12 @@ func (s *Server) attach(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	stdin, stdout, stderr, tty, ok := streams(w, r)
+	if !ok {
+		return
+	}
 	resp, err := s.cfg.Runtime.Attach(r.Context(), &runtimeapi.AttachRequest{
-		ContainerId: id, Tty: flag(r, "tty"),
-		Stdin: flag(r, "input") || flag(r, "stdin"), Stdout: flag(r, "output") || flag(r, "stdout"), Stderr: flag(r, "error") || flag(r, "stderr"),
-	})
+		ContainerId: id, Tty: tty, Stdin: stdin, Stdout: stdout, Stderr: stderr})
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -214,7 +235,18 @@ func (s *Server) portForward(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("pod %q has no instance with UID %s", ns+"/"+pod, uid), http.StatusNotFound)
 		return
 	}
-	pf, err := s.cfg.Runtime.PortForward(r.Context(), &runtimeapi.PortForwardRequest{PodSandboxId: resp.Items[0].Id})
+	// SPDY clients name ports inside the stream; websocket clients name them in the query,
+	// which does not reach the runtime's URL, so the runtime is told here.
+	var ports []int32
+	for _, p := range r.URL.Query()["port"] {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil || n == 0 {
+			http.Error(w, fmt.Sprintf("invalid port %q", p), http.StatusBadRequest)
+			return
+		}
+		ports = append(ports, int32(n))
+	}
+	pf, err := s.cfg.Runtime.PortForward(r.Context(), &runtimeapi.PortForwardRequest{PodSandboxId: resp.Items[0].Id, Port: ports})
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return

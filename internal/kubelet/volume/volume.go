@@ -50,23 +50,28 @@ func NewSet(client kubernetes.Interface, root string, log *slog.Logger) *Set {
 	}}
 }
 
-// SetUp sets up every volume of the pod and returns each one's host path by volume name.
+// SetUp sets up every volume of the pod and returns each one's host path by volume name. A
+// volume that fails is an error, but the others are still set up and every path is returned:
+// a running pod whose configMap went away keeps the files it had and its containers restart.
 func (s *Set) SetUp(ctx context.Context, pod *corev1.Pod) (map[string]string, error) {
 	out := make(map[string]string, len(pod.Spec.Volumes))
+	var errs []error
 	for i := range pod.Spec.Volumes {
 		v := &pod.Spec.Volumes[i]
 		p := s.plugin(v)
 		if p == nil {
-			return nil, fmt.Errorf("volume %q: this kind of volume is not supported yet", v.Name)
+			errs = append(errs, fmt.Errorf("volume %q: this kind of volume is not supported yet", v.Name))
+			continue
 		}
 		dir := filepath.Join(s.root, string(pod.UID), "volumes", p.Kind(), v.Name)
 		host, err := p.SetUp(ctx, pod, v, dir)
 		if err != nil {
-			return nil, fmt.Errorf("MountVolume.SetUp failed for volume %q: %w", v.Name, err)
+			errs = append(errs, fmt.Errorf("MountVolume.SetUp failed for volume %q: %w", v.Name, err))
+			host = dir
 		}
 		out[v.Name] = host
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
 func (s *Set) plugin(v *corev1.Volume) Plugin {

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 func TestCrashingContainerBacksOff(t *testing.T) {
@@ -47,6 +48,20 @@ func TestRestartPolicyNeverFailsThePod(t *testing.T) {
 	p = waitPod(t, ns, "once", 30*time.Second, "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
 	if c := p.Status.ContainerStatuses[0]; c.State.Terminated == nil || c.State.Terminated.ExitCode != 7 || c.RestartCount != 0 {
 		t.Errorf("container: %+v", c)
+	}
+	// The termination message: the file the container wrote, or its log's tail on failure.
+	msg := busybox("main", "echo 'all went well' > /dev/termination-log")
+	msg.TerminationMessagePath = "/dev/termination-log"
+	fallback := busybox("logs", "echo 'last words'; exit 2")
+	fallback.TerminationMessagePolicy = corev1.TerminationMessageFallbackToLogsOnError
+	tm := newPod(ns, "messages", msg, fallback)
+	tm.Spec.RestartPolicy = corev1.RestartPolicyNever
+	create(t, tm)
+	tm = waitPod(t, ns, "messages", 30*time.Second, "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	for i, want := range []string{"all went well\n", "last words\n"} {
+		if got := tm.Status.ContainerStatuses[i].State.Terminated; got == nil || got.Message != want {
+			t.Errorf("%s: termination message %+v, want %q", tm.Status.ContainerStatuses[i].Name, got, want)
+		}
 	}
 	ok := newPod(ns, "done", busybox("main", "exit 0"))
 	ok.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
@@ -302,5 +317,27 @@ func TestActiveDeadlineFailsThePod(t *testing.T) {
 	})
 	if c := p.Status.ContainerStatuses; len(c) != 1 || c[0].State.Terminated == nil {
 		t.Errorf("container not stopped: %s", statusString(p))
+	}
+}
+
+func TestHTTPAndTCPProbes(t *testing.T) {
+	need(t)
+	ns := namespace(t)
+	c := busybox("main", "mkdir -p /www && echo ok > /www/healthz && exec httpd -f -p 8080 -h /www")
+	c.Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}
+	c.ReadinessProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("http")}},
+		PeriodSeconds: 1, FailureThreshold: 1, SuccessThreshold: 1, TimeoutSeconds: 1,
+	}
+	c.LivenessProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}},
+		PeriodSeconds: 1, FailureThreshold: 3, SuccessThreshold: 1, TimeoutSeconds: 1, InitialDelaySeconds: 1,
+	}
+	create(t, newPod(ns, "web", c))
+	p := waitPod(t, ns, "web", 30*time.Second, "Ready through its httpGet probe", func(p *corev1.Pod) bool { return condition(p, corev1.PodReady) })
+	execIn(t, p, "main", "rm", "/www/healthz")
+	p = waitPod(t, ns, "web", 15*time.Second, "not Ready after a 404", func(p *corev1.Pod) bool { return !condition(p, corev1.PodReady) })
+	if r := p.Status.ContainerStatuses[0].RestartCount; r != 0 {
+		t.Errorf("the tcpSocket liveness probe restarted a listening container %d times", r)
 	}
 }

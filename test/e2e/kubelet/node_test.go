@@ -61,6 +61,15 @@ func TestNodeRegistersReadyWithLease(t *testing.T) {
 			t.Errorf("condition %s is not False: %v", want, node.Status.Conditions)
 		}
 	}
+	hasBusybox := false
+	for _, im := range node.Status.Images {
+		for _, n := range im.Names {
+			hasBusybox = hasBusybox || n == "docker.io/"+busyboxImage || n == busyboxImage
+		}
+	}
+	if !hasBusybox {
+		t.Errorf("status.images lacks %s: %v", busyboxImage, node.Status.Images)
+	}
 	lease, err := cs.CoordinationV1().Leases("kube-node-lease").Get(t.Context(), nodeName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("node lease: %v", err)
