@@ -32,6 +32,7 @@ import (
 	"github.com/berth-project/berth/internal/controller/nodeipam"
 	"github.com/berth-project/berth/internal/controller/nodelifecycle"
 	"github.com/berth-project/berth/internal/controller/replicaset"
+	"github.com/berth-project/berth/internal/controller/statefulset"
 	"github.com/berth-project/berth/internal/controller/tainteviction"
 )
 
@@ -59,7 +60,7 @@ type Config struct {
 }
 
 // Names lists the controllers Run starts.
-var Names = []string{"replicaset", "deployment", "garbagecollector", "nodelifecycle", "tainteviction", "nodeipam", "disruption", "job", "endpointslice", "daemonset", "cronjob"}
+var Names = []string{"replicaset", "deployment", "garbagecollector", "nodelifecycle", "tainteviction", "nodeipam", "disruption", "job", "endpointslice", "daemonset", "cronjob", "statefulset"}
 
 func (c *Config) defaults() {
 	if c.QPS == 0 {
@@ -185,6 +186,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if enabled("cronjob") {
 		c := cronjob.New(client, f.Batch().V1().CronJobs(), f.Batch().V1().Jobs(), recorder("cronjob-controller"), log.With("controller", "cronjob"))
 		runners["cronjob"] = func(ctx context.Context) error { return c.Run(ctx, 2) }
+	}
+	if enabled("statefulset") {
+		c := statefulset.New(client, f.Apps().V1().StatefulSets(), f.Core().V1().Pods(), f.Core().V1().PersistentVolumeClaims(),
+			f.Apps().V1().ControllerRevisions(), recorder("statefulset-controller"), log.With("controller", "statefulset"))
+		runners["statefulset"] = func(ctx context.Context) error { return c.Run(ctx, 2) }
 	}
 	f.Start(ctx.Done())
 	defer f.Shutdown()

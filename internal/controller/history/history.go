@@ -93,7 +93,8 @@ func Owned(lister appslisters.ControllerRevisionLister, owner metav1.Object) ([]
 
 // Sync returns the revision of the owner's current template — created, or renumbered
 // as the newest when an old template came back — and deletes the oldest revisions
-// beyond the limit that no pod uses (inUse holds the pods' hashes).
+// beyond the limit that no pod uses (inUse holds the values of the pods' HashLabel:
+// the revision hash for DaemonSets, the revision name for StatefulSets).
 func Sync(ctx context.Context, client kubernetes.Interface, lister appslisters.ControllerRevisionLister, o Owner, inUse map[string]bool) (*appsv1.ControllerRevision, error) {
 	owned, err := Owned(lister, o.Object)
 	if err != nil {
@@ -126,7 +127,7 @@ func Sync(ctx context.Context, client kubernetes.Interface, lister appslisters.C
 	}
 	var old []*appsv1.ControllerRevision
 	for _, cr := range owned {
-		if cr.Name != cur.Name && !inUse[cr.Labels[HashLabel]] {
+		if cr.Name != cur.Name && !inUse[cr.Labels[HashLabel]] && !inUse[cr.Name] {
 			old = append(old, cr)
 		}
 	}
