@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -281,4 +282,45 @@ func TestDeletingADeploymentCascadesAsAsked(t *testing.T) {
 			})
 		})
 	}
+}
+
+func TestPausedDeploymentScalesButRollsOutOnlyWhenResumedAndRestartMakesANewReplicaSet(t *testing.T) {
+	need(t)
+	cs := client(t)
+	ns := namespace(t, "pause")
+	n := startNode(t, cs, uniq("node"))
+	n.serve(t, ns)
+	if out, err := kubectlRun(t, fmt.Appendf(nil, webYAML, 2, 1, 0), "-n", ns, "apply", "--validate=false", "-f", "-"); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+	kubectl(t, "-n", ns, "rollout", "status", "deploy/web", "--timeout=30s")
+	replicaSets := func() string {
+		return kubectl(t, "-n", ns, "get", "rs", "-l", "app=web", "-o", `jsonpath={range .items[*]}{.spec.replicas} {end}`)
+	}
+
+	kubectl(t, "-n", ns, "rollout", "pause", "deploy/web")
+	eventually(t, 10*time.Second, "paused condition", func() (bool, error) {
+		out := kubectl(t, "-n", ns, "get", "deploy", "web", "-o", `jsonpath={.status.conditions[?(@.type=="Progressing")].reason}`)
+		return out == "DeploymentPaused", nil
+	})
+	kubectl(t, "-n", ns, "set", "image", "deploy/web", "busybox=busybox:1.37")
+	kubectl(t, "-n", ns, "scale", "deploy/web", "--replicas=3")
+	eventually(t, 10*time.Second, "paused deployment scaled", func() (bool, error) {
+		got := replicaSets()
+		return got == "3", fmt.Errorf("replica sets %q", got)
+	})
+
+	kubectl(t, "-n", ns, "rollout", "resume", "deploy/web")
+	kubectl(t, "-n", ns, "rollout", "status", "deploy/web", "--timeout=30s")
+	if got := strings.Fields(replicaSets()); len(got) != 2 || !slices.Contains(got, "3") || !slices.Contains(got, "0") {
+		t.Fatalf("after resume: replica sets %q, want the old at 0 and a new one at 3", got)
+	}
+
+	kubectl(t, "-n", ns, "rollout", "restart", "deploy/web")
+	kubectl(t, "-n", ns, "rollout", "status", "deploy/web", "--timeout=30s")
+	if got := strings.Fields(replicaSets()); len(got) != 3 {
+		t.Fatalf("after restart: replica sets %q, want three", got)
+	}
+	mustContain(t, "restarted template", kubectl(t, "-n", ns, "get", "deploy", "web", "-o", "jsonpath={.spec.template.metadata.annotations}"), "kubectl.kubernetes.io/restartedAt")
+	mustContain(t, "history", kubectl(t, "-n", ns, "rollout", "history", "deploy/web"), "3 ")
 }
