@@ -22,6 +22,8 @@ deps:
 	command -v nft >/dev/null || need="$$need nftables"; \
 	command -v gcc >/dev/null || need="$$need gcc libc6-dev"; \
 	command -v etcd >/dev/null || need="$$need etcd-server"; \
+	command -v containerd >/dev/null || need="$$need containerd"; \
+	[ -x /usr/lib/cni/bridge ] || need="$$need containernetworking-plugins"; \
 	if [ -n "$$need" ]; then \
 		echo "installing:$$need"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
@@ -29,16 +31,15 @@ deps:
 	@python3 -c 'import docker' 2>/dev/null || echo "note: docker-py is not installed; its test will be skipped"
 
 run: build
-	@echo "Starting Berth: the engine (data: $(DATA_DIR), sockets: $(RUN_DIR)) and the Kubernetes API server."
+	@echo "Starting Berth: a one-node cluster (API server, etcd, scheduler, controllers, kubelet) and its"
+	@echo "container engine (data: $(DATA_DIR), sockets: $(RUN_DIR))."
 	@echo "From another shell:"
 	@echo "    export DOCKER_HOST=unix://$(RUN_DIR)/docker.sock"
-	@echo "    export KUBECONFIG=$(DATA_DIR)/server/admin.kubeconfig"
-	@echo "    docker version; kubectl get ns"
-	@echo "Ctrl-C stops both; running containers keep running."
-	@$(BIN)/berth engine --data-dir $(DATA_DIR) --run-dir $(RUN_DIR) & engine=$$!; \
-	trap 'kill $$engine 2>/dev/null; wait $$engine' EXIT INT TERM; \
-	$(BIN)/berth server --data-dir $(DATA_DIR)/server --run-dir $(RUN_DIR)/server --api-port 6443 \
-		--kubeconfig $(DATA_DIR)/server/admin.kubeconfig --disable-agent
+	@echo "    export KUBECONFIG=$(DATA_DIR)/admin.kubeconfig"
+	@echo "    docker version; kubectl get nodes"
+	@echo "Ctrl-C stops it; running containers and pods keep running."
+	@$(BIN)/berth server --data-dir $(DATA_DIR) --run-dir $(RUN_DIR) --api-port 6443 \
+		--kubeconfig $(DATA_DIR)/admin.kubeconfig
 
 test: deps build test-unit test-e2e
 
@@ -60,6 +61,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseReference -fuzztime 30s ./internal/engine/image
 	$(GO) test -run '^$$' -fuzz FuzzDockerfile -fuzztime 30s ./internal/engine/build
 	$(GO) test -run '^$$' -fuzz FuzzDecodeAndPatch -fuzztime 30s ./internal/apiserver
+	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime 30s ./internal/apiserver
+	$(GO) test -run '^$$' -fuzz FuzzCustomResource -fuzztime 30s ./internal/apiserver
 	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime 20s ./internal/registry
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRoute$$' -fuzztime 20s ./internal/registry
 	$(GO) test -run '^$$' -fuzz '^FuzzParseReference$$' -fuzztime 20s ./internal/registry

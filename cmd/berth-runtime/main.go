@@ -71,6 +71,7 @@ func create(args []string) error {
 	bundle := fs.String("bundle", "", "directory with config.json")
 	root := fs.String("root", "", "libcontainer state root")
 	logPath := fs.String("log", "", "json-file log path")
+	criLog := fs.String("cri-log", "", "CRI log path, passed on to the shim")
 	socket := fs.String("socket", "", "unix socket to serve the engine on")
 	stdin := fs.Bool("stdin", false, "keep stdin open")
 	stdinOnce := fs.Bool("stdin-once", false, "close stdin when the first attached client detaches")
@@ -108,6 +109,9 @@ func create(args []string) error {
 		"--runtime", self, "--pid", strconv.Itoa(c.Pid)}
 	if *stdinOnce {
 		argv = append(argv, "--stdin-once")
+	}
+	if *criLog != "" {
+		argv = append(argv, "--cri-log", *criLog)
 	}
 	pass := func(flagName string, f *os.File) {
 		if f == nil {

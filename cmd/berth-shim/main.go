@@ -2,6 +2,8 @@
 // One runs per container for as long as it runs, so it is kept small: berth-runtime
 // creates the container and execs this binary in its place, handing over the
 // container's stdio and the engine's socket as inherited descriptors.
+//
+// "berth-shim pause" is a pod sandbox's infra process instead (see pause.go).
 package main
 
 import (
@@ -13,6 +15,10 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "pause" {
+		pause(os.Args[2:])
+		return
+	}
 	var o shim.Options
 	fds := map[string]*int{}
 	fs := flag.NewFlagSet("berth-shim", flag.ExitOnError)
@@ -20,6 +26,7 @@ func main() {
 	fs.StringVar(&o.Bundle, "bundle", "", "directory with config.json")
 	fs.StringVar(&o.Root, "root", "", "libcontainer state root")
 	fs.StringVar(&o.LogPath, "log", "", "json-file log path")
+	fs.StringVar(&o.CRILog, "cri-log", "", "CRI log path (a pod's container)")
 	fs.StringVar(&o.Runtime, "runtime", "", "berth-runtime, for requests that need libcontainer")
 	fs.BoolVar(&o.StdinOnce, "stdin-once", false, "close stdin when the first attached client detaches")
 	fs.IntVar(&o.Pid, "pid", 0, "the container's init (our child)")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-project/berth/internal/cri"
 	"github.com/berth-project/berth/internal/dockerapi"
 	"github.com/berth-project/berth/internal/engine"
 	"github.com/berth-project/berth/internal/version"
@@ -21,12 +23,13 @@ import (
 
 func engineCmd() *cobra.Command {
 	var cfg engine.Config
+	var streamAddr string
 	cmd := &cobra.Command{
 		Use:   "engine",
-		Short: "Run the container engine: the Docker API on RUN-DIR/docker.sock",
+		Short: "Run the container engine: the Docker API on RUN-DIR/docker.sock, CRI on RUN-DIR/cri.sock",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runEngine(cmd.Context(), cfg)
+			return runEngine(cmd.Context(), cfg, streamAddr)
 		},
 	}
 	f := cmd.Flags()
@@ -36,6 +39,10 @@ func engineCmd() *cobra.Command {
 	f.StringVar(&cfg.BridgeCIDR, "bridge-cidr", "10.88.0.0/16", "subnet of the default bridge")
 	f.StringVar(&cfg.RuntimePath, "runtime", "", "path of berth-runtime (default: next to berth, then $PATH); berth-shim sits next to it")
 	f.StringVar(&cfg.CgroupParent, "cgroup-parent", "berth", "cgroup under which containers are placed")
+	f.StringVar(&cfg.PodBridge, "pod-bridge", "berth-pod0", "name of the pod network's bridge (CRI pod sandboxes)")
+	f.StringVar(&cfg.PodCIDR, "pod-cidr", "", "the node's pod subnet (default: the one kept from before, else the kubelet's)")
+	f.StringVar(&cfg.ClusterCIDR, "cluster-cidr", "", "the cluster's pod network, reached from pods without NAT")
+	f.StringVar(&streamAddr, "stream-addr", "127.0.0.1:0", "address of the CRI streaming server (exec, attach, port-forward)")
 	f.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", nil, "registry (HOST:PORT or CIDR) to reach without verified TLS, or over plain HTTP; 127.0.0.0/8 always is (repeatable)")
 	return cmd
 }
@@ -59,45 +66,95 @@ func findRuntime(explicit string) (string, error) {
 	return "", errors.New("berth-runtime not found next to berth or on $PATH (use --runtime)")
 }
 
-func runEngine(ctx context.Context, cfg engine.Config) error {
+func runEngine(ctx context.Context, cfg engine.Config, streamAddr string) error {
 	log := logger()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	e, err := startEngine(ctx, cfg, streamAddr, log)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return e.stop()
+}
+
+// runningEngine is an engine serving the Docker API and CRI on its run directory's
+// sockets.
+type runningEngine struct {
+	eng      *engine.Engine
+	criSock  string
+	dockerLn net.Listener
+	srv      *http.Server
+	cri      *cri.Server
+	log      *slog.Logger
+	sock     string
+	served   chan error
+}
+
+// startEngine starts the engine and serves its Docker API and CRI until stop.
+func startEngine(ctx context.Context, cfg engine.Config, streamAddr string, log *slog.Logger) (*runningEngine, error) {
 	cfg.Logger = log
 	var err error
 	if cfg.RuntimePath, err = findRuntime(cfg.RuntimePath); err != nil {
-		return err
+		return nil, err
 	}
 	for _, d := range []*string{&cfg.DataDir, &cfg.RunDir} {
 		if *d, err = filepath.Abs(*d); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	e, err := engine.New(ctx, cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	sock := filepath.Join(cfg.RunDir, "docker.sock")
-	os.Remove(sock)
-	ln, err := net.Listen("unix", sock)
+	r := &runningEngine{eng: e, log: log, sock: filepath.Join(cfg.RunDir, "docker.sock"), criSock: filepath.Join(cfg.RunDir, "cri.sock"), served: make(chan error, 1)}
+	listen := func(path string) (net.Listener, error) {
+		os.Remove(path)
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			return nil, fmt.Errorf("listen %s: %w", path, err)
+		}
+		return ln, os.Chmod(path, 0o660)
+	}
+	if r.dockerLn, err = listen(r.sock); err != nil {
+		e.Close()
+		return nil, err
+	}
+	criLn, err := listen(r.criSock)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", sock, err)
+		r.dockerLn.Close()
+		e.Close()
+		return nil, err
 	}
-	if err := os.Chmod(sock, 0o660); err != nil {
-		return err
+	if r.cri, err = cri.NewServer(e, cri.Options{StreamAddr: streamAddr, Version: version.Version, Log: log}); err != nil {
+		criLn.Close()
+		r.dockerLn.Close()
+		e.Close()
+		return nil, err
 	}
-	srv := &http.Server{Handler: dockerapi.New(e, log, version.Version), ReadHeaderTimeout: 30 * time.Second}
-	log.Info("engine ready", "docker", "unix://"+sock, "data", cfg.DataDir, "bridge", cfg.Bridge)
+	r.srv = &http.Server{Handler: dockerapi.New(e, log, version.Version), ReadHeaderTimeout: 30 * time.Second}
 	go func() {
-		<-ctx.Done()
-		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(shut)
+		if err := r.cri.Serve(criLn); err != nil {
+			log.Error("cri server", "err", err)
+		}
 	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	go func() { r.served <- r.srv.Serve(r.dockerLn) }()
+	log.Info("engine ready", "docker", "unix://"+r.sock, "cri", "unix://"+r.criSock, "streams", r.cri.StreamURL(),
+		"data", cfg.DataDir, "bridge", cfg.Bridge, "podBridge", cfg.PodBridge)
+	return r, nil
+}
+
+// stop stops serving; running containers keep running.
+func (r *runningEngine) stop() error {
+	r.cri.Stop()
+	shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	r.srv.Shutdown(shut)
+	if err := <-r.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		r.log.Error("docker API server", "err", err)
 	}
-	os.Remove(sock)
-	log.Info("engine stopped; running containers keep running")
-	return e.Close()
+	os.Remove(r.sock)
+	os.Remove(r.criSock)
+	r.log.Info("engine stopped; running containers keep running")
+	return r.eng.Close()
 }

@@ -17,7 +17,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(engineCmd(), registryCmd(), serverCmd(), versionCmd())
+	root.AddCommand(engineCmd(), registryCmd(), serverCmd(), agentCmd(), versionCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "berth:", err)
 		os.Exit(1)

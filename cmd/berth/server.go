@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,7 +33,10 @@ type serverConfig struct {
 	apiPort                                          int
 	etcdEndpoints                                    []string
 	etcdCA, etcdCert, etcdKey                        string
-	disableAgent                                     bool
+	disableAgent, disableScheduler, disableCM        bool
+	clusterCIDR                                      string
+	node                                             nodeConfig
+	nodeGrace                                        time.Duration
 }
 
 func serverCmd() *cobra.Command {
@@ -55,6 +61,11 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&c.etcdCert, "etcd-certfile", "", "client certificate for the external etcd")
 	f.StringVar(&c.etcdKey, "etcd-keyfile", "", "client key for the external etcd")
 	f.BoolVar(&c.disableAgent, "disable-agent", false, "do not run a node agent in this process")
+	c.node.flags(f)
+	f.BoolVar(&c.disableScheduler, "disable-scheduler", false, "do not run the scheduler in this process")
+	f.BoolVar(&c.disableCM, "disable-controller-manager", false, "do not run the controllers in this process")
+	f.DurationVar(&c.nodeGrace, "node-monitor-grace-period", 40*time.Second, "how long a node may miss heartbeats before it is marked unreachable")
+	f.StringVar(&c.clusterCIDR, "cluster-cidr", "10.42.0.0/16", "pod addresses: each node gets a /24 of it")
 	return cmd
 }
 
@@ -121,6 +132,14 @@ func runServer(parent context.Context, c serverConfig) error {
 		return fmt.Errorf("tokens: %w", err)
 	}
 
+	joinToken, joinSecret, err := nodeToken(filepath.Join(c.dataDir, "node-token"), ca.CertPEM())
+	if err != nil {
+		return fmt.Errorf("node token: %w", err)
+	}
+	kubeletClient, err := kubeletTransport(ca, pkiDir)
+	if err != nil {
+		return err
+	}
 	saKey, err := pki.LoadOrCreateKey(filepath.Join(pkiDir, "sa.key"))
 	if err != nil {
 		return fmt.Errorf("service account key: %w", err)
@@ -128,7 +147,7 @@ func runServer(parent context.Context, c serverConfig) error {
 
 	minor := strings.Split(strings.TrimPrefix(bversion.Kubernetes, "v"), ".")
 	srv := apiserver.New(apiserver.Config{
-		Store: store, Log: log, Advertise: net.ParseIP(c.advertise), APIPort: c.apiPort, ServiceAccountKey: saKey,
+		Store: store, Log: log, Advertise: net.ParseIP(c.advertise), APIPort: c.apiPort, ServiceAccountKey: saKey, Kubelets: kubeletClient,
 		Tokens: func(t string) (apiserver.User, bool) {
 			user, groups, ok := tokens.Lookup(t)
 			return apiserver.User{Name: user, Groups: groups}, ok
@@ -148,7 +167,7 @@ func runServer(parent context.Context, c serverConfig) error {
 		return err
 	}
 	hs := &http.Server{
-		Handler:           srv,
+		Handler:           pki.JoinHandler(ca, joinSecret, srv),
 		ReadHeaderTimeout: 30 * time.Second,
 		TLSConfig: &tls.Config{
 			Certificates: []tls.Certificate{serving}, ClientCAs: ca.Pool(), ClientAuth: tls.VerifyClientCertIfGiven,
@@ -170,8 +189,44 @@ func runServer(parent context.Context, c serverConfig) error {
 	if err := pki.WriteKubeconfig(c.kubeconfig, server, "berth", "admin", ca.CertPEM(), certPEM, keyPEM, ""); err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
+	if err := startControlPlane(ctx, log, ca, c); err != nil {
+		return fmt.Errorf("control plane: %w", err)
+	}
 	log.Info("Kubernetes API ready", "url", server, "kubeconfig", c.kubeconfig, "etcd", etcdReady.Round(time.Millisecond), "took", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(os.Stderr, "berth server: API at %s; export KUBECONFIG=%s\n", server, c.kubeconfig)
+	fmt.Fprintf(os.Stderr, "berth server: join nodes with: berth agent --server %s --token-file %s\n", server, filepath.Join(c.dataDir, "node-token"))
+	_ = joinToken
+
+	agentDone := make(chan error, 1)
+	if c.disableAgent {
+		agentDone <- nil
+	} else {
+		n := c.node
+		n.dataDir, n.runDir, n.nodeName, n.clusterCIDR = filepath.Join(c.dataDir, "agent"), c.runDir, c.nodeName, c.clusterCIDR
+		if n.nodeIP == "" && c.advertise != "127.0.0.1" {
+			n.nodeIP = c.advertise
+		}
+		var ips []net.IP
+		var names []string
+		for _, a := range nodeAddresses(n) {
+			if ip := net.ParseIP(a); ip != nil {
+				ips = append(ips, ip)
+			} else {
+				names = append(names, a)
+			}
+		}
+		creds, err := ca.IssueNode(n.nodeName, names, ips)
+		if err != nil {
+			return fmt.Errorf("node credentials: %w", err)
+		}
+		go func() {
+			err := runNode(ctx, log, n, creds, fmt.Sprintf("https://127.0.0.1:%d", c.apiPort))
+			if err != nil && ctx.Err() == nil {
+				log.Error("node agent stopped", "err", err)
+			}
+			agentDone <- err
+		}()
+	}
 
 	select {
 	case <-ctx.Done():
@@ -180,8 +235,46 @@ func runServer(parent context.Context, c serverConfig) error {
 			return err
 		}
 	}
+	stop()
+	<-agentDone // the kubelet and the engine first: they talk to the API
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	hs.Shutdown(sctx)
 	return nil
+}
+
+// nodeToken returns the cluster's join token, kept at path (0600), making it on first
+// start, and its secret part.
+func nodeToken(path string, caPEM []byte) (token, secret string, err error) {
+	if data, err := os.ReadFile(path); err == nil {
+		token = strings.TrimSpace(string(data))
+		_, secret, err := pki.ParseJoinToken(token)
+		return token, secret, err
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", "", err
+	}
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", err
+	}
+	secret = hex.EncodeToString(b)
+	token = pki.JoinToken(caPEM, secret)
+	return token, secret, os.WriteFile(path, []byte(token+"\n"), 0o600)
+}
+
+// kubeletTransport is how the API server reaches kubelets: with a client certificate
+// of its own, trusting kubelet serving certificates the cluster CA issued.
+func kubeletTransport(ca *pki.CA, pkiDir string) (*http.Transport, error) {
+	certPEM, keyPEM, err := ca.IssueClient(pkiDir, "apiserver-kubelet-client", "kube-apiserver-kubelet-client", []string{"system:masters"})
+	if err != nil {
+		return nil, fmt.Errorf("kubelet client certificate: %w", err)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Transport{
+		TLSClientConfig:     &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout: 10 * time.Second, IdleConnTimeout: 90 * time.Second, MaxIdleConnsPerHost: 16,
+	}, nil
 }

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -62,6 +63,10 @@ func (s *Server) createInternal(ctx context.Context, res *resource, obj runtime.
 // afterCreate does what creating an object implies: a new namespace gets its default
 // ServiceAccount.
 func (s *Server) afterCreate(res *resource, obj runtime.Object) {
+	if crd, ok := obj.(*apiextensionsv1.CustomResourceDefinition); ok {
+		s.crdChanged(crd) // served at once, not when the watch sees it
+		return
+	}
 	ns, ok := obj.(*corev1.Namespace)
 	if !ok {
 		return
@@ -78,7 +83,7 @@ func (s *Server) afterCreate(res *resource, obj runtime.Object) {
 func (s *Server) finalizeNamespace(name string) {
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Minute)
 	defer cancel()
-	for _, res := range s.reg.byGVR {
+	for _, res := range s.reg.all() {
 		if !res.namespaced || (res.gvr.Group == "events.k8s.io") {
 			continue
 		}

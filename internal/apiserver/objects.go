@@ -8,10 +8,12 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -31,11 +33,17 @@ func structField(obj runtime.Object, name string) (reflect.Value, bool) {
 
 // hasSpec reports whether the object has a spec, whose changes move its generation.
 func hasSpec(obj runtime.Object) bool {
+	if _, ok := obj.(*unstructured.Unstructured); ok {
+		return true // custom resources: see customSpecChanged
+	}
 	_, ok := structField(obj, "Spec")
 	return ok
 }
 
 func specChanged(old, cur runtime.Object) bool {
+	if u, ok := cur.(*unstructured.Unstructured); ok {
+		return customSpecChanged(old, u)
+	}
 	a, ok1 := structField(old, "Spec")
 	b, ok2 := structField(cur, "Spec")
 	return ok1 && ok2 && !apiequality.Semantic.DeepEqual(a.Interface(), b.Interface())
@@ -46,6 +54,9 @@ func specChanged(old, cur runtime.Object) bool {
 func keepStatus(res *resource, old, cur runtime.Object) runtime.Object {
 	if !contains(res.subresources, "status") {
 		return cur
+	}
+	if u, ok := cur.(*unstructured.Unstructured); ok {
+		return withCustomStatus(u, old)
 	}
 	a, ok1 := structField(old, "Status")
 	b, ok2 := structField(cur, "Status")
@@ -59,6 +70,13 @@ func keepStatus(res *resource, old, cur runtime.Object) runtime.Object {
 // kept from the stored object, as upstream does).
 func withStatusOf(old, cur runtime.Object) runtime.Object {
 	out := old.DeepCopyObject()
+	if u, ok := out.(*unstructured.Unstructured); ok {
+		withCustomStatus(u, cur)
+		if c, ok := cur.(*unstructured.Unstructured); ok {
+			u.SetResourceVersion(c.GetResourceVersion())
+		}
+		return u
+	}
 	a, ok1 := structField(out, "Status")
 	b, ok2 := structField(cur, "Status")
 	if ok1 && ok2 && a.CanSet() {
@@ -72,6 +90,9 @@ func withStatusOf(old, cur runtime.Object) runtime.Object {
 
 // prepareForCreate clears what the server owns on a new object.
 func prepareForCreate(res *resource, obj runtime.Object) {
+	if u, ok := obj.(*unstructured.Unstructured); ok && contains(res.subresources, "status") {
+		unstructured.RemoveNestedField(u.Object, "status")
+	}
 	if contains(res.subresources, "status") && res.kind != "Node" {
 		if st, ok := structField(obj, "Status"); ok && st.CanSet() {
 			st.Set(reflect.Zero(st.Type()))
@@ -82,6 +103,8 @@ func prepareForCreate(res *resource, obj runtime.Object) {
 		o.Status.Phase = corev1.PodPending
 		o.Status.QOSClass = qosClass(o)
 		addDefaultTolerations(&o.Spec)
+	case *apiextensionsv1.CustomResourceDefinition:
+		prepareCRD(o)
 	case *corev1.Namespace:
 		o.Status.Phase = corev1.NamespaceActive
 		if !contains(finalizerNames(o.Spec.Finalizers), "kubernetes") {

@@ -26,6 +26,13 @@ func (m model) OpenAPIModelName() string { return string(m) }
 
 // modelName is the OpenAPI name of a resource's kind (list: its list kind).
 func modelName(r *resource, list bool) model {
+	if r.custom != nil {
+		n := customModelName(r.gvk())
+		if list {
+			n += "List"
+		}
+		return model(n)
+	}
 	if list {
 		return model(util.GetCanonicalTypeName(r.newList()))
 	}
@@ -135,8 +142,8 @@ func openAPIRoutes(rs []*resource, gv schema.GroupVersion) routes {
 	c := routes{root: "/" + gvPath(gv)}
 	prefix := operationPrefix(gv)
 	for _, r := range rs {
-		if r.kind == "SelfSubjectAccessReview" {
-			continue
+		if _, ok := reviews[r.kind]; ok {
+			continue // questions answered, not objects: no paths of their own
 		}
 		obj, list := modelName(r, false), modelName(r, true)
 		gvk := map[string]any{"group": r.gvr.Group, "version": r.gvr.Version, "kind": r.kind}
@@ -163,6 +170,11 @@ func openAPIRoutes(rs []*resource, gv schema.GroupVersion) routes {
 		}
 		write := []common.Parameter{pDryRun, pFieldManager, pFieldValidation}
 		patchTypes := []string{string(types.JSONPatchType), string(types.MergePatchType), string(types.StrategicMergePatchType), string(types.ApplyYAMLPatchType)}
+		if r.custom != nil {
+			// No strategic merge patches of custom resources: kubectl apply reads this
+			// list to choose between a strategic and a JSON merge patch.
+			patchTypes = []string{string(types.JSONPatchType), string(types.MergePatchType), string(types.ApplyYAMLPatchType)}
+		}
 		ok, created := status{http.StatusOK, "OK", obj}, status{http.StatusCreated, "Created", obj}
 		coll, item := base+r.gvr.Resource, base+r.gvr.Resource+"/{name}"
 		verbs := r.allVerbs()

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
 	openapi_v2 "github.com/google/gnostic-models/openapiv2"
 	"google.golang.org/protobuf/proto"
 )
@@ -111,5 +114,33 @@ func TestOpenAPIv2ProtobufAndETag(t *testing.T) {
 	s.serveOpenAPI(w, r)
 	if w.Code != http.StatusNotModified {
 		t.Errorf("If-None-Match the ETag: %d", w.Code)
+	}
+}
+
+// Custom resources are in both documents, with their kind's extension, including
+// schemas using what only OpenAPI v3 has (nullable, int-or-string).
+func TestOpenAPIHasCustomResources(t *testing.T) {
+	s := New(Config{})
+	crd := testCRDObject(t)
+	props := crd.Spec.Versions[1].Schema.OpenAPIV3Schema.Properties["spec"]
+	props.Properties["port"] = apiextensionsv1.JSONSchemaProps{XIntOrString: true, AnyOf: []apiextensionsv1.JSONSchemaProps{{Type: "integer"}, {Type: "string"}}}
+	props.Properties["note"] = apiextensionsv1.JSONSchemaProps{Type: "string", Nullable: true}
+	crd.Spec.Versions[1].Schema.OpenAPIV3Schema.Properties["spec"] = props
+	rs, err := customResources(crd, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.reg.replace(schema.GroupResource{Group: "test.example.com", Resource: "widgets"}, rs)
+	s.refreshOpenAPI()
+	w := openAPIGet(t, s, "/openapi/v2", "application/com.github.proto-openapi.spec.v2@v1.0+protobuf")
+	if w.Code != http.StatusOK {
+		t.Fatalf("v2 protobuf with a custom resource: %d %s", w.Code, w.Body)
+	}
+	w = openAPIGet(t, s, "/openapi/v3/apis/test.example.com/v1", "application/json")
+	body := w.Body.String()
+	for _, want := range []string{`"com.example.test.v1.Widget"`, `"com.example.test.v1.WidgetList"`, `"kind":"Widget"`, `"x-kubernetes-int-or-string":true`, `"io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the v3 document of test.example.com/v1 lacks %s", want)
+		}
 	}
 }

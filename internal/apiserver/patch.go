@@ -11,11 +11,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/apimachinery/pkg/types"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
 )
 
@@ -53,18 +56,6 @@ func applyPatch(pt types.PatchType, cur []byte, patch []byte, schemaObj runtime.
 		out, err := strategicpatch.StrategicMergePatch(cur, patch, schemaObj)
 		if err != nil {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid strategic merge patch: %v", err))
-		}
-		return out, nil
-	case types.ApplyYAMLPatchType, types.ApplyCBORPatchType:
-		// Server-side apply, simplified: the applied configuration is merged over the
-		// object (managed fields and conflicts are not tracked yet).
-		js, err := yaml.YAMLToJSON(patch)
-		if err != nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid apply configuration: %v", err))
-		}
-		out, err := jsonpatch.MergePatch(cur, js)
-		if err != nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid apply configuration: %v", err))
 		}
 		return out, nil
 	}
@@ -110,15 +101,21 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, req request) erro
 		return err
 	}
 	pt := patchType(r)
+	apply := pt == types.ApplyYAMLPatchType || pt == types.ApplyCBORPatchType
+	if err := checkPatchOptions(r, apply); err != nil {
+		return err
+	}
 	if req.sub == "scale" {
 		return s.updateScale(w, r, req, func(cur []byte) ([]byte, error) {
 			return applyPatch(pt, cur, body, &autoscalingv1.Scale{})
 		})
 	}
-	if pt == types.ApplyYAMLPatchType {
-		if _, err := s.getObject(r.Context(), req.res, req.namespace, req.name); apierrors.IsNotFound(err) {
-			return s.applyCreate(w, r, req, body)
-		}
+	if apply {
+		return s.apply(w, r, req, body)
+	}
+	if pt == types.StrategicMergePatchType && req.res.custom != nil {
+		// Custom resources have no Go types to carry patch strategies (as upstream).
+		return statusError(http.StatusUnsupportedMediaType, metav1.StatusReasonUnsupportedMediaType, fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s, %s", types.JSONPatchType, types.MergePatchType, types.ApplyYAMLPatchType))
 	}
 	out, code, err := s.storeUpdate(r.Context(), req, func(cur runtime.Object) (runtime.Object, error) {
 		js, err := s.toJSON(cur, req.gv)
@@ -129,7 +126,16 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, req request) erro
 		if err != nil {
 			return nil, err
 		}
-		return s.fromJSON(r, patched, req.res)
+		obj, err := s.fromJSON(r, patched, req.res)
+		if err != nil {
+			return nil, err
+		}
+		if req.res.custom != nil {
+			if obj, err = req.res.custom.admit(r, req.res.gvk(), obj); err != nil {
+				return nil, err
+			}
+		}
+		return s.trackUpdate(r, req.res, req.sub, cur, obj), nil
 	}, dryRun(r))
 	if err != nil {
 		return err
@@ -138,18 +144,72 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, req request) erro
 	return nil
 }
 
-// applyCreate is server-side apply of an object that does not exist yet: a create.
-func (s *Server) applyCreate(w http.ResponseWriter, r *http.Request, req request, body []byte) error {
-	js, err := yaml.YAMLToJSON(body)
-	if err != nil {
-		return apierrors.NewBadRequest(fmt.Sprintf("invalid apply configuration: %v", err))
+// checkPatchOptions refuses what upstream's PatchOptions validation refuses: force on
+// anything but an apply, and an apply without a field manager.
+func checkPatchOptions(r *http.Request, apply bool) error {
+	q := r.URL.Query()
+	gk := schema.GroupKind{Group: "meta.k8s.io", Kind: "PatchOptions"}
+	if q.Has("force") && !apply {
+		return apierrors.NewInvalid(gk, "", field.ErrorList{field.Forbidden(field.NewPath("force"), "may not be specified for non-apply patch")})
 	}
-	r2 := r.Clone(r.Context())
-	r2.Header.Set("Content-Type", "application/json")
-	r2.Body = io.NopCloser(strings.NewReader(string(js)))
-	r2.Method = http.MethodPost
-	req.name = ""
-	return s.create(w, r2, req)
+	if apply && q.Get("fieldManager") == "" {
+		return apierrors.NewInvalid(gk, "", field.ErrorList{field.Required(field.NewPath("fieldManager"), "is required for apply patch")})
+	}
+	return nil
+}
+
+// apply is server-side apply: the applied configuration is merged into the object by
+// its managed fields (creating it if it does not exist); fields another manager owns
+// with a different value are a 409 conflict unless ?force=true.
+func (s *Server) apply(w http.ResponseWriter, r *http.Request, req request, body []byte) error {
+	patchObj := &unstructured.Unstructured{Object: map[string]any{}}
+	js, err := yaml.YAMLToJSON(body)
+	if err == nil {
+		err = utiljson.Unmarshal(js, &patchObj.Object)
+	}
+	if err != nil || patchObj.Object == nil {
+		return apierrors.NewBadRequest(fmt.Sprintf("error decoding YAML: %v", err))
+	}
+	if gvk := patchObj.GroupVersionKind(); gvk != req.res.gvk() {
+		return apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)", gvk.GroupVersion(), req.res.gvk().GroupVersion()))
+	}
+	if patchObj.GetName() != req.name {
+		return apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", patchObj.GetName(), req.name))
+	}
+	fm, err := s.fieldManager(req.res, req.sub)
+	if err != nil {
+		return err
+	}
+	manager, force := r.URL.Query().Get("fieldManager"), r.URL.Query().Get("force") == "true"
+	applyTo := func(live runtime.Object) (runtime.Object, error) {
+		out, err := fm.Apply(live, patchObj.DeepCopy(), manager, force)
+		if err != nil {
+			if _, ok := err.(apierrors.APIStatus); ok {
+				return nil, err
+			}
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+		if req.res.custom != nil {
+			return req.res.custom.admit(r, req.res.gvk(), out)
+		}
+		return out, nil
+	}
+	if req.sub == "" {
+		if _, err := s.getObject(r.Context(), req.res, req.namespace, req.name); apierrors.IsNotFound(err) {
+			obj := req.res.new()
+			acc, _ := meta.Accessor(obj)
+			acc.SetName(req.name)
+			acc.SetNamespace(patchObj.GetNamespace())
+			obj.GetObjectKind().SetGroupVersionKind(req.res.gvk())
+			return s.createObject(w, r, req, obj, applyTo)
+		}
+	}
+	out, code, err := s.storeUpdate(r.Context(), req, applyTo, dryRun(r))
+	if err != nil {
+		return err
+	}
+	s.writeObject(w, r, code, out, req.gv)
+	return nil
 }
 
 // updateScale writes replicas through the scale subresource (PUT, or PATCH when
@@ -171,7 +231,7 @@ func (s *Server) updateScale(w http.ResponseWriter, r *http.Request, req request
 	out, _, err := s.storeUpdate(r.Context(), req, func(cur runtime.Object) (runtime.Object, error) {
 		want := scale
 		if patchFn != nil {
-			sc, err := scaleOf(cur)
+			sc, err := scaleFor(req.res, cur)
 			if err != nil {
 				return nil, err
 			}
@@ -192,13 +252,13 @@ func (s *Server) updateScale(w http.ResponseWriter, r *http.Request, req request
 		if want.ResourceVersion != "" && want.ResourceVersion != acc.GetResourceVersion() {
 			return nil, apierrors.NewConflict(req.res.gvr.GroupResource(), req.name, fmt.Errorf("the object has been modified; please apply your changes to the latest version and try again"))
 		}
-		setReplicas(cur, want.Spec.Replicas)
+		setReplicasFor(req.res, cur, want.Spec.Replicas)
 		return cur, nil
 	}, dryRun(r))
 	if err != nil {
 		return err
 	}
-	sc, err := scaleOf(out)
+	sc, err := scaleFor(req.res, out)
 	if err != nil {
 		return err
 	}

@@ -3,10 +3,11 @@ package apiserver
 import (
 	"fmt"
 	"sort"
-	"strings"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/version"
 )
 
 // resource is one kind of object the server stores and serves. Every built-in resource
@@ -21,11 +22,17 @@ type resource struct {
 	subresources []string
 	// verbs, when set, replace the usual full set (e.g. bindings can only be created).
 	verbs []string
+	// custom is set on the resources a CustomResourceDefinition serves: their objects
+	// are Unstructured, checked against the CRD's schema (see crd_resource.go).
+	custom *customResource
 }
 
 func (r *resource) gvk() schema.GroupVersionKind { return r.gvr.GroupVersion().WithKind(r.kind) }
 
 func (r *resource) new() runtime.Object {
+	if r.custom != nil {
+		return newUnstructured(r.gvk())
+	}
 	obj, err := scheme.New(r.gvk())
 	if err != nil {
 		panic(fmt.Sprintf("%s not in the scheme: %v", r.gvk(), err))
@@ -34,6 +41,9 @@ func (r *resource) new() runtime.Object {
 }
 
 func (r *resource) newList() runtime.Object {
+	if r.custom != nil {
+		return newUnstructuredList(r.gvr.GroupVersion().WithKind(r.kind + "List"))
+	}
 	obj, err := scheme.New(r.gvr.GroupVersion().WithKind(r.kind + "List"))
 	if err != nil {
 		panic(fmt.Sprintf("%sList not in the scheme: %v", r.gvk(), err))
@@ -119,8 +129,10 @@ var builtins = []*resource{
 	res("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false, []string{"crd", "crds"}, nil, "status"),
 }
 
-// registry finds resources by group, version and plural name.
+// registry finds resources by group, version and plural name. Custom resources come
+// and go with their CRDs, so it is safe for concurrent use.
 type registry struct {
+	mu    sync.RWMutex
 	byGVR map[schema.GroupVersionResource]*resource
 }
 
@@ -136,11 +148,15 @@ func newRegistry(rs []*resource) *registry {
 }
 
 func (r *registry) get(group, version, plural string) *resource {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	return r.byGVR[schema.GroupVersionResource{Group: group, Version: version, Resource: plural}]
 }
 
 // groups lists the served group versions, core ("") first, then by name.
 func (r *registry) groups() []schema.GroupVersion {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	seen := map[schema.GroupVersion]bool{}
 	var out []schema.GroupVersion
 	for gvr := range r.byGVR {
@@ -154,13 +170,20 @@ func (r *registry) groups() []schema.GroupVersion {
 		if (out[i].Group == "") != (out[j].Group == "") {
 			return out[i].Group == ""
 		}
-		return strings.Compare(out[i].String(), out[j].String()) < 0
+		if out[i].Group != out[j].Group {
+			return out[i].Group < out[j].Group
+		}
+		// Within a group, lowest priority first (v1alpha1, v1beta1, v1, v2): discovery
+		// prefers the last.
+		return version.CompareKubeAwareVersionStrings(out[i].Version, out[j].Version) < 0
 	})
 	return out
 }
 
 // in lists the resources of one group version, by name.
 func (r *registry) in(gv schema.GroupVersion) []*resource {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	var out []*resource
 	for gvr, x := range r.byGVR {
 		if gvr.GroupVersion() == gv {
@@ -169,4 +192,29 @@ func (r *registry) in(gv schema.GroupVersion) []*resource {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].gvr.Resource < out[j].gvr.Resource })
 	return out
+}
+
+// all lists every resource served.
+func (r *registry) all() []*resource {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]*resource, 0, len(r.byGVR))
+	for _, x := range r.byGVR {
+		out = append(out, x)
+	}
+	return out
+}
+
+// replace swaps the resources of one group and resource name (a CRD's versions) for rs.
+func (r *registry) replace(gr schema.GroupResource, rs []*resource) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for gvr := range r.byGVR {
+		if gvr.GroupResource() == gr {
+			delete(r.byGVR, gvr)
+		}
+	}
+	for _, x := range rs {
+		r.byGVR[x.gvr] = x
+	}
 }

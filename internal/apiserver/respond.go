@@ -80,6 +80,13 @@ func (s *Server) writeObject(w http.ResponseWriter, r *http.Request, code int, o
 
 func (s *Server) encode(w http.ResponseWriter, code int, info runtime.SerializerInfo, obj runtime.Object, gv runtime.GroupVersioner) {
 	enc := codecs.EncoderForVersion(info.Serializer, gv)
+	if _, ok := obj.(runtime.Unstructured); ok {
+		// Custom resources: no Go types to convert through, nor protobuf messages.
+		if info.MediaType == runtime.ContentTypeProtobuf {
+			info, _ = runtime.SerializerInfoForMediaType(codecs.SupportedMediaTypes(), runtime.ContentTypeJSON)
+		}
+		enc = info.Serializer
+	}
 	w.Header().Set("Content-Type", info.MediaType)
 	w.Header().Set("Cache-Control", "no-cache, private")
 	w.WriteHeader(code)

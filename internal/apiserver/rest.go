@@ -86,7 +86,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, req request) error 
 		return err
 	}
 	if info, asTable, err := outputFor(r, true); err == nil && asTable {
-		s.encode(w, http.StatusOK, info, table(req.res.kind, []runtime.Object{obj}, true), metav1.SchemeGroupVersion)
+		s.encode(w, http.StatusOK, info, tableFor(req.res, []runtime.Object{obj}), metav1.SchemeGroupVersion)
 		return nil
 	}
 	s.writeObject(w, r, http.StatusOK, obj, req.gv)
@@ -102,7 +102,7 @@ func (s *Server) getSub(w http.ResponseWriter, r *http.Request, req request) err
 		if err != nil {
 			return err
 		}
-		sc, err := scaleOf(obj)
+		sc, err := scaleFor(req.res, obj)
 		if err != nil {
 			return err
 		}
@@ -194,7 +194,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, req request) error
 	}
 	list.GetObjectKind().SetGroupVersionKind(req.gv.WithKind(req.res.kind + "List"))
 	if info, asTable, err := outputFor(r, true); err == nil && asTable {
-		t := table(req.res.kind, items, true)
+		t := tableFor(req.res, items)
 		t.ResourceVersion, t.Continue = lm.GetResourceVersion(), lm.GetContinue()
 		s.encode(w, http.StatusOK, info, t, metav1.SchemeGroupVersion)
 		return nil
@@ -229,7 +229,11 @@ func (s *Server) decodeBody(r *http.Request, res *resource) (runtime.Object, err
 	if err != nil {
 		return nil, err
 	}
-	return decodeObject(r, body, res.gvk(), res.new)
+	obj, err := decodeObject(r, body, res.gvk(), res.new)
+	if err == nil && res.custom != nil {
+		return res.custom.admit(r, res.gvk(), obj)
+	}
+	return obj, err
 }
 
 // decodeObject decodes body (JSON, YAML or protobuf, by Content-Type) into a new
@@ -271,6 +275,15 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, req request) err
 	if err != nil {
 		return err
 	}
+	defaultObject(obj) // before tracking: the defaults are the creator's, as upstream
+	return s.createObject(w, r, req, obj, func(obj runtime.Object) (runtime.Object, error) {
+		return s.trackUpdate(r, req.res, "", nil, obj), nil
+	})
+}
+
+// createObject stores a new object; track records who set its fields (the managed
+// fields of an Update, or a server-side apply).
+func (s *Server) createObject(w http.ResponseWriter, r *http.Request, req request, obj runtime.Object, track func(runtime.Object) (runtime.Object, error)) error {
 	acc, err := meta.Accessor(obj)
 	if err != nil {
 		return apierrors.NewBadRequest(err.Error())
@@ -306,6 +319,12 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, req request) err
 	acc.SetManagedFields(nil)
 	if hasSpec(obj) {
 		acc.SetGeneration(1)
+	}
+	if obj, err = track(obj); err != nil {
+		return err
+	}
+	if acc, err = meta.Accessor(obj); err != nil {
+		return apierrors.NewInternalError(err)
 	}
 	prepareForCreate(req.res, obj)
 	defaultObject(obj)
@@ -382,7 +401,9 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, req request) err
 	if acc.GetResourceVersion() == "" {
 		return apierrors.NewInvalid(req.res.gvk().GroupKind(), req.name, fieldErrors("metadata.resourceVersion", "", "must be specified for an update"))
 	}
-	out, code, err := s.storeUpdate(r.Context(), req, func(cur runtime.Object) (runtime.Object, error) { return obj, nil }, dryRun(r))
+	out, code, err := s.storeUpdate(r.Context(), req, func(cur runtime.Object) (runtime.Object, error) {
+		return s.trackUpdate(r, req.res, req.sub, cur, obj.DeepCopyObject()), nil
+	}, dryRun(r))
 	if err != nil {
 		return err
 	}

@@ -66,7 +66,9 @@ type Server struct {
 	advertise net.IP
 	apiPort   int
 
-	oapi openAPI // the OpenAPI documents, built on first use
+	oapi    openAPI       // the OpenAPI documents, built on first use
+	managed fieldManagers // managed fields and server-side apply, per resource
+	crd     crds          // the CRDs served (crd.go)
 
 	mu      sync.Mutex
 	cachers map[string]*storage.Cacher // per resource prefix: one etcd watch each
@@ -149,6 +151,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r = r.WithContext(context.WithValue(r.Context(), userKey{}, user))
+	s.watchCRDs()
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	if isDiscovery(parts) {
 		a := attributes{verb: "get", path: path}

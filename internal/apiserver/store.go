@@ -25,6 +25,9 @@ func (s *Server) encodeForStorage(res *resource, obj runtime.Object) ([]byte, er
 	rv := acc.GetResourceVersion()
 	acc.SetResourceVersion("")
 	defer acc.SetResourceVersion(rv)
+	if res.custom != nil {
+		return res.custom.encode(obj)
+	}
 	return runtime.Encode(codecs.EncoderForVersion(storageCodec, res.gvr.GroupVersion()), obj)
 }
 
@@ -40,6 +43,9 @@ func (s *Server) decodeFromStorage(res *resource, kv storage.KV) (runtime.Object
 	}
 	acc.SetResourceVersion(strconv.FormatInt(kv.ModRevision, 10))
 	obj.GetObjectKind().SetGroupVersionKind(gvk)
+	if res.custom != nil {
+		res.custom.defaultOnRead(obj)
+	}
 	return obj, nil
 }
 

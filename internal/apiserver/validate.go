@@ -3,6 +3,7 @@ package apiserver
 import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,7 +47,12 @@ func validate(res *resource, obj runtime.Object) error {
 			errs = append(errs, field.Invalid(field.NewPath("metadata", "labels").Key(k), v, m))
 		}
 	}
+	if res.custom != nil {
+		errs = append(errs, res.custom.validate(obj)...)
+	}
 	switch o := obj.(type) {
+	case *apiextensionsv1.CustomResourceDefinition:
+		errs = append(errs, validateCRD(o)...)
 	case *corev1.Pod:
 		errs = append(errs, validatePodSpec(&o.Spec, field.NewPath("spec"))...)
 	case *appsv1.Deployment:

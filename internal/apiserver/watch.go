@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer/streaming"
 	"k8s.io/apimachinery/pkg/watch"
 
@@ -48,10 +49,17 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, req request) erro
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 
+	// sendInitialEvents (client-go's streaming list, on by default in its informers):
+	// the current objects as ADDED, then a bookmark marked as their end, then changes.
+	sendInitial := q.Get("sendInitialEvents") == "true"
+	if sendInitial && q.Get("allowWatchBookmarks") != "true" {
+		return apierrors.NewInvalid(schema.GroupKind{Group: "meta.k8s.io", Kind: "ListOptions"}, "",
+			fieldErrors("allowWatchBookmarks", false, "sendInitialEvents requires setting allowWatchBookmarks to true"))
+	}
 	cacher := s.cacher(req.res)
 	var initial []storage.KV
 	from, _ := strconv.ParseInt(o.rv, 10, 64)
-	if from == 0 {
+	if from == 0 || sendInitial {
 		lr, err := cacher.List(ctx, req.prefix(), storage.ListOptions{})
 		if err != nil {
 			return storageError(err, req.res, "")
@@ -88,12 +96,12 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, req request) erro
 		if memo != nil {
 			raw, err = memo.encoded(format, func(o runtime.Object) ([]byte, error) {
 				var b bytes.Buffer
-				err := objEnc.Encode(o, &b)
+				err := objEnc.Encode(servedAs(req.res, o), &b)
 				return b.Bytes(), err
 			})
 		} else {
 			buf.Reset()
-			err = objEnc.Encode(obj, &buf)
+			err = objEnc.Encode(servedAs(req.res, obj), &buf)
 			raw = buf.Bytes()
 		}
 		if err != nil {
@@ -115,6 +123,17 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, req request) erro
 			continue
 		}
 		if matches(req.res, obj, o.labels, o.fields) && !send(watch.Added, obj, nil) {
+			return nil
+		}
+	}
+	if sendInitial {
+		bm := req.res.new()
+		if acc, err := meta.Accessor(bm); err == nil {
+			acc.SetResourceVersion(strconv.FormatInt(from, 10))
+			acc.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
+		}
+		bm.GetObjectKind().SetGroupVersionKind(req.res.gvk())
+		if !send(watch.Bookmark, bm, nil) {
 			return nil
 		}
 	}

@@ -29,6 +29,8 @@ type CreateOptions struct {
 	// network (--network-alias, --ip).
 	Aliases []string
 	IP      string
+	// Pod puts the container in a pod sandbox (see CreatePodContainer).
+	Pod *container.Pod
 }
 
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -76,6 +78,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*container.Contai
 		hc.NetworkMode = "bridge"
 	}
 	switch mode := string(hc.NetworkMode); {
+	case o.Pod != nil: // the sandbox's network
 	case mode == "bridge" || mode == "host" || mode == "none":
 	case strings.HasPrefix(mode, "container:"):
 		target, err := e.ctrs.Get(strings.TrimPrefix(mode, "container:"))
@@ -123,7 +126,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*container.Contai
 	c := &container.Container{
 		ID: id, Name: name, Created: time.Now().UTC(), Image: img.ID.String(),
 		Config: &cfg, HostConfig: hc, Mounts: mounts, Aliases: o.Aliases, IP: o.IP,
-		State: container.State{Status: container.Created},
+		State: container.State{Status: container.Created}, Pod: o.Pod,
 	}
 	c.Path, c.Args = command(&cfg)
 	if err := e.ctrs.Add(c); err != nil {
@@ -283,6 +286,9 @@ func (e *Engine) resolveMounts(cfg *dcontainer.Config, hc *dcontainer.HostConfig
 			}
 			if _, err := os.Stat(mm.Source); err != nil {
 				return nil, errdefs.Invalid(fmt.Sprintf("invalid mount config for type \"bind\": bind source path does not exist: %s", mm.Source))
+			}
+			if mm.BindOptions != nil {
+				m.Mode = string(mm.BindOptions.Propagation)
 			}
 		case mount.TypeVolume, "":
 			v, err := e.vols.Create(mm.Source, nil, nil)

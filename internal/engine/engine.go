@@ -20,6 +20,7 @@ import (
 	"github.com/berth-project/berth/internal/engine/image"
 	"github.com/berth-project/berth/internal/engine/network"
 	"github.com/berth-project/berth/internal/engine/runtime"
+	"github.com/berth-project/berth/internal/engine/sandbox"
 	"github.com/berth-project/berth/internal/engine/snapshot"
 	"github.com/berth-project/berth/internal/engine/volume"
 )
@@ -34,7 +35,13 @@ type Config struct {
 	CgroupParent string // containers' cgroups go under /CgroupParent/ID
 	// InsecureRegistries may be reached without verified TLS (host:port or CIDR).
 	InsecureRegistries []string
-	Logger             *slog.Logger
+	// PodBridge and PodCIDR are the node's pod network (CRI pod sandboxes); without a
+	// CIDR it waits for the kubelet's (SetPodCIDR). ClusterCIDR, if set, is the whole
+	// cluster's pod network, reached from pods without NAT.
+	PodBridge   string
+	PodCIDR     string
+	ClusterCIDR string
+	Logger      *slog.Logger
 }
 
 // Engine runs containers.
@@ -62,6 +69,11 @@ type Engine struct {
 	mu    sync.Mutex
 	live  map[string]*live // per container: locks and waiters
 	execs map[string]*Exec
+
+	sandboxes *sandbox.Store
+	sbLocks   map[string]*sync.Mutex // per sandbox: serialises its lifecycle; guarded by mu
+	podMu     sync.Mutex
+	podNet    *network.Manager // nil until the pod CIDR is known; guarded by podMu
 }
 
 // New opens the engine's stores, sets up the bridge and re-attaches to the containers
@@ -73,12 +85,15 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.CgroupParent == "" {
 		cfg.CgroupParent = "berth"
 	}
+	if cfg.PodBridge == "" {
+		cfg.PodBridge = "berth-pod0"
+	}
 	for _, d := range []string{cfg.DataDir, cfg.RunDir} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return nil, err
 		}
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, events: newEventBus(), live: map[string]*live{}, held: map[digest.Digest]int{}, execs: map[string]*Exec{}, started: time.Now()}
+	e := &Engine{cfg: cfg, log: cfg.Logger, events: newEventBus(), live: map[string]*live{}, held: map[digest.Digest]int{}, execs: map[string]*Exec{}, started: time.Now(), sbLocks: map[string]*sync.Mutex{}}
 	var err error
 	if e.images, err = image.Open(filepath.Join(cfg.DataDir, "image")); err != nil {
 		return nil, fmt.Errorf("image store: %w", err)
@@ -104,7 +119,14 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("builder: %w", err)
 	}
 	e.rt = &runtime.Runtime{Path: cfg.RuntimePath, Root: filepath.Join(cfg.RunDir, "runc")}
+	if e.sandboxes, err = sandbox.Open(filepath.Join(cfg.DataDir, "sandboxes")); err != nil {
+		return nil, fmt.Errorf("pod sandboxes: %w", err)
+	}
+	if err := e.openPodNet(); err != nil {
+		return nil, err
+	}
 	e.restore(ctx)
+	e.restoreSandboxes()
 	return e, nil
 }
 
@@ -164,6 +186,12 @@ func (e *Engine) Close() error {
 		if c.Running() || c.State.Status == container.Restarting {
 			return nil
 		}
+	}
+	if e.sandboxesReady() {
+		return nil
+	}
+	if pn := e.podNetwork(); pn != nil {
+		pn.Down()
 	}
 	e.nets.Teardown()
 	return nil

@@ -141,7 +141,7 @@ func (e *Engine) startLocked(ctx context.Context, c *container.Container, l *liv
 	t2 := time.Now()
 	sh := e.shim(c)
 	pid, err := e.rt.Create(ctx, runtime.StartOptions{
-		ID: c.ID, Bundle: e.bundle(c.ID), LogPath: c.LogPath(), Spec: spec, Socket: e.shimSocket(c.ID),
+		ID: c.ID, Bundle: e.bundle(c.ID), LogPath: c.LogPath(), CRILog: c.CRILogPath(), Spec: spec, Socket: e.shimSocket(c.ID),
 		OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce,
 	})
 	if err != nil {

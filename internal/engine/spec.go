@@ -70,6 +70,10 @@ func (e *Engine) buildSpec(c *container.Container, rootfs string) (runtime.Spec,
 	}
 	c.Endpoint, c.Ports = nil, nil
 	switch {
+	case c.Pod != nil:
+		if err := e.joinSandbox(c, &s); err != nil {
+			return s, err
+		}
 	case hc.NetworkMode.IsContainer():
 		ns, target, err := e.sharedNetNS(c)
 		if err != nil {
@@ -117,7 +121,7 @@ func (e *Engine) buildSpec(c *container.Container, rootfs string) (runtime.Spec,
 			}
 		}
 	}
-	if !hc.NetworkMode.IsContainer() {
+	if !hc.NetworkMode.IsContainer() && c.Pod == nil {
 		files, err := e.writeNetFiles(c)
 		if err != nil {
 			return s, err
@@ -142,6 +146,9 @@ func (e *Engine) buildSpec(c *container.Container, rootfs string) (runtime.Spec,
 	s.Cwd = cfg.WorkingDir
 	if s.Cwd == "" {
 		s.Cwd = "/"
+	}
+	if err := e.linuxSpec(c, &s); err != nil {
+		return s, err
 	}
 	// Docker creates a missing working directory.
 	if p, err := securejoin.SecureJoin(rootfs, s.Cwd); err == nil {
@@ -319,7 +326,7 @@ func (e *Engine) volumeMounts(c *container.Container, rootfs string) ([]specs.Mo
 				return nil, errdefs.Invalid(fmt.Sprintf("invalid mount config for type \"bind\": bind source path does not exist: %s", m.Source))
 			}
 		}
-		opts := []string{"rbind", "rprivate"}
+		opts := []string{"rbind", propagation(m.Mode)}
 		if !m.RW {
 			opts = append(opts, "ro")
 		}

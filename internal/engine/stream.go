@@ -285,32 +285,46 @@ func (e *Engine) ExecCreate(ctx context.Context, ref string, o ExecOptions) (str
 	}
 	id := container.NewID()
 	x := &Exec{ID: id, ContainerID: c.ID, User: o.User, Privileged: o.Privileged, AttachStdin: o.AttachStdin}
-	x.Spec = runtime.ExecSpec{ID: id, Args: o.Cmd, Tty: o.Tty, Stdin: o.AttachStdin, Cwd: o.WorkingDir}
+	if x.Spec, err = e.execSpec(c, id, o); err != nil {
+		return "", err
+	}
+	e.mu.Lock()
+	e.execs[id] = x
+	e.mu.Unlock()
+	return id, nil
+}
+
+// execSpec is the process an exec runs: the container's user, environment and
+// working directory unless o says otherwise.
+func (e *Engine) execSpec(c *container.Container, id string, o ExecOptions) (runtime.ExecSpec, error) {
+	spec := runtime.ExecSpec{ID: id, Args: o.Cmd, Tty: o.Tty, Stdin: o.AttachStdin, Cwd: o.WorkingDir}
 	usr := o.User
 	if usr == "" {
 		usr = c.Config.User
 	}
 	act, err := e.activeOf(c)
 	if err != nil {
-		return "", err
+		return spec, err
 	}
 	u, err := resolveUser(act.Merged, usr)
 	if err != nil {
-		return "", err
+		return spec, err
 	}
-	x.Spec.UID, x.Spec.GID, x.Spec.Groups = u.Uid, u.Gid, u.Sgids
+	spec.UID, spec.GID, spec.Groups = u.Uid, u.Gid, u.Sgids
+	if len(c.HostConfig.GroupAdd) > 0 {
+		if groups, err := extraGroups(act.Merged, c.HostConfig.GroupAdd); err == nil {
+			spec.Groups = append(spec.Groups, groups...)
+		}
+	}
 	env := append(append([]string{}, c.Config.Env...), o.Env...)
-	x.Spec.Env = processEnv(env, c.Config.Hostname, u.Home, o.Tty)
-	if x.Spec.Cwd == "" {
-		x.Spec.Cwd = c.Config.WorkingDir
+	spec.Env = processEnv(env, c.Config.Hostname, u.Home, o.Tty)
+	if spec.Cwd == "" {
+		spec.Cwd = c.Config.WorkingDir
 	}
-	if x.Spec.Cwd == "" {
-		x.Spec.Cwd = "/"
+	if spec.Cwd == "" {
+		spec.Cwd = "/"
 	}
-	e.mu.Lock()
-	e.execs[id] = x
-	e.mu.Unlock()
-	return id, nil
+	return spec, nil
 }
 
 // GetExec finds an exec by id.

@@ -106,8 +106,27 @@ type Container struct {
 	// ManuallyStopped is set by stop/kill from the user: always and unless-stopped do
 	// not bring such a container back, and unless-stopped stays down across restarts.
 	ManuallyStopped bool `json:"manuallyStopped"`
+	// Pod is set for a container of a pod sandbox (made through the CRI).
+	Pod *Pod `json:"pod,omitempty"`
 
 	dir string
+}
+
+// Pod is what a container of a pod sandbox keeps beyond Docker's view of it.
+type Pod struct {
+	Sandbox     string            `json:"sandbox"`
+	Name        string            `json:"name"` // the container's name in the pod
+	Attempt     uint32            `json:"attempt"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// LogPath is the CRI log the kubelet reads ("" for none).
+	LogPath string `json:"logPath,omitempty"`
+	// Image is the image as the kubelet named it.
+	Image string `json:"image"`
+	// PID is the container's PID namespace: "pod" (the sandbox's), "container" (its
+	// own), "node" or "target" (TargetPID's).
+	PID       string `json:"pid"`
+	TargetPID string `json:"targetPid,omitempty"`
 }
 
 // Dir is the container's directory in the data dir (config, log, hosts files).
@@ -115,6 +134,14 @@ func (c *Container) Dir() string { return c.dir }
 
 // LogPath is the json-file log.
 func (c *Container) LogPath() string { return filepath.Join(c.dir, c.ID+"-json.log") }
+
+// CRILogPath is the CRI log of a pod's container, "" for other containers.
+func (c *Container) CRILogPath() string {
+	if c.Pod == nil {
+		return ""
+	}
+	return c.Pod.LogPath
+}
 
 // Running reports whether the container's process is alive (running or paused).
 func (c *Container) Running() bool {

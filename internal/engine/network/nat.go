@@ -19,6 +19,7 @@ import (
 //	  chain output      { type nat hook output priority dstnat; fib daddr type local jump publish }
 //	  chain publish     { [ip daddr HOST-IP] meta l4proto P th dport HOST-PORT dnat to CTR-IP:CTR-PORT ... }
 //	  chain postrouting { type nat hook postrouting priority srcnat;
+//	    ip saddr SUBNET ip daddr NO-MASQUERADE accept                # the cluster's pods
 //	    ip saddr SUBNET oifname != BRIDGE masquerade                 # outbound
 //	    oifname BRIDGE ct status dnat ip saddr 127.0.0.0/8 masquerade  # localhost -> published port
 //	    oifname BRIDGE ct status dnat ip saddr SUBNET masquerade       # hairpin
@@ -58,6 +59,14 @@ func (m *Manager) writeRules(maps []Mapping) error {
 		Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource,
 	})
+	for _, dst := range m.cfg.NoMasquerade {
+		if _, n, err := net.ParseCIDR(dst); err == nil && n.IP.To4() != nil {
+			c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: cat(
+				matchSubnet(m.subnet, 12), matchSubnet(n, 16),
+				[]expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}},
+			)})
+		}
+	}
 	c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: cat(
 		matchSubnet(m.subnet, 12),
 		matchIfname(expr.MetaKeyOIFNAME, m.cfg.Bridge, expr.CmpOpNeq),

@@ -28,6 +28,9 @@ type Config struct {
 	// Isolate names the other bridges this one must not forward to, as Docker isolates
 	// its networks from each other; a trailing "*" matches a prefix ("br-*").
 	Isolate []string
+	// NoMasquerade lists destinations reached from the subnet without NAT: the rest of
+	// a cluster's pod network, whose nodes route each other's pod subnets.
+	NoMasquerade []string
 }
 
 // Manager owns the bridge and the containers' namespaces on it.

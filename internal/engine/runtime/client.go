@@ -30,6 +30,7 @@ type StartOptions struct {
 	ID        string
 	Bundle    string // the shim's directory; config.json is written here
 	LogPath   string
+	CRILog    string // the CRI log file of a pod's container, written beside LogPath
 	Socket    string // the shim's unix socket; keep it short (108 bytes at most)
 	Spec      Spec
 	OpenStdin bool
@@ -61,6 +62,9 @@ func (r *Runtime) Create(ctx context.Context, o StartOptions) (int, error) {
 	}
 	if o.StdinOnce {
 		args = append(args, "--stdin-once")
+	}
+	if o.CRILog != "" {
+		args = append(args, "--cri-log", o.CRILog)
 	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -242,6 +246,19 @@ func (s Shim) Pause(ctx context.Context) error {
 
 func (s Shim) Resume(ctx context.Context) error {
 	_, err := s.call(ctx, Request{Op: "resume"})
+	return err
+}
+
+// ReopenLog makes the shim start a new CRI log file at its path (after the kubelet
+// rotated the old one away).
+func (s Shim) ReopenLog(ctx context.Context) error {
+	_, err := s.call(ctx, Request{Op: "reopen-log"})
+	return err
+}
+
+// Update changes the cgroup limits of the running container.
+func (s Shim) Update(ctx context.Context, r Resources) error {
+	_, err := s.call(ctx, Request{Op: "update", Resources: &r})
 	return err
 }
 

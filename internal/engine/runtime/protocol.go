@@ -23,7 +23,7 @@ const (
 
 // Request is the first line of every connection to a shim.
 type Request struct {
-	Op string `json:"op"` // start, attach, wait, resize, exec, kill, pause, resume, stats, ps
+	Op string `json:"op"` // start, attach, wait, resize, exec, kill, pause, resume, stats, ps, reopen-log, update
 
 	// attach
 	Stdin  bool `json:"stdin,omitempty"`
@@ -43,6 +43,9 @@ type Request struct {
 	Signal int  `json:"signal,omitempty"`
 	All    bool `json:"all,omitempty"`
 
+	// update: the cgroup limits to set (zero fields are left as they are)
+	Resources *Resources `json:"resources,omitempty"`
+
 	// Preface is input that arrived with the request line, when the shim hands a
 	// connection to berth-runtime.
 	Preface []byte `json:"preface,omitempty"`
@@ -61,6 +64,21 @@ type ExecSpec struct {
 	Stdin  bool     `json:"stdin"`
 	Width  uint16   `json:"w,omitempty"`
 	Height uint16   `json:"h,omitempty"`
+	// KillOnHangup kills the process when the engine hangs up before it has exited
+	// (a CRI ExecSync past its timeout); only without stdin.
+	KillOnHangup bool `json:"killOnHangup,omitempty"`
+}
+
+// Resources are the cgroup limits of a running container that can change; a zero
+// field keeps the current value.
+type Resources struct {
+	CPUShares  uint64 `json:"cpuShares,omitempty"`
+	CPUQuota   int64  `json:"cpuQuota,omitempty"` // -1: unlimited
+	CPUPeriod  uint64 `json:"cpuPeriod,omitempty"`
+	Memory     int64  `json:"memory,omitempty"` // bytes; -1: unlimited
+	CpusetCpus string `json:"cpusetCpus,omitempty"`
+	CpusetMems string `json:"cpusetMems,omitempty"`
+	PidsLimit  int64  `json:"pidsLimit,omitempty"`
 }
 
 // Reply answers simple ops.
@@ -88,12 +106,15 @@ type Stats struct {
 	MemoryUsage uint64 `json:"memUsage"`
 	MemoryLimit uint64 `json:"memLimit"`
 	MemoryCache uint64 `json:"memCache"`
-	Pids        uint64 `json:"pids"`
-	PidsLimit   uint64 `json:"pidsLimit"`
-	NetRx       uint64 `json:"netRx"`
-	NetTx       uint64 `json:"netTx"`
-	BlkRead     uint64 `json:"blkRead"`
-	BlkWrite    uint64 `json:"blkWrite"`
+	// MemoryInactiveFile is page cache the kernel may reclaim first: usage minus it is
+	// the working set the kubelet evicts by.
+	MemoryInactiveFile uint64 `json:"memInactiveFile,omitempty"`
+	Pids               uint64 `json:"pids"`
+	PidsLimit          uint64 `json:"pidsLimit"`
+	NetRx              uint64 `json:"netRx"`
+	NetTx              uint64 `json:"netTx"`
+	BlkRead            uint64 `json:"blkRead"`
+	BlkWrite           uint64 `json:"blkWrite"`
 }
 
 // WriteFrame writes one stdcopy frame.

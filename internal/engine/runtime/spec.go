@@ -58,6 +58,8 @@ type Spec struct {
 	NanoCPUs    int64
 	PidsLimit   int64 // 0 = unlimited
 	ShmSize     int64
+
+	Linux Linux // finer settings (a pod's namespaces, cgroup knobs, devices); zero for none
 }
 
 // OCISpec renders s with Docker's default security: the default capability set,
@@ -137,6 +139,7 @@ func OCISpec(s Spec) *specs.Spec {
 	if s.PidsLimit > 0 {
 		r.Pids = &specs.LinuxPids{Limit: s.PidsLimit}
 	}
+	applyLinux(sp, s)
 	// User mounts replace defaults at the same destination (e.g. --tmpfs /dev/shm).
 	for _, m := range s.Mounts {
 		replaced := false

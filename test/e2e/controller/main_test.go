@@ -105,7 +105,8 @@ func startServer(dir string) (func(), error) {
 	root, _ := filepath.Abs("../../..")
 	logf, _ := os.Create(filepath.Join(dir, "server.log"))
 	cmd := exec.Command(filepath.Join(root, "bin", "berth"), "server", "--data-dir", filepath.Join(dir, "data"),
-		"--run-dir", filepath.Join(dir, "run"), "--api-port", fmt.Sprint(port), "--kubeconfig", kubeconfig, "--disable-agent")
+		"--run-dir", filepath.Join(dir, "run"), "--api-port", fmt.Sprint(port), "--kubeconfig", kubeconfig, "--disable-agent",
+		"--disable-scheduler", "--disable-controller-manager") // the test runs its own controllers and plays the scheduler
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting berth server (make build first): %w", err)

@@ -50,6 +50,8 @@ func Op(root, id string, req runtime.Request, conn net.Conn, ptySink *os.File) {
 			unix.Kill(p, unix.Signal(req.Signal))
 		}
 		reply(conn, runtime.Reply{Error: errString(err)})
+	case "update":
+		reply(conn, runtime.Reply{Error: errString(update(ctr, req.Resources))})
 	case "stats":
 		st, err := stats(ctr)
 		reply(conn, runtime.Reply{Stats: st, Error: errString(err)})
@@ -159,6 +161,12 @@ func execProcess(ctr *libcontainer.Container, c net.Conn, in io.Reader, spec *ru
 	} else if stdinW != nil {
 		go func() { io.Copy(stdinW, in); stdinW.Close() }()
 	}
+	if spec.KillOnHangup && !spec.Stdin {
+		go func() {
+			io.Copy(io.Discard, in) // the engine sends nothing: this ends when it hangs up
+			p.Signal(unix.SIGKILL)
+		}()
+	}
 	st, err := p.Wait()
 	ex := runtime.Exit{}
 	if st != nil {
@@ -181,6 +189,37 @@ func execProcess(ctr *libcontainer.Container, c net.Conn, in io.Reader, spec *ru
 	send(runtime.FrameExit, data)
 }
 
+// update sets the cgroup limits r names on the running container.
+func update(ctr *libcontainer.Container, r *runtime.Resources) error {
+	if r == nil {
+		return errors.New("no resources given")
+	}
+	cfg := ctr.Config()
+	res := cfg.Cgroups.Resources
+	if r.CPUShares != 0 {
+		res.CpuShares = r.CPUShares
+	}
+	if r.CPUQuota != 0 {
+		res.CpuQuota = r.CPUQuota
+	}
+	if r.CPUPeriod != 0 {
+		res.CpuPeriod = r.CPUPeriod
+	}
+	if r.Memory != 0 {
+		res.Memory = r.Memory
+	}
+	if r.CpusetCpus != "" {
+		res.CpusetCpus = r.CpusetCpus
+	}
+	if r.CpusetMems != "" {
+		res.CpusetMems = r.CpusetMems
+	}
+	if r.PidsLimit != 0 {
+		res.PidsLimit = r.PidsLimit
+	}
+	return ctr.Set(cfg)
+}
+
 func stats(ctr *libcontainer.Container) (*runtime.Stats, error) {
 	st, err := ctr.Stats()
 	if err != nil {
@@ -194,6 +233,10 @@ func stats(ctr *libcontainer.Container) (*runtime.Stats, error) {
 		out.MemoryUsage = cg.MemoryStats.Usage.Usage
 		out.MemoryLimit = cg.MemoryStats.Usage.Limit
 		out.MemoryCache = cg.MemoryStats.Cache
+		out.MemoryInactiveFile = cg.MemoryStats.Stats["total_inactive_file"] // cgroup v1
+		if v, ok := cg.MemoryStats.Stats["inactive_file"]; ok && out.MemoryInactiveFile == 0 {
+			out.MemoryInactiveFile = v // cgroup v2
+		}
 		out.Pids = cg.PidsStats.Current
 		out.PidsLimit = cg.PidsStats.Limit
 		for _, e := range cg.BlkioStats.IoServiceBytesRecursive {

@@ -34,6 +34,7 @@ type Options struct {
 	Bundle    string // holds config.json; the shim writes exit.json here
 	Root      string // libcontainer state root
 	LogPath   string // json-file log
+	CRILog    string // the CRI's log file, for a pod's container ("" for none)
 	Runtime   string // berth-runtime, for requests that need libcontainer
 	StdinOnce bool
 	Pid       int // the container's init, our child
@@ -50,6 +51,7 @@ type Options struct {
 type Shim struct {
 	opts Options
 	log  *jsonLog
+	cri  *criLog // nil unless the container has a CRI log
 
 	mu        sync.Mutex
 	subs      map[*subscriber]struct{}
@@ -84,6 +86,13 @@ func Run(o Options) error {
 		unix.Kill(o.Pid, unix.SIGKILL)
 		writeReady(o.Ready, runtime.Reply{Error: err.Error()})
 		return err
+	}
+	if o.CRILog != "" {
+		if s.cri, err = openCRILog(o.CRILog); err != nil {
+			unix.Kill(o.Pid, unix.SIGKILL)
+			writeReady(o.Ready, runtime.Reply{Error: err.Error()})
+			return err
+		}
 	}
 	fl, err := net.FileListener(o.Listener)
 	if err != nil {
@@ -132,6 +141,9 @@ func Run(o Options) error {
 	case <-time.After(2 * time.Second): // a grandchild kept the pipe open
 	}
 	s.log.flush()
+	if s.cri != nil {
+		s.cri.flush()
+	}
 	ex.OOMKilled = s.oomKilled()
 	// Report the exit first and clean up after: the engine and `docker run` are waiting.
 	writeExit(filepath.Join(o.Bundle, "exit.json"), ex)
@@ -226,6 +238,9 @@ func (s *Shim) output(stream byte, b []byte) {
 		name = "stderr"
 	}
 	s.log.write(name, b)
+	if s.cri != nil {
+		s.cri.write(name, b)
+	}
 	data := append([]byte(nil), b...)
 	s.mu.Lock()
 	for sub := range s.subs {
@@ -316,6 +331,12 @@ func (s *Shim) handle(c *net.UnixConn) {
 		json.NewEncoder(c).Encode(s.exit)
 	case "attach":
 		s.attach(c, br, req)
+	case "reopen-log":
+		if s.cri == nil {
+			reply(c, runtime.Reply{Error: "the container has no CRI log"})
+			return
+		}
+		reply(c, runtime.Reply{Error: errString(s.cri.reopen())})
 	case "resize":
 		reply(c, runtime.Reply{Error: errString(s.resize(req))})
 	case "kill":
@@ -324,7 +345,7 @@ func (s *Shim) handle(c *net.UnixConn) {
 			return
 		}
 		s.handOff(c, br, line, req)
-	case "exec", "pause", "resume", "ps", "stats":
+	case "exec", "pause", "resume", "ps", "stats", "update":
 		s.handOff(c, br, line, req)
 	default:
 		reply(c, runtime.Reply{Error: "unknown op " + req.Op})

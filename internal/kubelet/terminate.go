@@ -1,0 +1,205 @@
+package kubelet
+
+import (
+	"context"
+	"os"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// minGrace is the least time a container gets to stop, as upstream gives it.
+const minGrace = 2
+
+// terminatePod runs a deleted pod's preStop hooks, stops its containers within what is left
+// of the grace period, stops the sandbox, reports the final status and then deletes the pod
+// object for good (grace period 0), as upstream's status manager does.
+func (k *Kubelet) terminatePod(ctx context.Context, pod *corev1.Pod, st *podState) error {
+	grace := int64(time.Until(pod.DeletionTimestamp.Time).Seconds())
+	if pod.DeletionGracePeriodSeconds != nil {
+		grace = min(grace, *pod.DeletionGracePeriodSeconds)
+	}
+	grace = max(grace, minGrace)
+	if running := st.running(); len(running) > 0 {
+		k.log.Info("stopping pod", "pod", pod.Namespace+"/"+pod.Name, "grace", grace)
+		var wg sync.WaitGroup
+		for _, c := range running {
+			spec := findContainer(pod, c.Labels[labelContainerName])
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				k.killContainer(ctx, pod, spec, c.Id, grace)
+			}()
+		}
+		wg.Wait()
+	}
+	k.probes.forget(pod.UID)
+	for _, sb := range st.sandboxes {
+		if sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+			if _, err := k.runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+				return err
+			}
+		}
+	}
+	st, err := k.podState(ctx, pod.UID)
+	if err != nil {
+		return err
+	}
+	status := k.podStatus(pod, st, &syncResult{waiting: map[string]*corev1.ContainerStateWaiting{}})
+	if status.Phase != corev1.PodSucceeded && status.Phase != corev1.PodFailed {
+		status.Phase = corev1.PodFailed
+		if allSucceeded(status.ContainerStatuses) {
+			status.Phase = corev1.PodSucceeded
+		}
+	}
+	if err := k.updateStatus(ctx, pod, status); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	uid := pod.UID
+	err = k.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: new(int64), Preconditions: &metav1.Preconditions{UID: &uid}})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return err
+	}
+	k.log.Info("pod terminated and deleted", "pod", pod.Namespace+"/"+pod.Name)
+	return nil
+}
+
+func allSucceeded(ss []corev1.ContainerStatus) bool {
+	for _, s := range ss {
+		if s.State.Terminated == nil || s.State.Terminated.ExitCode != 0 {
+			return false
+		}
+	}
+	return len(ss) > 0
+}
+
+// finishPod stops what is left of a pod that reached Succeeded or Failed: its containers stay
+// (for their logs) until the pod is deleted.
+func (k *Kubelet) finishPod(ctx context.Context, pod *corev1.Pod, st *podState) error {
+	for _, c := range st.running() {
+		k.killContainer(ctx, pod, findContainer(pod, c.Labels[labelContainerName]), c.Id, gracePeriod(pod))
+	}
+	k.probes.forget(pod.UID)
+	for _, sb := range st.sandboxes {
+		if sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+			if _, err := k.runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// removePod removes everything left of a pod that no longer exists in the API: containers,
+// sandboxes, volumes, its directory and logs. last, the pod as last seen (nil after a kubelet
+// restart), gives running containers their preStop hooks and grace period: an API server that
+// deletes pods at once must not turn a deletion into a kill.
+func (k *Kubelet) removePod(ctx context.Context, uid types.UID, st *podState, last *corev1.Pod) error {
+	k.probes.forget(uid)
+	k.forgetStatus(uid)
+	k.backoff.forget(string(uid) + "/")
+	k.backoff.forget("image/" + string(uid) + "/")
+	var wg sync.WaitGroup
+	for _, c := range st.running() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if last == nil {
+				k.stopContainer(ctx, c.Id, minGrace)
+				return
+			}
+			k.killContainer(ctx, last, findContainer(last, c.Labels[labelContainerName]), c.Id, gracePeriod(last))
+		}()
+	}
+	wg.Wait()
+	for _, sb := range st.sandboxes {
+		if _, err := k.runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+			return err
+		}
+		if _, err := k.runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+			return err
+		}
+		if sb.Metadata != nil {
+			os.RemoveAll(k.podLogDirFor(sb.Metadata))
+		}
+	}
+	if err := k.volumes.TearDown(uid); err != nil {
+		return err
+	}
+	if len(st.sandboxes) > 0 {
+		k.log.Info("pod removed", "uid", uid, "sandboxes", len(st.sandboxes))
+	}
+	return os.RemoveAll(k.podDir(uid))
+}
+
+func (k *Kubelet) podLogDirFor(m *runtimeapi.PodSandboxMetadata) string {
+	return k.podLogDir(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: m.Namespace, Name: m.Name, UID: types.UID(m.Uid)}})
+}
+
+// killContainer runs the container's preStop hook, then stops it, all within grace seconds.
+func (k *Kubelet) killContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, id string, grace int64) {
+	start := time.Now()
+	if c != nil && c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
+		hctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second)
+		if err := k.runHandler(hctx, pod, c, id, "", c.Lifecycle.PreStop, time.Duration(grace)*time.Second); err != nil {
+			k.event(pod, corev1.EventTypeWarning, "FailedPreStopHook", "PreStopHook failed: "+err.Error())
+		}
+		cancel()
+		grace -= int64(time.Since(start).Seconds())
+	}
+	if c != nil {
+		k.event(pod, corev1.EventTypeNormal, "Killing", "Stopping container "+c.Name)
+	}
+	k.stopContainer(ctx, id, max(grace, minGrace))
+}
+
+func (k *Kubelet) stopContainer(ctx context.Context, id string, grace int64) {
+	if _, err := k.runtime.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: grace}); err != nil {
+		k.log.Warn("stopping container", "id", id, "err", err)
+	}
+}
+
+func findContainer(pod *corev1.Pod, name string) *corev1.Container {
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == name {
+			return &pod.Spec.InitContainers[i]
+		}
+	}
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == name {
+			return &pod.Spec.Containers[i]
+		}
+	}
+	return nil
+}
+
+func mkdirAll(p string) error { return os.MkdirAll(p, 0o755) }
+
+// pastDeadline reports whether the pod has been active longer than activeDeadlineSeconds.
+func pastDeadline(pod *corev1.Pod) bool {
+	d := pod.Spec.ActiveDeadlineSeconds
+	return d != nil && pod.Status.StartTime != nil && time.Since(pod.Status.StartTime.Time) >= time.Duration(*d)*time.Second
+}
+
+// failPastDeadline stops a pod that outlived its activeDeadlineSeconds and fails it with
+// upstream's reason.
+func (k *Kubelet) failPastDeadline(ctx context.Context, pod *corev1.Pod, st *podState) error {
+	msg := "Pod was active on the node longer than the specified deadline"
+	k.event(pod, corev1.EventTypeNormal, "DeadlineExceeded", msg)
+	if err := k.finishPod(ctx, pod, st); err != nil {
+		return err
+	}
+	st, err := k.podState(ctx, pod.UID)
+	if err != nil {
+		return err
+	}
+	s := k.podStatus(pod, st, &syncResult{waiting: map[string]*corev1.ContainerStateWaiting{}})
+	s.Phase, s.Reason, s.Message = corev1.PodFailed, "DeadlineExceeded", msg
+	return k.updateStatus(ctx, pod, s)
+}

@@ -1,0 +1,251 @@
+// Package kubelet tests Berth's kubelet end to end: a real `berth server` for the API, Debian's
+// containerd 1.6 with its CRI plugin for the containers, and the kubelet in-process between them.
+package kubelet
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/berth-project/berth/internal/kubelet"
+	"github.com/berth-project/berth/internal/pki"
+)
+
+const nodeName = "tkl-node"
+
+var (
+	setupErr   error
+	kubeconfig string
+	cs         *kubernetes.Clientset
+	ctrd       *containerd
+	testDir    string
+	ca         *pki.CA
+	servePort  int
+
+	kmu        sync.Mutex
+	kubeletCfg kubelet.Config
+	stopKL     func() // stops the running kubelet and waits for it
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if os.Geteuid() != 0 {
+		setupErr = fmt.Errorf("the kubelet tests run as root")
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "tkl")
+	if err != nil {
+		setupErr = err
+		return m.Run()
+	}
+	testDir = dir
+	defer func() {
+		// Memory-backed emptyDirs of pods the kubelet had no time to remove.
+		for _, m := range mountsUnder(dir) {
+			unix.Unmount(m, unix.MNT_DETACH)
+		}
+		if os.Getenv("TKL_KEEP") == "" {
+			os.RemoveAll(dir)
+		} else {
+			fmt.Fprintln(os.Stderr, "keeping", dir)
+		}
+	}()
+	stopServer, err := startServer(dir)
+	if err != nil {
+		setupErr = err
+		return m.Run()
+	}
+	defer stopServer()
+	images, err := buildImages(dir)
+	if err != nil {
+		setupErr = err
+		return m.Run()
+	}
+	ctrd, err = startContainerd(filepath.Join(dir, "containerd"))
+	if err != nil {
+		setupErr = err
+		return m.Run()
+	}
+	defer ctrd.stop()
+	for _, im := range images {
+		if out, err := ctrd.ctr("images", "import", im); err != nil {
+			setupErr = fmt.Errorf("ctr images import %s: %v\n%s", im, err, out)
+			return m.Run()
+		}
+	}
+	if err := startKubelet(dir); err != nil {
+		setupErr = err
+		return m.Run()
+	}
+	defer func() {
+		kmu.Lock()
+		defer kmu.Unlock()
+		if stopKL != nil {
+			stopKL()
+		}
+	}()
+	code := m.Run()
+	if code != 0 {
+		if b, err := os.ReadFile(filepath.Join(dir, "kubelet.log")); err == nil && os.Getenv("TKL_LOG") != "" {
+			os.Stderr.Write(b)
+		}
+	}
+	return code
+}
+
+func startServer(dir string) (func(), error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	kubeconfig = filepath.Join(dir, "kubeconfig")
+	root, _ := filepath.Abs("../../..")
+	logf, _ := os.Create(filepath.Join(dir, "server.log"))
+	cmd := exec.Command(filepath.Join(root, "bin", "berth"), "server", "--data-dir", filepath.Join(dir, "data"),
+		"--run-dir", filepath.Join(dir, "run"), "--api-port", fmt.Sprint(port), "--kubeconfig", kubeconfig, "--disable-agent")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting berth server (make build first): %w", err)
+	}
+	stop := func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(kubeconfig); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			stop()
+			log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
+			return nil, fmt.Errorf("berth server wrote no kubeconfig within 30s:\n%s", log)
+		}
+		time.Sleep(20 * time.Millisecond) // polling for the file the server writes when ready
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = 1000, 1000
+	if cs, err = kubernetes.NewForConfig(cfg); err != nil {
+		stop()
+		return nil, err
+	}
+	return stop, nil
+}
+
+// startKubelet runs the kubelet in-process against the server and containerd; a restart test
+// stops it and starts another with the same configuration.
+func startKubelet(dir string) error {
+	var err error
+	if ca, err = pki.LoadOrCreateCA(filepath.Join(dir, "pki"), "tkl-ca"); err != nil {
+		return err
+	}
+	cert, err := ca.IssueServing(filepath.Join(dir, "pki"), "kubelet", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	servePort = l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	logf, err := os.OpenFile(filepath.Join(dir, "kubelet.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	kubeletCfg = kubelet.Config{
+		Client:          cs,
+		NodeName:        nodeName,
+		RuntimeEndpoint: ctrd.sock,
+		RootDir:         filepath.Join(dir, "kubelet"),
+		ServingAddr:     fmt.Sprintf("127.0.0.1:%d", servePort),
+		ServingCert:     cert,
+		ClientCA:        ca.Pool(),
+		ClusterDNS:      []string{"10.43.0.10"},
+		NodeLabels:      map[string]string{"berth.test/kubelet": "yes"},
+		// Small, so that TestContainerLogsAreRotated sees a rotation.
+		ContainerLogMaxSize:  256 << 10,
+		ContainerLogMaxFiles: 3,
+		Log:                  slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	return runKubelet()
+}
+
+func runKubelet() error {
+	k, err := kubelet.New(kubeletCfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- k.Run(ctx) }()
+	stopKL = func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+		}
+	}
+	return nil
+}
+
+// restartKubelet stops the kubelet and starts a new one, as a crash and restart would.
+func restartKubelet(t *testing.T) {
+	t.Helper()
+	kmu.Lock()
+	defer kmu.Unlock()
+	stopKL()
+	if err := runKubelet(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func need(t *testing.T) {
+	t.Helper()
+	if setupErr != nil {
+		t.Fatal(setupErr)
+	}
+}
+
+// clientTLS is a client certificate from the test CA, as the API server presents.
+func clientTLS(t *testing.T) *tls.Config {
+	t.Helper()
+	certPEM, keyPEM, err := ca.IssueClient(filepath.Join(testDir, "pki"), "apiserver-kubelet-client", "kube-apiserver-kubelet-client", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: ca.Pool()}
+}
