@@ -22,8 +22,8 @@ import (
 
 // Config configures Run. Zero values take the defaults noted.
 type Config struct {
-	// RESTConfig reaches the API server (required). Run raises its rate limits to
-	// QPS/Burst: the defaults of client-go (5/10) would take 20 s to create 100 pods.
+	// RESTConfig reaches the API server (required). Its rate limits are raised to at
+	// least QPS/Burst: the defaults of client-go (5/10) would take 20 s to create 100 pods.
 	RESTConfig *rest.Config
 	QPS        float32 // 200
 	Burst      int     // 400
@@ -90,7 +90,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return errors.New("controller: no REST config")
 	}
 	rc := rest.CopyConfig(cfg.RESTConfig)
-	rc.QPS, rc.Burst = cfg.QPS, cfg.Burst
+	rc.QPS, rc.Burst = max(rc.QPS, cfg.QPS), max(rc.Burst, cfg.Burst)
 	rc.UserAgent = "berth-controller"
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {

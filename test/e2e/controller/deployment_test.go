@@ -45,7 +45,7 @@ func TestDeploymentRollsOutUpdatesAndRollsBack(t *testing.T) {
 	n := startNode(t, cs, uniq("node"))
 	n.serve(t, ns)
 
-	if out, err := kubectlRun(t, fmt.Appendf(nil, webYAML, 3, 1, 1), "-n", ns, "apply", "--validate=false", "-f", "-"); err != nil {
+	if out, err := kubectlRun(t, fmt.Appendf(nil, webYAML, 3, 1, 1), "-n", ns, "apply", "-f", "-"); err != nil {
 		t.Fatalf("kubectl apply: %v\n%s", err, out)
 	}
 	mustContain(t, "rollout status", kubectl(t, "-n", ns, "rollout", "status", "deploy/web", "--timeout=30s"), `deployment "web" successfully rolled out`)
@@ -213,7 +213,7 @@ func TestHundredReplicaDeploymentBecomesReady(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	if out, err := kubectlRun(t, fmt.Appendf(nil, webYAML, 100, 25, 25), "-n", ns, "apply", "--validate=false", "-f", "-"); err != nil {
+	if out, err := kubectlRun(t, fmt.Appendf(nil, webYAML, 100, 25, 25), "-n", ns, "apply", "-f", "-"); err != nil {
 		t.Fatalf("kubectl apply: %v\n%s", err, out)
 	}
 	applied := time.Now()
@@ -245,7 +245,7 @@ func TestDeletingADeploymentCascadesAsAsked(t *testing.T) {
 		keepsRSs bool
 	}{{"background", false}, {"foreground", false}, {"orphan", true}} {
 		t.Run(tc.cascade, func(t *testing.T) {
-			if out, err := kubectlRun(t, fmt.Appendf(nil, webYAML, 2, 1, 0), "-n", ns, "apply", "--validate=false", "-f", "-"); err != nil {
+			if out, err := kubectlRun(t, fmt.Appendf(nil, webYAML, 2, 1, 0), "-n", ns, "apply", "-f", "-"); err != nil {
 				t.Fatalf("kubectl apply: %v\n%s", err, out)
 			}
 			kubectl(t, "-n", ns, "rollout", "status", "deploy/web", "--timeout=30s")
@@ -290,7 +290,7 @@ func TestPausedDeploymentScalesButRollsOutOnlyWhenResumedAndRestartMakesANewRepl
 	ns := namespace(t, "pause")
 	n := startNode(t, cs, uniq("node"))
 	n.serve(t, ns)
-	if out, err := kubectlRun(t, fmt.Appendf(nil, webYAML, 2, 1, 0), "-n", ns, "apply", "--validate=false", "-f", "-"); err != nil {
+	if out, err := kubectlRun(t, fmt.Appendf(nil, webYAML, 2, 1, 0), "-n", ns, "apply", "-f", "-"); err != nil {
 		t.Fatalf("kubectl apply: %v\n%s", err, out)
 	}
 	kubectl(t, "-n", ns, "rollout", "status", "deploy/web", "--timeout=30s")

@@ -41,7 +41,7 @@ func TestStatefulSetPodsKeepTheirNamesAndClaims(t *testing.T) {
 	ns := namespace(t, "sts")
 	n := startNode(t, cs, uniq("node"))
 	n.serve(t, ns)
-	if out, err := kubectlRun(t, []byte(dbYAML), "-n", ns, "apply", "--validate=false", "-f", "-"); err != nil {
+	if out, err := kubectlRun(t, []byte(dbYAML), "-n", ns, "apply", "-f", "-"); err != nil {
 		t.Fatalf("kubectl apply: %v\n%s", err, out)
 	}
 	mustContain(t, "rollout status", kubectl(t, "-n", ns, "rollout", "status", "sts/db", "--timeout=30s"), "roll")
