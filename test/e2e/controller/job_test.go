@@ -28,7 +28,7 @@ spec:
       containers:
       - {name: c, image: busybox:1.36, command: [sh, -c, "exit 1"]}
 `
-	if out, err := kubectlRun(t, []byte(failing), "-n", ns, "apply", "--validate=false", "-f", "-"); err != nil {
+	if out, err := kubectlRun(t, []byte(failing), "-n", ns, "apply", "-f", "-"); err != nil {
 		t.Fatalf("kubectl apply: %v\n%s", err, out)
 	}
 	kubectl(t, "-n", ns, "wait", "--for=condition=failed", "job/bad", "--timeout=30s")
@@ -47,7 +47,7 @@ spec:
       containers:
       - {name: c, image: busybox:1.36, command: [sh, -c, "echo $JOB_COMPLETION_INDEX"]}
 `
-	if out, err := kubectlRun(t, fmt.Appendf(nil, parallel, 7), "-n", ns, "apply", "--validate=false", "-f", "-"); err != nil {
+	if out, err := kubectlRun(t, fmt.Appendf(nil, parallel, 7), "-n", ns, "apply", "-f", "-"); err != nil {
 		t.Fatalf("kubectl apply: %v\n%s", err, out)
 	}
 	kubectl(t, "-n", ns, "wait", "--for=condition=complete", "job/many", "--timeout=30s")
