@@ -22,6 +22,7 @@ import (
 	"github.com/berth-project/berth/internal/controller/job"
 	"github.com/berth-project/berth/internal/controller/nodeipam"
 	"github.com/berth-project/berth/internal/controller/nodelifecycle"
+	"github.com/berth-project/berth/internal/controller/podgc"
 	"github.com/berth-project/berth/internal/controller/replicaset"
 	"github.com/berth-project/berth/internal/controller/statefulset"
 	"github.com/berth-project/berth/internal/controller/tainteviction"
@@ -118,6 +119,10 @@ var controllers = []struct {
 		c := daemonset.New(d.client, d.f.Apps().V1().DaemonSets(), d.f.Core().V1().Pods(), d.f.Core().V1().Nodes(),
 			d.f.Apps().V1().ControllerRevisions(), d.recorder("daemonset-controller"), d.log("daemonset"))
 		return func(ctx context.Context) error { return c.Run(ctx, 2) }, nil
+	}},
+	{"podgc", func(d deps) (runner, error) {
+		c := podgc.New(d.client, d.f.Core().V1().Pods(), d.f.Core().V1().Nodes(), d.log("podgc"), podgc.Config{})
+		return c.Run, nil
 	}},
 	{"statefulset", func(d deps) (runner, error) {
 		c := statefulset.New(d.client, d.f.Apps().V1().StatefulSets(), d.f.Core().V1().Pods(), d.f.Core().V1().PersistentVolumeClaims(),
