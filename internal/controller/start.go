@@ -26,6 +26,7 @@ import (
 	"github.com/berth-project/berth/internal/controller/replicaset"
 	"github.com/berth-project/berth/internal/controller/statefulset"
 	"github.com/berth-project/berth/internal/controller/tainteviction"
+	"github.com/berth-project/berth/internal/controller/ttlafterfinished"
 )
 
 // deps is what the controllers are built from: one client, one set of shared
@@ -110,6 +111,10 @@ var controllers = []struct {
 	{"job", func(d deps) (runner, error) {
 		c := job.New(d.client, d.f.Batch().V1().Jobs(), d.f.Core().V1().Pods(), d.recorder("job-controller"), d.log("job"))
 		return func(ctx context.Context) error { return c.Run(ctx, 5) }, nil
+	}},
+	{"ttlafterfinished", func(d deps) (runner, error) {
+		c := ttlafterfinished.New(d.client, d.f.Batch().V1().Jobs(), d.log("ttlafterfinished"))
+		return func(ctx context.Context) error { return c.Run(ctx, 2) }, nil
 	}},
 	{"cronjob", func(d deps) (runner, error) {
 		c := cronjob.New(d.client, d.f.Batch().V1().CronJobs(), d.f.Batch().V1().Jobs(), d.recorder("cronjob-controller"), d.log("cronjob"))
