@@ -22,9 +22,11 @@ import (
 	"github.com/berth-project/berth/internal/controller/job"
 	"github.com/berth-project/berth/internal/controller/nodeipam"
 	"github.com/berth-project/berth/internal/controller/nodelifecycle"
+	"github.com/berth-project/berth/internal/controller/podgc"
 	"github.com/berth-project/berth/internal/controller/replicaset"
 	"github.com/berth-project/berth/internal/controller/statefulset"
 	"github.com/berth-project/berth/internal/controller/tainteviction"
+	"github.com/berth-project/berth/internal/controller/ttlafterfinished"
 )
 
 // deps is what the controllers are built from: one client, one set of shared
@@ -110,6 +112,10 @@ var controllers = []struct {
 		c := job.New(d.client, d.f.Batch().V1().Jobs(), d.f.Core().V1().Pods(), d.recorder("job-controller"), d.log("job"))
 		return func(ctx context.Context) error { return c.Run(ctx, 5) }, nil
 	}},
+	{"ttlafterfinished", func(d deps) (runner, error) {
+		c := ttlafterfinished.New(d.client, d.f.Batch().V1().Jobs(), d.log("ttlafterfinished"))
+		return func(ctx context.Context) error { return c.Run(ctx, 2) }, nil
+	}},
 	{"cronjob", func(d deps) (runner, error) {
 		c := cronjob.New(d.client, d.f.Batch().V1().CronJobs(), d.f.Batch().V1().Jobs(), d.recorder("cronjob-controller"), d.log("cronjob"))
 		return func(ctx context.Context) error { return c.Run(ctx, 2) }, nil
@@ -118,6 +124,10 @@ var controllers = []struct {
 		c := daemonset.New(d.client, d.f.Apps().V1().DaemonSets(), d.f.Core().V1().Pods(), d.f.Core().V1().Nodes(),
 			d.f.Apps().V1().ControllerRevisions(), d.recorder("daemonset-controller"), d.log("daemonset"))
 		return func(ctx context.Context) error { return c.Run(ctx, 2) }, nil
+	}},
+	{"podgc", func(d deps) (runner, error) {
+		c := podgc.New(d.client, d.f.Core().V1().Pods(), d.f.Core().V1().Nodes(), d.log("podgc"), podgc.Config{})
+		return c.Run, nil
 	}},
 	{"statefulset", func(d deps) (runner, error) {
 		c := statefulset.New(d.client, d.f.Apps().V1().StatefulSets(), d.f.Core().V1().Pods(), d.f.Core().V1().PersistentVolumeClaims(),
