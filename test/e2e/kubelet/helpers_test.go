@@ -44,7 +44,7 @@ func busybox(name, script string) corev1.Container {
 }
 
 func newPod(ns, name string, cs ...corev1.Container) *corev1.Pod {
-	grace := int64(5)
+	grace := int64(1) // test containers mostly ignore SIGTERM (sleep as PID 1): keep clean-up short
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": name}},
 		Spec:       corev1.PodSpec{NodeName: nodeName, Containers: cs, TerminationGracePeriodSeconds: &grace},

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/berth-project/berth/internal/kubelet"
@@ -165,10 +166,27 @@ func startServer(dir string) (func(), error) {
 // stops it and starts another with the same configuration.
 func startKubelet(dir string) error {
 	var err error
-	if ca, err = pki.LoadOrCreateCA(filepath.Join(dir, "pki"), "tkl-ca"); err != nil {
+	// The cluster's CA, as `berth agent` gets it: the kubelet talks to the API as
+	// system:node:NAME, and the API server reaches the kubelet for logs and exec.
+	if ca, err = pki.LoadOrCreateCA(filepath.Join(dir, "data", "pki"), "berth-ca"); err != nil {
 		return err
 	}
-	cert, err := ca.IssueServing(filepath.Join(dir, "pki"), "kubelet", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	creds, err := ca.IssueNode(nodeName, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return err
+	}
+	cert, err := tls.X509KeyPair(creds.ServingCert, creds.ServingKey)
+	if err != nil {
+		return err
+	}
+	restCfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return err
+	}
+	nodeCfg := rest.AnonymousClientConfig(restCfg)
+	nodeCfg.CertData, nodeCfg.KeyData = creds.ClientCert, creds.ClientKey
+	nodeCfg.QPS, nodeCfg.Burst = 200, 400
+	nodeClient, err := kubernetes.NewForConfig(nodeCfg)
 	if err != nil {
 		return err
 	}
@@ -183,8 +201,9 @@ func startKubelet(dir string) error {
 		return err
 	}
 	kubeletCfg = kubelet.Config{
-		Client:          cs,
+		Client:          nodeClient,
 		NodeName:        nodeName,
+		NodeIP:          net.IPv4(127, 0, 0, 1),
 		RuntimeEndpoint: ctrd.sock,
 		RootDir:         filepath.Join(dir, "kubelet"),
 		ServingAddr:     fmt.Sprintf("127.0.0.1:%d", servePort),

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -70,9 +71,17 @@ func TestNodeRegistersReadyWithLease(t *testing.T) {
 	if !hasBusybox {
 		t.Errorf("status.images lacks %s: %v", busyboxImage, node.Status.Images)
 	}
-	lease, err := cs.CoordinationV1().Leases("kube-node-lease").Get(t.Context(), nodeName, metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("node lease: %v", err)
+	var lease *coordinationv1.Lease
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		var err error
+		lease, err = cs.CoordinationV1().Leases("kube-node-lease").Get(t.Context(), nodeName, metav1.GetOptions{})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node lease: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling for the first renewal, right after registration
 	}
 	if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != nodeName || lease.Spec.RenewTime == nil {
 		t.Fatalf("lease spec: %+v", lease.Spec)
