@@ -61,7 +61,7 @@ func run(c config) error {
 	defer cancel()
 	var meter cpuMeter
 	if c.kubeconfig == "" {
-		srv, err := startServer(c.berth)
+		srv, err := startServer(c.berth, c.sched == "server")
 		if err != nil {
 			return err
 		}

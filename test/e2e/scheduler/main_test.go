@@ -34,9 +34,8 @@ func TestMain(m *testing.M) {
 }
 
 // run starts the server and a scheduler in this process, over the API like any other
-// client. It takes part in leader election, so when `berth server` runs a scheduler of
-// its own the two never schedule at once, and the tests pass with whichever leads
-// (BERTH_SCHEDULER=server leaves it to the server's).
+// client (with leader election, as a second server's would run); BERTH_SCHEDULER=server
+// tests the scheduler `berth server` runs instead.
 func run(m *testing.M) int {
 	dir, err := os.MkdirTemp("", "tsched")
 	if err != nil {
@@ -92,9 +91,13 @@ func startServer(dir string) (stop func(), err error) {
 	kubeconfig = filepath.Join(dir, "kubeconfig")
 	root, _ := filepath.Abs("../../..")
 	logf, _ := os.Create(filepath.Join(dir, "server.log"))
-	cmd := exec.Command(filepath.Join(root, "bin", "berth"), "server", "--data-dir", filepath.Join(dir, "data"),
-		"--run-dir", filepath.Join(dir, "run"), "--api-port", fmt.Sprint(port), "--kubeconfig", kubeconfig, "--disable-agent",
-		"--disable-scheduler", "--disable-controller-manager") // the test runs its own scheduler; its nodes have no kubelet
+	args := []string{"server", "--data-dir", filepath.Join(dir, "data"), "--run-dir", filepath.Join(dir, "run"),
+		"--api-port", fmt.Sprint(port), "--kubeconfig", kubeconfig, "--disable-agent",
+		"--disable-controller-manager"} // the nodes have no kubelet: node lifecycle would taint them
+	if os.Getenv("BERTH_SCHEDULER") != "server" {
+		args = append(args, "--disable-scheduler") // the test runs its own
+	}
+	cmd := exec.Command(filepath.Join(root, "bin", "berth"), args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting berth server (make build first): %w", err)
