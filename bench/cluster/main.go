@@ -73,7 +73,19 @@ func run(berth string, nPods, replicas int) error {
 		return err
 	}
 	sock := "unix://" + filepath.Join(dir, "run", "docker.sock")
+	var cs *kubernetes.Clientset
 	defer func() {
+		// The workloads go first, or the kubelet starts again what docker removes.
+		if cs != nil {
+			bg := context.Background()
+			cs.AppsV1().Deployments("default").DeleteCollection(bg, metav1.DeleteOptions{}, metav1.ListOptions{})
+			cs.CoreV1().Pods("default").DeleteCollection(bg, metav1.DeleteOptions{}, metav1.ListOptions{})
+			for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+				if l, err := cs.CoreV1().Pods("default").List(bg, metav1.ListOptions{}); err == nil && len(l.Items) == 0 {
+					break
+				}
+			}
+		}
 		ids, _ := exec.Command("docker", "-H", sock, "ps", "-aq").Output()
 		if f := strings.Fields(string(ids)); len(f) > 0 {
 			exec.Command("docker", append([]string{"-H", sock, "rm", "-f"}, f...)...).Run()
@@ -87,7 +99,6 @@ func run(berth string, nPods, replicas int) error {
 		exec.Command("sh", "-c", "awk -v d="+dir+" 'index($2,d)==1{print $2}' /proc/mounts | sort -r | xargs -r umount -l").Run()
 		os.RemoveAll(dir)
 	}()
-	var cs *kubernetes.Clientset
 	for {
 		if time.Since(t0) > 60*time.Second {
 			return fmt.Errorf("no Ready node within 60s (log %s)", logf.Name())

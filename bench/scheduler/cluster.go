@@ -21,9 +21,9 @@ type server struct {
 	cmd             *exec.Cmd
 }
 
-// startServer starts `berth server --disable-agent` on a free port in a temporary
-// directory and waits for its kubeconfig.
-func startServer(berth string) (*server, error) {
+// startServer starts `berth server --disable-agent` (and --disable-scheduler unless
+// serverScheduler) on a free port in a temporary directory and waits for its kubeconfig.
+func startServer(berth string, serverScheduler bool) (*server, error) {
 	dir, err := os.MkdirTemp("", "bsched-bench")
 	if err != nil {
 		return nil, err
@@ -37,8 +37,13 @@ func startServer(berth string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(berth, "server", "--data-dir", filepath.Join(dir, "data"), "--run-dir", filepath.Join(dir, "run"),
-		"--api-port", fmt.Sprint(port), "--kubeconfig", s.kubeconfig, "--disable-agent")
+	// Hollow nodes send no heartbeats: node lifecycle would taint them, so no controllers.
+	args := []string{"server", "--data-dir", filepath.Join(dir, "data"), "--run-dir", filepath.Join(dir, "run"),
+		"--api-port", fmt.Sprint(port), "--kubeconfig", s.kubeconfig, "--disable-agent", "--disable-controller-manager"}
+	if !serverScheduler {
+		args = append(args, "--disable-scheduler")
+	}
+	s.cmd = exec.Command(berth, args...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s (make build first): %w", berth, err)

@@ -59,13 +59,15 @@ type config struct {
 func run(c config) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	var meter cpuMeter
 	if c.kubeconfig == "" {
-		srv, err := startServer(c.berth)
+		srv, err := startServer(c.berth, c.sched == "server")
 		if err != nil {
 			return err
 		}
 		defer srv.stop()
 		c.kubeconfig = srv.kubeconfig
+		meter.serverPid = srv.cmd.Process.Pid
 	}
 	rc, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
 	if err != nil {
@@ -130,6 +132,7 @@ func run(c config) error {
 		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
+	meter.start()
 	created, err := createPods(ctx, client, ns, c.pods, c.workers, w)
 	if err != nil {
 		return err
@@ -148,8 +151,12 @@ func run(c config) error {
 	elapsed := w.last.Sub(start)
 	lat := w.latencies()
 	fmt.Printf("nodes=%d pods=%d scheduled in %v: %.0f pods/s\n", c.nodes, c.pods, elapsed.Round(time.Millisecond), float64(c.pods)/elapsed.Seconds())
+	if steady := w.last.Sub(w.first); steady > 0 {
+		fmt.Printf("first pod bound after %v; from then on %.0f pods/s\n", w.first.Sub(start).Round(time.Millisecond), float64(c.pods-1)/steady.Seconds())
+	}
 	fmt.Printf("per-pod latency (create sent -> binding seen): p50=%v p90=%v p99=%v max=%v\n",
 		pct(lat, 50), pct(lat, 90), pct(lat, 99), pct(lat, 100))
+	meter.report(c.pods)
 	return nil
 }
 

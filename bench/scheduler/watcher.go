@@ -16,6 +16,7 @@ type watcher struct {
 	sentAt  map[string]time.Time
 	boundAt map[string]time.Time
 	want    int
+	first   time.Time // first measured pod seen bound
 	last    time.Time
 	done    chan struct{}
 }
@@ -50,6 +51,9 @@ func (w *watcher) seen(p *corev1.Pod) {
 		return
 	}
 	w.boundAt[p.Name] = now
+	if len(w.boundAt) == 1 {
+		w.first = now
+	}
 	w.last = now
 	if len(w.boundAt) == w.want {
 		close(w.done)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -61,17 +62,28 @@ func startScheduler(ctx context.Context, log *slog.Logger, ca *pki.CA, pkiDir st
 	if err != nil {
 		return err
 	}
-	cs, err := kubernetes.NewForConfig(schedCfg)
+	// Two requests per pod (the binding and its event): the scheduler's own, higher limits.
+	cs, err := kubernetes.NewForConfig(scheduler.ClientConfig(schedCfg))
 	if err != nil {
 		return err
 	}
-	sched, err := scheduler.New(cs, scheduler.Options{Log: log.With("component", "scheduler")})
-	if err != nil {
-		return err
-	}
+	slog := log.With("component", "scheduler")
+	// Leader-elected, so that servers sharing one etcd run one scheduler between them; a
+	// scheduler that loses the lease ends, and a new one stands for election again.
 	go func() {
-		if err := sched.Run(ctx); err != nil && ctx.Err() == nil {
-			log.Error("scheduler stopped", "err", err)
+		for ctx.Err() == nil {
+			sched, err := scheduler.New(cs, scheduler.Options{Log: slog, LeaderElect: true})
+			if err == nil {
+				err = sched.Run(ctx)
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			slog.Error("scheduler stopped; starting another", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
 		}
 	}()
 	return nil

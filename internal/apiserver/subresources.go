@@ -27,14 +27,25 @@ func (s *Server) createSub(w http.ResponseWriter, r *http.Request, req request) 
 			return err
 		}
 		b := obj.(*corev1.Binding)
-		req.sub = ""
+		// the binding writes spec.nodeName and the PodScheduled condition both
 		_, _, err = s.storeUpdate(r.Context(), req, func(cur runtime.Object) (runtime.Object, error) {
 			pod := cur.(*corev1.Pod)
 			if pod.Spec.NodeName != "" {
 				return nil, apierrors.NewConflict(req.res.gvr.GroupResource(), req.name, fmt.Errorf("pod %s is already assigned to node %q", req.name, pod.Spec.NodeName))
 			}
 			pod.Spec.NodeName = b.Target.Name
-			pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()})
+			// As upstream: the PodScheduled condition turns True (an earlier
+			// Unschedulable one is replaced, not kept beside it).
+			cond := corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}
+			replaced := false
+			for i := range pod.Status.Conditions {
+				if pod.Status.Conditions[i].Type == corev1.PodScheduled {
+					pod.Status.Conditions[i], replaced = cond, true
+				}
+			}
+			if !replaced {
+				pod.Status.Conditions = append(pod.Status.Conditions, cond)
+			}
 			return pod, nil
 		}, dryRun(r))
 		if err != nil {

@@ -13,32 +13,17 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
-
-	"github.com/berth-project/berth/internal/controller/cronjob"
-	"github.com/berth-project/berth/internal/controller/daemonset"
-	"github.com/berth-project/berth/internal/controller/deployment"
-	"github.com/berth-project/berth/internal/controller/disruption"
-	"github.com/berth-project/berth/internal/controller/endpointslice"
-	"github.com/berth-project/berth/internal/controller/gc"
-	"github.com/berth-project/berth/internal/controller/job"
-	"github.com/berth-project/berth/internal/controller/nodeipam"
-	"github.com/berth-project/berth/internal/controller/nodelifecycle"
-	"github.com/berth-project/berth/internal/controller/replicaset"
-	"github.com/berth-project/berth/internal/controller/tainteviction"
 )
 
 // Config configures Run. Zero values take the defaults noted.
 type Config struct {
-	// RESTConfig reaches the API server (required). Run raises its rate limits to
-	// QPS/Burst: the defaults of client-go (5/10) would take 20 s to create 100 pods.
+	// RESTConfig reaches the API server (required). Its rate limits are raised to at
+	// least QPS/Burst: the defaults of client-go (5/10) would take 20 s to create 100 pods.
 	RESTConfig *rest.Config
 	QPS        float32 // 200
 	Burst      int     // 400
@@ -59,7 +44,13 @@ type Config struct {
 }
 
 // Names lists the controllers Run starts.
-var Names = []string{"replicaset", "deployment", "garbagecollector", "nodelifecycle", "tainteviction", "nodeipam", "disruption", "job", "endpointslice", "daemonset", "cronjob"}
+func Names() []string {
+	var out []string
+	for _, c := range controllers {
+		out = append(out, c.name)
+	}
+	return out
+}
 
 func (c *Config) defaults() {
 	if c.QPS == 0 {
@@ -99,7 +90,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return errors.New("controller: no REST config")
 	}
 	rc := rest.CopyConfig(cfg.RESTConfig)
-	rc.QPS, rc.Burst = cfg.QPS, cfg.Burst
+	rc.QPS, rc.Burst = max(rc.QPS, cfg.QPS), max(rc.Burst, cfg.Burst)
 	rc.UserAgent = "berth-controller"
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {
@@ -111,80 +102,18 @@ func Run(ctx context.Context, cfg Config) error {
 	events := record.NewBroadcaster(record.WithContext(ctx))
 	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	defer events.Shutdown()
-	recorder := func(component string) record.EventRecorder {
-		return events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component})
-	}
-
 	f := informers.NewSharedInformerFactory(client, cfg.Resync)
-	log := cfg.Log
+	d := deps{client: client, rest: rc, f: f, cfg: cfg, events: events}
 	runners := map[string]runner{}
-	enabled := func(name string) bool { return !slices.Contains(cfg.Disabled, name) }
-	if enabled("replicaset") {
-		c := replicaset.New(client, f.Apps().V1().ReplicaSets(), f.Core().V1().Pods(), recorder("replicaset-controller"), log.With("controller", "replicaset"))
-		runners["replicaset"] = func(ctx context.Context) error { return c.Run(ctx, 5) }
-	}
-	if enabled("deployment") {
-		c := deployment.New(client, f.Apps().V1().Deployments(), f.Apps().V1().ReplicaSets(), f.Core().V1().Pods(), recorder("deployment-controller"), log.With("controller", "deployment"))
-		runners["deployment"] = func(ctx context.Context) error { return c.Run(ctx, 5) }
-	}
-	if enabled("garbagecollector") {
-		dyn, err := dynamic.NewForConfig(rc)
-		if err != nil {
-			return fmt.Errorf("controller: dynamic client: %w", err)
+	for _, c := range controllers {
+		if slices.Contains(cfg.Disabled, c.name) {
+			continue
 		}
-		c := gc.New(dyn, client.Discovery(), f, log.With("controller", "garbagecollector"))
-		runners["garbagecollector"] = func(ctx context.Context) error { return c.Run(ctx, 20, 30*time.Second) }
-	}
-	if enabled("nodelifecycle") {
-		leases := informers.NewSharedInformerFactoryWithOptions(client, cfg.Resync, informers.WithNamespace(corev1.NamespaceNodeLease))
-		c, err := nodelifecycle.New(client, f.Core().V1().Nodes(), leases.Coordination().V1().Leases(), f.Core().V1().Pods(),
-			recorder("node-controller"), log.With("controller", "nodelifecycle"),
-			nodelifecycle.Config{GracePeriod: cfg.NodeMonitorGracePeriod, MonitorPeriod: cfg.NodeMonitorPeriod})
+		r, err := c.start(d)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s controller: %w", c.name, err)
 		}
-		leases.Start(ctx.Done())
-		defer leases.Shutdown()
-		runners["nodelifecycle"] = func(ctx context.Context) error { return c.Run(ctx, 2) }
-	}
-	if enabled("tainteviction") {
-		c, err := tainteviction.New(client, f.Core().V1().Pods(), f.Core().V1().Nodes(), recorder("taint-eviction-controller"), log.With("controller", "tainteviction"))
-		if err != nil {
-			return err
-		}
-		runners["tainteviction"] = func(ctx context.Context) error { return c.Run(ctx, 4) }
-	}
-	if enabled("nodeipam") {
-		c, err := nodeipam.New(client, f.Core().V1().Nodes(), cfg.ClusterCIDR, cfg.NodeCIDRMaskSize, recorder("node-ipam-controller"), log.With("controller", "nodeipam"))
-		if err != nil {
-			return err
-		}
-		runners["nodeipam"] = c.Run
-	}
-	if enabled("disruption") {
-		c := disruption.New(client, disruption.Informers{
-			PDBs: f.Policy().V1().PodDisruptionBudgets(), Pods: f.Core().V1().Pods(), RCs: f.Core().V1().ReplicationControllers(),
-			ReplicaSets: f.Apps().V1().ReplicaSets(), Deployments: f.Apps().V1().Deployments(), StatefulSets: f.Apps().V1().StatefulSets(),
-		}, recorder("disruption-controller"), log.With("controller", "disruption"))
-		runners["disruption"] = func(ctx context.Context) error { return c.Run(ctx, 2) }
-	}
-	if enabled("job") {
-		c := job.New(client, f.Batch().V1().Jobs(), f.Core().V1().Pods(), recorder("job-controller"), log.With("controller", "job"))
-		runners["job"] = func(ctx context.Context) error { return c.Run(ctx, 5) }
-	}
-	if enabled("endpointslice") {
-		c := endpointslice.New(client, f.Core().V1().Services(), f.Core().V1().Pods(), f.Discovery().V1().EndpointSlices(),
-			f.Core().V1().Endpoints(), recorder("endpointslice-controller"), log.With("controller", "endpointslice"))
-		runners["endpointslice"] = func(ctx context.Context) error { return c.Run(ctx, 5) }
-	}
-	if enabled("daemonset") {
-		c := daemonset.New(client, f.Apps().V1().DaemonSets(), f.Core().V1().Pods(), f.Core().V1().Nodes(),
-			f.Apps().V1().ControllerRevisions(), recorder("daemonset-controller"), log.With("controller", "daemonset"))
-		runners["daemonset"] = func(ctx context.Context) error { return c.Run(ctx, 2) }
-	}
-	if enabled("cronjob") {
-		c := cronjob.New(client, f.Batch().V1().CronJobs(), f.Batch().V1().Jobs(), recorder("cronjob-controller"), log.With("controller", "cronjob"))
-		runners["cronjob"] = func(ctx context.Context) error { return c.Run(ctx, 2) }
+		runners[c.name] = r
 	}
 	f.Start(ctx.Done())
 	defer f.Shutdown()
@@ -198,13 +127,13 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		})
 	}
-	log.Info("controllers started", "controllers", slices.Sorted(maps.Keys(runners)))
-	var err2 error
+	cfg.Log.Info("controllers started", "controllers", slices.Sorted(maps.Keys(runners)))
+	var failed error
 	select {
 	case <-ctx.Done():
-	case err2 = <-errs:
+	case failed = <-errs:
 	}
 	cancel()
 	wg.Wait()
-	return err2
+	return failed
 }

@@ -140,10 +140,20 @@ func (c *cache) unplace(ps *podState) {
 func (c *cache) SetPod(pod *corev1.Pod) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var info *framework.PodInfo
 	if ps, ok := c.pods[pod.UID]; ok {
 		c.unplace(ps)
+		if ps.assumed && ps.node == pod.Spec.NodeName {
+			// The binding confirmed: what was computed for the assumed pod still holds.
+			confirmed := *ps.info
+			confirmed.Pod = pod
+			info = &confirmed
+		}
 	}
-	ps := &podState{info: framework.NewPodInfo(pod), node: pod.Spec.NodeName}
+	if info == nil {
+		info = framework.NewPodInfo(pod)
+	}
+	ps := &podState{info: info, node: pod.Spec.NodeName}
 	c.pods[pod.UID] = ps
 	c.place(ps)
 }

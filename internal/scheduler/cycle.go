@@ -35,7 +35,8 @@ func (s *Scheduler) scheduleOne(ctx context.Context) bool {
 		s.failed(ctx, qp, err)
 		return true
 	}
-	placed := pod.DeepCopy()
+	// A shallow copy: nothing below changes what it shares with the informer's pod.
+	placed := &corev1.Pod{TypeMeta: pod.TypeMeta, ObjectMeta: pod.ObjectMeta, Spec: pod.Spec, Status: pod.Status}
 	placed.Spec.NodeName = node
 	assumed := *pi
 	assumed.Pod = placed

@@ -126,11 +126,17 @@ func TestPlaceSearchesPartOfALargeCluster(t *testing.T) {
 }
 
 func BenchmarkPlace5000Nodes(b *testing.B) {
+	for _, workers := range []int{1, 2} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) { benchmarkPlace(b, workers) })
+	}
+}
+
+func benchmarkPlace(b *testing.B, workers int) {
 	c := newCache()
 	for i := range 5000 {
 		c.SetNode(testobj.Node(fmt.Sprintf("n%04d", i)).Obj())
 	}
-	fw, err := framework.New(0, plugins.Default()...)
+	fw, err := framework.New(workers, plugins.Default()...)
 	if err != nil {
 		b.Fatal(err)
 	}

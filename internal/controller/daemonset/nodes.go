@@ -7,7 +7,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
+
+	"github.com/berth-project/berth/internal/controller/history"
 )
+
+// HashLabel tells the pods of a DaemonSet's template revisions apart.
+const HashLabel = history.HashLabel
 
 // daemonTolerations are what every daemon pod tolerates (upstream's list): daemons
 // run on nodes that are not ready, unreachable, under pressure or cordoned.

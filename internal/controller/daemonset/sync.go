@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/berth-project/berth/internal/controller/history"
 	"github.com/berth-project/berth/internal/controller/ownerref"
 	"github.com/berth-project/berth/internal/controller/pods"
 )
@@ -46,7 +47,22 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if ds.DeletionTimestamp != nil {
 		return nil
 	}
-	cur, err := c.history(ctx, ds, hashes)
+	limit := 10
+	if ds.Spec.RevisionHistoryLimit != nil {
+		limit = int(*ds.Spec.RevisionHistoryLimit)
+	}
+	cur, err := history.Sync(ctx, c.client, c.crLister, history.Owner{
+		Object: ds, Kind: Kind, Template: &ds.Spec.Template, CollisionCount: ds.Status.CollisionCount, Limit: limit,
+		BumpCollisionCount: func(ctx context.Context) error {
+			cp := ds.DeepCopy()
+			cp.Status.CollisionCount = new(int32)
+			if ds.Status.CollisionCount != nil {
+				*cp.Status.CollisionCount = *ds.Status.CollisionCount + 1
+			}
+			_, err := c.client.AppsV1().DaemonSets(ds.Namespace).UpdateStatus(ctx, cp, metav1.UpdateOptions{})
+			return err
+		},
+	}, hashes)
 	if err != nil {
 		return err
 	}

@@ -77,8 +77,18 @@ func New(client dynamic.Interface, disc discovery.DiscoveryInterface, typed info
 // waits for their informers and collects garbage with the given number of workers
 // until ctx is done.
 func (c *Collector) Run(ctx context.Context, workers int, resync time.Duration) error {
-	if err := c.discover(ctx); err != nil {
-		return err
+	// The API server may not answer yet: keep trying.
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 10*time.Second) {
+		err := c.discover(ctx)
+		if err == nil {
+			break
+		}
+		c.log.Info("garbage collector: discovery failed, retrying", "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
 	}
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced()...) {
 		return fmt.Errorf("garbage collector: informers did not sync")

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 )
@@ -80,7 +81,11 @@ func (q *Queue[K]) next(ctx context.Context) bool {
 		q.q.Forget(key)
 	case ctx.Err() != nil:
 	case q.q.NumRequeues(key) < maxRetries:
-		q.log.Info("sync failed, will retry", "queue", q.name, "key", key, "err", err)
+		level := slog.LevelInfo
+		if apierrors.IsConflict(err) {
+			level = slog.LevelDebug // a write raced the informer's copy: expected, retried at once
+		}
+		q.log.Log(ctx, level, "sync failed, will retry", "queue", q.name, "key", key, "err", err)
 		q.q.AddRateLimited(key)
 	default:
 		q.log.Error("sync failed too often, dropping the key until it changes", "queue", q.name, "key", key, "err", err)

@@ -23,6 +23,9 @@ type Framework struct {
 	weights     []int64
 	events      map[string]ClusterEvent
 	parallelism int
+	// scores and totals are RunScore's buffers, reused from cycle to cycle.
+	scores [][]NodeScore
+	totals []int64
 }
 
 // New sorts plugins into the extension points they implement. parallelism is how
@@ -112,7 +115,8 @@ func (f *Framework) RunFilter(ctx context.Context, state *CycleState, pod *corev
 }
 
 // RunScore runs PreScore and then scores every node with each Score plugin (nodes in
-// parallel), normalises, and returns each node's weighted total.
+// parallel), normalises, and returns each node's weighted total. The totals are valid
+// until the next call: a Framework runs one scheduling cycle at a time.
 func (f *Framework) RunScore(ctx context.Context, state *CycleState, pod *corev1.Pod, nodes []*NodeInfo, all *Snapshot) ([]int64, *Status) {
 	for _, p := range f.preScore {
 		s := p.PreScore(ctx, state, pod, nodes, all)
@@ -130,9 +134,15 @@ func (f *Framework) RunScore(ctx context.Context, state *CycleState, pod *corev1
 			active = append(active, i)
 		}
 	}
-	scores := make([][]NodeScore, len(active))
-	for k := range active {
-		scores[k] = make([]NodeScore, len(nodes))
+	for len(f.scores) < len(active) {
+		f.scores = append(f.scores, nil)
+	}
+	scores := f.scores[:len(active)]
+	for k := range scores {
+		if cap(scores[k]) < len(nodes) {
+			scores[k] = make([]NodeScore, len(nodes))
+		}
+		scores[k] = scores[k][:len(nodes)]
 	}
 	errs := make([]*Status, len(active))
 	Parallel(ctx, f.parallelism, len(nodes), func(n int) {
@@ -144,7 +154,11 @@ func (f *Framework) RunScore(ctx context.Context, state *CycleState, pod *corev1
 			scores[k][n] = NodeScore{Name: nodes[n].Name(), Score: s}
 		}
 	})
-	totals := make([]int64, len(nodes))
+	if cap(f.totals) < len(nodes) {
+		f.totals = make([]int64, len(nodes))
+	}
+	totals := f.totals[:len(nodes)]
+	clear(totals)
 	for k, i := range active {
 		if errs[k] != nil {
 			return nil, errs[k]

@@ -39,7 +39,7 @@ func TestDaemonSetRunsOnePodPerNodeAndRollsBack(t *testing.T) {
 	}
 	other := startNode(t, cs, uniq("node")) // not labelled: no daemon pod
 	other.serve(t, ns)
-	if out, err := kubectlRun(t, []byte(logsYAML), "-n", ns, "apply", "--validate=false", "-f", "-"); err != nil {
+	if out, err := kubectlRun(t, []byte(logsYAML), "-n", ns, "apply", "-f", "-"); err != nil {
 		t.Fatalf("kubectl apply: %v\n%s", err, out)
 	}
 	mustContain(t, "rollout status", kubectl(t, "-n", ns, "rollout", "status", "ds/logs", "--timeout=30s"), "successfully rolled out")

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -44,7 +45,7 @@ func TestDeploymentRollsOutUpdatesAndRollsBack(t *testing.T) {
 	n := startNode(t, cs, uniq("node"))
 	n.serve(t, ns)
 
-	if out, err := kubectlRun(t, fmt.Appendf(nil, webYAML, 3, 1, 1), "-n", ns, "apply", "--validate=false", "-f", "-"); err != nil {
+	if out, err := kubectlRun(t, fmt.Appendf(nil, webYAML, 3, 1, 1), "-n", ns, "apply", "-f", "-"); err != nil {
 		t.Fatalf("kubectl apply: %v\n%s", err, out)
 	}
 	mustContain(t, "rollout status", kubectl(t, "-n", ns, "rollout", "status", "deploy/web", "--timeout=30s"), `deployment "web" successfully rolled out`)
@@ -195,24 +196,39 @@ func TestHundredReplicaDeploymentBecomesReady(t *testing.T) {
 	ns := namespace(t, "hundred")
 	n := startNode(t, cs, uniq("node"))
 	n.serve(t, ns)
+	w, err := cs.CoreV1().Pods(ns).Watch(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	hundred := make(chan time.Time, 1)
+	go func() {
+		seen := 0
+		for ev := range w.ResultChan() {
+			if ev.Type == watch.Added {
+				if seen++; seen == 100 {
+					hundred <- time.Now()
+				}
+			}
+		}
+	}()
 	start := time.Now()
-	if out, err := kubectlRun(t, fmt.Appendf(nil, webYAML, 100, 25, 25), "-n", ns, "apply", "--validate=false", "-f", "-"); err != nil {
+	if out, err := kubectlRun(t, fmt.Appendf(nil, webYAML, 100, 25, 25), "-n", ns, "apply", "-f", "-"); err != nil {
 		t.Fatalf("kubectl apply: %v\n%s", err, out)
 	}
-	var created time.Duration
-	eventually(t, 15*time.Second, "100 pods created", func() (bool, error) {
-		l, err := cs.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
-		if err != nil || len(l.Items) < 100 {
-			return false, err
-		}
-		created = time.Since(start)
-		return true, nil
-	})
+	applied := time.Now()
+	var created time.Time
+	select {
+	case created = <-hundred:
+	case <-time.After(15 * time.Second):
+		t.Fatal("100 pods not created within 15s")
+	}
 	eventually(t, 15*time.Second, "deployment 100/100 ready", func() (bool, error) {
 		d, err := cs.AppsV1().Deployments(ns).Get(context.Background(), "web", metav1.GetOptions{})
 		return err == nil && d.Status.ReadyReplicas == 100 && d.Status.AvailableReplicas == 100 && d.Status.UpdatedReplicas == 100, err
 	})
-	t.Logf("100 replicas: pods created after %v, deployment 100/100 ready after %v", created, time.Since(start))
+	t.Logf("100 replicas: kubectl apply took %v; the 100th pod was created %v after it returned; 100/100 ready %v after kubectl apply started",
+		applied.Sub(start), created.Sub(applied), time.Since(start))
 	if all, _ := podCount(t, cs, ns, "app=web"); all != 100 {
 		t.Fatalf("%d pods, want exactly 100", all)
 	}
@@ -229,7 +245,7 @@ func TestDeletingADeploymentCascadesAsAsked(t *testing.T) {
 		keepsRSs bool
 	}{{"background", false}, {"foreground", false}, {"orphan", true}} {
 		t.Run(tc.cascade, func(t *testing.T) {
-			if out, err := kubectlRun(t, fmt.Appendf(nil, webYAML, 2, 1, 0), "-n", ns, "apply", "--validate=false", "-f", "-"); err != nil {
+			if out, err := kubectlRun(t, fmt.Appendf(nil, webYAML, 2, 1, 0), "-n", ns, "apply", "-f", "-"); err != nil {
 				t.Fatalf("kubectl apply: %v\n%s", err, out)
 			}
 			kubectl(t, "-n", ns, "rollout", "status", "deploy/web", "--timeout=30s")
@@ -266,4 +282,45 @@ func TestDeletingADeploymentCascadesAsAsked(t *testing.T) {
 			})
 		})
 	}
+}
+
+func TestPausedDeploymentScalesButRollsOutOnlyWhenResumedAndRestartMakesANewReplicaSet(t *testing.T) {
+	need(t)
+	cs := client(t)
+	ns := namespace(t, "pause")
+	n := startNode(t, cs, uniq("node"))
+	n.serve(t, ns)
+	if out, err := kubectlRun(t, fmt.Appendf(nil, webYAML, 2, 1, 0), "-n", ns, "apply", "-f", "-"); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+	kubectl(t, "-n", ns, "rollout", "status", "deploy/web", "--timeout=30s")
+	replicaSets := func() string {
+		return kubectl(t, "-n", ns, "get", "rs", "-l", "app=web", "-o", `jsonpath={range .items[*]}{.spec.replicas} {end}`)
+	}
+
+	kubectl(t, "-n", ns, "rollout", "pause", "deploy/web")
+	eventually(t, 10*time.Second, "paused condition", func() (bool, error) {
+		out := kubectl(t, "-n", ns, "get", "deploy", "web", "-o", `jsonpath={.status.conditions[?(@.type=="Progressing")].reason}`)
+		return out == "DeploymentPaused", nil
+	})
+	kubectl(t, "-n", ns, "set", "image", "deploy/web", "busybox=busybox:1.37")
+	kubectl(t, "-n", ns, "scale", "deploy/web", "--replicas=3")
+	eventually(t, 10*time.Second, "paused deployment scaled", func() (bool, error) {
+		got := replicaSets()
+		return got == "3", fmt.Errorf("replica sets %q", got)
+	})
+
+	kubectl(t, "-n", ns, "rollout", "resume", "deploy/web")
+	kubectl(t, "-n", ns, "rollout", "status", "deploy/web", "--timeout=30s")
+	if got := strings.Fields(replicaSets()); len(got) != 2 || !slices.Contains(got, "3") || !slices.Contains(got, "0") {
+		t.Fatalf("after resume: replica sets %q, want the old at 0 and a new one at 3", got)
+	}
+
+	kubectl(t, "-n", ns, "rollout", "restart", "deploy/web")
+	kubectl(t, "-n", ns, "rollout", "status", "deploy/web", "--timeout=30s")
+	if got := strings.Fields(replicaSets()); len(got) != 3 {
+		t.Fatalf("after restart: replica sets %q, want three", got)
+	}
+	mustContain(t, "restarted template", kubectl(t, "-n", ns, "get", "deploy", "web", "-o", "jsonpath={.spec.template.metadata.annotations}"), "kubectl.kubernetes.io/restartedAt")
+	mustContain(t, "history", kubectl(t, "-n", ns, "rollout", "history", "deploy/web"), "3 ")
 }

@@ -2,7 +2,9 @@ package controller
 
 import (
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestJobsRunToCompletionOrFailure(t *testing.T) {
@@ -28,7 +30,7 @@ spec:
       containers:
       - {name: c, image: busybox:1.36, command: [sh, -c, "exit 1"]}
 `
-	if out, err := kubectlRun(t, []byte(failing), "-n", ns, "apply", "--validate=false", "-f", "-"); err != nil {
+	if out, err := kubectlRun(t, []byte(failing), "-n", ns, "apply", "-f", "-"); err != nil {
 		t.Fatalf("kubectl apply: %v\n%s", err, out)
 	}
 	kubectl(t, "-n", ns, "wait", "--for=condition=failed", "job/bad", "--timeout=30s")
@@ -47,9 +49,32 @@ spec:
       containers:
       - {name: c, image: busybox:1.36, command: [sh, -c, "echo $JOB_COMPLETION_INDEX"]}
 `
-	if out, err := kubectlRun(t, fmt.Appendf(nil, parallel, 7), "-n", ns, "apply", "--validate=false", "-f", "-"); err != nil {
+	if out, err := kubectlRun(t, fmt.Appendf(nil, parallel, 7), "-n", ns, "apply", "-f", "-"); err != nil {
 		t.Fatalf("kubectl apply: %v\n%s", err, out)
 	}
 	kubectl(t, "-n", ns, "wait", "--for=condition=complete", "job/many", "--timeout=30s")
 	mustContain(t, "indexed job", kubectl(t, "-n", ns, "get", "job", "many", "-o", "jsonpath={.status.succeeded} {.status.completedIndexes}"), "7 0-6")
+
+	const shortLived = `apiVersion: batch/v1
+kind: Job
+metadata: {name: brief}
+spec:
+  ttlSecondsAfterFinished: 1
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - {name: c, image: busybox:1.36, command: ["true"]}
+`
+	if out, err := kubectlRun(t, []byte(shortLived), "-n", ns, "apply", "-f", "-"); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+	eventually(t, 15*time.Second, "finished job deleted after its TTL, with its pods", func() (bool, error) {
+		out, err := kubectlRun(t, nil, "-n", ns, "get", "job,pods", "-l", "batch.kubernetes.io/job-name=brief", "-o", "name")
+		if err != nil {
+			return false, err
+		}
+		_, gerr := kubectlRun(t, nil, "-n", ns, "get", "job", "brief")
+		return gerr != nil && strings.TrimSpace(out) == "", nil
+	})
 }

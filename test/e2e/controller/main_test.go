@@ -38,9 +38,6 @@ var (
 const gracePeriod = 4 * time.Second
 
 func TestMain(m *testing.M) {
-	// client-go's informers start with a streaming list (sendInitialEvents) and wait for
-	// the bookmark that ends it, which the API server does not send yet: list, then watch.
-	os.Setenv("KUBE_FEATURE_WatchListClient", "false")
 	os.Exit(run(m))
 }
 

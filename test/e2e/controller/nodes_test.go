@@ -154,7 +154,7 @@ func TestDisruptionBudgetGuardsEvictionsAndDrain(t *testing.T) {
 	ns := namespace(t, "pdb")
 	a := startNode(t, cs, uniq("node-a"))
 	a.serve(t, ns)
-	if out, err := kubectlRun(t, fmt.Appendf(nil, webYAML, 3, 1, 0), "-n", ns, "apply", "--validate=false", "-f", "-"); err != nil {
+	if out, err := kubectlRun(t, fmt.Appendf(nil, webYAML, 3, 1, 0), "-n", ns, "apply", "-f", "-"); err != nil {
 		t.Fatalf("kubectl apply: %v\n%s", err, out)
 	}
 	kubectl(t, "-n", ns, "rollout", "status", "deploy/web", "--timeout=30s")

@@ -18,7 +18,7 @@ func TestServiceEndpointsFollowReadyPods(t *testing.T) {
 	ns := namespace(t, "svc")
 	n := startNode(t, cs, uniq("node"))
 	n.serve(t, ns)
-	if out, err := kubectlRun(t, fmt.Appendf(nil, webYAML, 3, 1, 0), "-n", ns, "apply", "--validate=false", "-f", "-"); err != nil {
+	if out, err := kubectlRun(t, fmt.Appendf(nil, webYAML, 3, 1, 0), "-n", ns, "apply", "-f", "-"); err != nil {
 		t.Fatalf("kubectl apply: %v\n%s", err, out)
 	}
 	kubectl(t, "-n", ns, "rollout", "status", "deploy/web", "--timeout=30s")

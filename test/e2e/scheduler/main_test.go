@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -34,8 +33,9 @@ func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
-// run starts the server and, unless BERTH_SCHEDULER=server says the server runs one
-// itself, the scheduler in this process, over the API like any other client.
+// run starts the server and a scheduler in this process, over the API like any other
+// client (with leader election, as a second server's would run); BERTH_SCHEDULER=server
+// tests the scheduler `berth server` runs instead.
 func run(m *testing.M) int {
 	dir, err := os.MkdirTemp("", "tsched")
 	if err != nil {
@@ -62,7 +62,10 @@ func run(m *testing.M) int {
 		}
 		logf, _ := os.Create(filepath.Join(dir, "scheduler.log"))
 		defer logf.Close()
-		s, err := scheduler.New(cs, scheduler.Options{Log: slog.New(slog.NewTextHandler(io.MultiWriter(logf), &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		s, err := scheduler.New(cs, scheduler.Options{
+			Log:         slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			LeaderElect: true, Identity: "e2e-test",
+		})
 		if err != nil {
 			setupErr = err
 			return m.Run()
@@ -88,8 +91,13 @@ func startServer(dir string) (stop func(), err error) {
 	kubeconfig = filepath.Join(dir, "kubeconfig")
 	root, _ := filepath.Abs("../../..")
 	logf, _ := os.Create(filepath.Join(dir, "server.log"))
-	cmd := exec.Command(filepath.Join(root, "bin", "berth"), "server", "--data-dir", filepath.Join(dir, "data"),
-		"--run-dir", filepath.Join(dir, "run"), "--api-port", fmt.Sprint(port), "--kubeconfig", kubeconfig, "--disable-agent")
+	args := []string{"server", "--data-dir", filepath.Join(dir, "data"), "--run-dir", filepath.Join(dir, "run"),
+		"--api-port", fmt.Sprint(port), "--kubeconfig", kubeconfig, "--disable-agent",
+		"--disable-controller-manager"} // the nodes have no kubelet: node lifecycle would taint them
+	if os.Getenv("BERTH_SCHEDULER") != "server" {
+		args = append(args, "--disable-scheduler") // the test runs its own
+	}
+	cmd := exec.Command(filepath.Join(root, "bin", "berth"), args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting berth server (make build first): %w", err)
@@ -142,6 +150,15 @@ func client(t *testing.T) *kubernetes.Clientset {
 // kubectl runs the real kubectl against the server; a failing command fails the test.
 func kubectl(t *testing.T, args ...string) string {
 	t.Helper()
+	out, err := kubectlRun(t, args...)
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func kubectlRun(t *testing.T, args ...string) (string, error) {
+	t.Helper()
 	if _, err := os.Stat(kubectlBin); err != nil {
 		t.Skip("kubectl is not installed at " + kubectlBin)
 	}
@@ -150,8 +167,6 @@ func kubectl(t *testing.T, args ...string) string {
 	cmd := exec.CommandContext(ctx, kubectlBin, append([]string{"--kubeconfig", kubeconfig}, args...)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out.String())
-	}
-	return out.String()
+	err := cmd.Run()
+	return out.String(), err
 }

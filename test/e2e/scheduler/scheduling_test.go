@@ -227,3 +227,18 @@ func TestBindingMarksPodScheduled(t *testing.T) {
 		t.Errorf("%d PodScheduled conditions: %+v", n, p.Status.Conditions)
 	}
 }
+
+// TestOneSchedulerHoldsTheLease: the scheduler leads through upstream's lease, which
+// kubectl shows.
+func TestOneSchedulerHoldsTheLease(t *testing.T) {
+	need(t)
+	var holder string
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		out, err := kubectlRun(t, "-n", "kube-system", "get", "lease", "kube-scheduler", "-o", "jsonpath={.spec.holderIdentity}")
+		holder = strings.TrimSpace(out)
+		return err == nil && holder != "", nil
+	})
+	if err != nil {
+		t.Fatalf("no holder of kube-system/kube-scheduler: %v", err)
+	}
+}
