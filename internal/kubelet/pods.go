@@ -233,8 +233,8 @@ func (s *podSource) relist(ctx context.Context) error {
 }
 
 // listThenWatch makes the reflector list and then watch instead of asking for a watch-list
-// stream (sendInitialEvents), which not every API server (Berth's included, for now) sends the
-// closing bookmark of.
+// stream (sendInitialEvents): a kubelet must work against API servers older than the feature,
+// which never send the stream's closing bookmark (Berth's did not at first).
 type listThenWatch struct{ *cache.ListWatch }
 
 func (listThenWatch) IsWatchListSemanticsUnSupported() bool { return true }
