@@ -73,6 +73,8 @@ type Kubelet struct {
 	mu         sync.Mutex
 	runtimeVer *runtimeapi.VersionResponse
 	sent       map[types.UID]sentStatus // by pod
+	killing    map[types.UID]bool       // pods whose containers are being stopped in the background
+	runCtx     context.Context
 }
 
 // New connects to the CRI runtime and checks the configuration; Run starts the work.
@@ -113,7 +115,7 @@ func New(cfg Config) (*Kubelet, error) {
 			return nil, fmt.Errorf("kubelet: %w", err)
 		}
 	}
-	k := &Kubelet{cfg: cfg, log: cfg.Log.With("node", cfg.NodeName), client: cfg.Client, sent: map[types.UID]sentStatus{}}
+	k := &Kubelet{cfg: cfg, log: cfg.Log.With("node", cfg.NodeName), client: cfg.Client, sent: map[types.UID]sentStatus{}, killing: map[types.UID]bool{}}
 	rconn, err := dialCRI(cfg.RuntimeEndpoint)
 	if err != nil {
 		return nil, err
@@ -146,6 +148,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	if err := k.waitForRuntime(ctx); err != nil {
 		return err
 	}
+	k.runCtx = ctx
 	k.startEvents(ctx)
 	k.services = k.newServiceInformer()
 	go k.services.Run(ctx.Done())

@@ -201,19 +201,20 @@ func (k *Kubelet) syncContainer(ctx context.Context, pod *corev1.Pod, c *corev1.
 		}
 		return nil
 	case cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING:
+		why := ""
 		if h, ok := cur.Annotations[annotationHash]; ok && h != containerHash(c) {
-			k.event(pod, corev1.EventTypeNormal, "Killing", fmt.Sprintf("Container %s definition changed, will be restarted", c.Name))
-			k.killContainer(ctx, pod, c, cur.Id, gracePeriod(pod))
-			res.retryIn(time.Millisecond)
-			return nil
+			why = "definition changed"
+		} else if kind == "app" || isSidecar(c) {
+			why = k.probes.failed(cur.Id)
+		}
+		if why != "" {
+			id := cur.Id
+			if k.inBackground(pod.UID, func(ctx context.Context) { k.killContainer(ctx, pod, c, id, gracePeriod(pod)) }) {
+				k.event(pod, corev1.EventTypeNormal, "Killing", fmt.Sprintf("Container %s %s, will be restarted", c.Name, why))
+			}
+			return nil // restarted once it stopped
 		}
 		if kind == "app" || isSidecar(c) {
-			if why := k.probes.failed(cur.Id); why != "" {
-				k.event(pod, corev1.EventTypeNormal, "Killing", fmt.Sprintf("Container %s %s, will be restarted", c.Name, why))
-				k.killContainer(ctx, pod, c, cur.Id, gracePeriod(pod))
-				res.retryIn(time.Millisecond)
-				return nil
-			}
 			k.probes.ensure(pod, c, cur, k.podAddress(pod, st))
 		}
 		return nil

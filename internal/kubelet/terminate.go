@@ -26,8 +26,10 @@ func (k *Kubelet) terminatePod(ctx context.Context, pod *corev1.Pod, st *podStat
 	}
 	grace = max(grace, minGrace)
 	if running := st.running(); len(running) > 0 {
-		k.log.Info("stopping pod", "pod", pod.Namespace+"/"+pod.Name, "grace", grace)
-		k.killAll(ctx, pod, running, grace)
+		if k.inBackground(pod.UID, func(ctx context.Context) { k.killAll(ctx, pod, running, grace) }) {
+			k.log.Info("stopping pod", "pod", pod.Namespace+"/"+pod.Name, "grace", grace)
+		}
+		return nil // back here once they stopped
 	}
 	k.probes.forget(pod.UID)
 	for _, sb := range st.sandboxes {
@@ -73,8 +75,9 @@ func allSucceeded(ss []corev1.ContainerStatus) bool {
 // finishPod stops what is left of a pod that reached Succeeded or Failed: its containers stay
 // (for their logs) until the pod is deleted.
 func (k *Kubelet) finishPod(ctx context.Context, pod *corev1.Pod, st *podState) error {
-	for _, c := range st.running() {
-		k.killContainer(ctx, pod, findContainer(pod, c.name()), c.Id, gracePeriod(pod))
+	if running := st.running(); len(running) > 0 {
+		k.inBackground(pod.UID, func(ctx context.Context) { k.killAll(ctx, pod, running, gracePeriod(pod)) })
+		return nil // back here once they stopped
 	}
 	k.probes.forget(pod.UID)
 	for _, sb := range st.sandboxes {
@@ -96,12 +99,17 @@ func (k *Kubelet) removePod(ctx context.Context, uid types.UID, st *podState, la
 	k.forgetStatus(uid)
 	k.backoff.forget(string(uid) + "/")
 	k.backoff.forget("image/" + string(uid) + "/")
-	if last != nil {
-		k.killAll(ctx, last, st.running(), gracePeriod(last))
-	} else {
-		for _, c := range st.running() {
-			k.stopContainer(ctx, c.Id, minGrace)
-		}
+	if running := st.running(); len(running) > 0 {
+		k.inBackground(uid, func(ctx context.Context) {
+			if last != nil {
+				k.killAll(ctx, last, running, gracePeriod(last))
+				return
+			}
+			for _, c := range running {
+				k.stopContainer(ctx, c.Id, minGrace)
+			}
+		})
+		return nil // back here once they stopped
 	}
 	for _, sb := range st.sandboxes {
 		if _, err := k.runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
@@ -207,8 +215,10 @@ func pastDeadline(pod *corev1.Pod) bool {
 // upstream's reason.
 func (k *Kubelet) failPastDeadline(ctx context.Context, pod *corev1.Pod, st *podState) error {
 	msg := "Pod was active on the node longer than the specified deadline"
-	k.event(pod, corev1.EventTypeNormal, "DeadlineExceeded", msg)
-	if err := k.finishPod(ctx, pod, st); err != nil {
+	if len(st.running()) > 0 && !k.isKilling(pod.UID) {
+		k.event(pod, corev1.EventTypeNormal, "DeadlineExceeded", msg)
+	}
+	if err := k.finishPod(ctx, pod, st); err != nil || len(st.running()) > 0 {
 		return err
 	}
 	st, err := k.podState(ctx, pod.UID)

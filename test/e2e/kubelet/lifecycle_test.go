@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -423,4 +424,30 @@ func TestImageChangeReplacesTheContainer(t *testing.T) {
 	if r := p.Status.ContainerStatuses[0].RestartCount; r != 1 {
 		t.Errorf("restartCount %d after the image change, want 1", r)
 	}
+}
+
+// TestStoppingPodsDoNotDelayNewOnes: pods waiting out a long grace period (their containers
+// ignore SIGTERM) must not hold up a new pod's start.
+func TestStoppingPodsDoNotDelayNewOnes(t *testing.T) {
+	need(t)
+	ns := namespace(t)
+	grace := int64(20)
+	const n = 20
+	for i := range n {
+		p := newPod(ns, fmt.Sprintf("slow%02d", i), busybox("main", "trap '' TERM; while true; do sleep 1; done"))
+		p.Spec.TerminationGracePeriodSeconds = &grace
+		create(t, p)
+	}
+	for i := range n {
+		waitPod(t, ns, fmt.Sprintf("slow%02d", i), 60*time.Second, "running", running)
+	}
+	for i := range n {
+		if err := cs.CoreV1().Pods(ns).Delete(t.Context(), fmt.Sprintf("slow%02d", i), metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	create(t, newPod(ns, "fresh", busybox("main", "exec sleep 3600")))
+	waitPod(t, ns, "fresh", 15*time.Second, "running while the others stop", running)
+	t.Logf("a new pod ran %s after %d pods began a %ds grace period", time.Since(start).Round(time.Millisecond), n, grace)
 }
