@@ -125,8 +125,11 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) {
 }
 
 // copyLog writes the log's lines from f's offset on, decoded; when alive says the container
-// still runs it waits for more at EOF.
+// still runs it waits for more at EOF. When the kubelet rotates the log (another file is at
+// f's path now) it goes on in the new file.
 func copyLog(ctx context.Context, f *os.File, w io.Writer, o logOptions, alive func() bool, fl http.Flusher) {
+	path := f.Name()
+	var next *os.File // the log's new file, once it was rotated
 	br := bufio.NewReaderSize(f, 64<<10)
 	var pending []byte
 	lastCheck := time.Now()
@@ -150,6 +153,17 @@ func copyLog(ctx context.Context, f *os.File, w io.Writer, o logOptions, alive f
 		if !running {
 			return
 		}
+		switch {
+		case next != nil:
+			// The old file has been read to its end once more since the new one appeared:
+			// the runtime's last lines to it, written while it reopened, are in.
+			f, next = next, nil
+			defer f.Close()
+			br.Reset(f)
+			continue
+		case o.follow:
+			next = rotated(f, path)
+		}
 		fl.Flush()
 		if time.Since(lastCheck) > time.Second || !o.follow {
 			running = alive()
@@ -164,6 +178,22 @@ func copyLog(ctx context.Context, f *os.File, w io.Writer, o logOptions, alive f
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// rotated opens the file now at path when it is no longer f (the log was rotated), or nil.
+func rotated(f *os.File, path string) *os.File {
+	now, err := os.Stat(path)
+	if err != nil {
+		return nil
+	}
+	if cur, err := f.Stat(); err != nil || os.SameFile(now, cur) {
+		return nil
+	}
+	nf, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	return nf
 }
 
 // writeLine decodes one CRI log line ("2016-10-06T00:17:09.669794202Z stdout F text").

@@ -244,6 +244,39 @@ func TestContainerLogsAreRotated(t *testing.T) {
 	p := create(t, newPod(ns, "chatty", busybox("main", `i=0; while true; do i=$((i+1)); printf 'line %08d %0900d\n' $i 0; [ $((i % 100)) = 0 ] && sleep 1; done`)))
 	waitPod(t, ns, "chatty", 30*time.Second, "running", running)
 	dir := filepath.Join(testDir, "kubelet", "pods-logs", fmt.Sprintf("%s_chatty_%s", ns, p.UID), "main")
+	// A follower from before the rotation keeps getting every line after it.
+	c := httpsClient(t)
+	resp, err := c.Get(kubeletURL("/containerLogs/" + ns + "/chatty/main?follow=true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	followed := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 4096), 1<<20)
+		last, rotatedAt := 0, 0
+		for sc.Scan() {
+			var n int
+			if _, err := fmt.Sscanf(sc.Text(), "line %d", &n); err != nil {
+				followed <- fmt.Errorf("follow: %q", sc.Text())
+				return
+			}
+			if last != 0 && n != last+1 {
+				followed <- fmt.Errorf("follow skipped from line %d to %d", last, n)
+				return
+			}
+			last = n
+			if files, _ := filepath.Glob(filepath.Join(dir, "0.log.*")); len(files) > 0 && rotatedAt == 0 {
+				rotatedAt = n
+			}
+			if rotatedAt != 0 && n > rotatedAt+300 {
+				followed <- nil
+				return
+			}
+		}
+		followed <- fmt.Errorf("follow ended at line %d: %v", last, sc.Err())
+	}()
 	deadline := time.Now().Add(40 * time.Second)
 	for {
 		files, _ := filepath.Glob(filepath.Join(dir, "0.log.*"))
@@ -255,8 +288,15 @@ func TestContainerLogsAreRotated(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond) // polling for the kubelet's rotation
 	}
+	select {
+	case err := <-followed:
+		if err != nil {
+			t.Error(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("the follower got no lines after the rotation")
+	}
 	// The runtime writes to a new file: the log endpoint keeps serving fresh lines.
-	c := httpsClient(t)
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		_, body := get(t, c, "/containerLogs/"+ns+"/chatty/main?tailLines=1")
 		if strings.HasPrefix(body, "line ") {
