@@ -110,7 +110,7 @@ type imageFuture struct {
 // prefetchImages resolves (pulling where the policy says so) the images of every container of
 // a pod that starts afresh, all at once and while its sandbox is being created: a pod's first
 // start then waits for the slowest of them, not for their sum plus the sandbox.
-func (k *Kubelet) prefetchImages(ctx context.Context, pod *corev1.Pod) map[string]*imageFuture {
+func (k *Kubelet) prefetchImages(pod *corev1.Pod) map[string]*imageFuture {
 	out := map[string]*imageFuture{}
 	byImage := map[string]*imageFuture{}
 	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
@@ -125,7 +125,11 @@ func (k *Kubelet) prefetchImages(ctx context.Context, pod *corev1.Pod) map[strin
 			byImage[key], out[c.Name] = f, f
 			go func() {
 				defer close(f.done)
-				f.ref, f.err = k.ensureImage(ctx, pod, c)
+				// Not the sync's context: a pull for a container that starts in a later sync
+				// (after the init containers) goes on when this sync is over.
+				pctx, cancel := context.WithTimeout(k.runCtx, syncTimeout)
+				defer cancel()
+				f.ref, f.err = k.ensureImage(pctx, pod, c)
 			}()
 		}
 	}

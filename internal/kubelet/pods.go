@@ -25,6 +25,7 @@ const (
 	relistPeriod = time.Second      // how often CRI is listed for state changes (upstream's PLEG period)
 	podResync    = 30 * time.Second // every pod is synced at least this often (volume contents refresh)
 	uidIndex     = "uid"
+	syncTimeout  = 5 * time.Minute // long enough for a large image's pull
 )
 
 // podSource feeds pod UIDs to the workers: from the informer on pods bound to this node, and from
@@ -151,7 +152,10 @@ func (s *podSource) work(ctx context.Context) bool {
 	}
 	defer s.queue.Done(uid)
 	start := time.Now()
-	after, err := s.k.syncPod(ctx, uid)
+	// A runtime that hangs must not take a worker for good; a sync that times out is retried.
+	sctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	after, err := s.k.syncPod(sctx, uid)
+	cancel()
 	s.k.log.Debug("pod synced", "uid", uid, "took", time.Since(start), "requeue", after)
 	var we *waitingError
 	switch {

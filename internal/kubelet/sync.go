@@ -106,7 +106,7 @@ func (k *Kubelet) startPod(ctx context.Context, pod *corev1.Pod, st *podState, r
 		return nil
 	}
 	if !st.ready() {
-		res.images = k.prefetchImages(ctx, pod)
+		res.images = k.prefetchImages(pod)
 		if err := k.runSandbox(ctx, pod, st); err != nil {
 			k.event(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox", err.Error())
 			all(reasonContainerCreating, "")
