@@ -172,7 +172,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	if k.cfg.ServingAddr != "" {
 		srv := server.New(server.Config{
 			Addr: k.cfg.ServingAddr, Cert: k.cfg.ServingCert, ClientCA: k.cfg.ClientCA,
-			Runtime: k.runtime, Log: k.log, Pods: k.pods.list, NodeName: k.cfg.NodeName,
+			Runtime: k.runtime, Log: k.log, Pods: k.pods.list, NodeName: k.cfg.NodeName, Healthy: k.pods.healthy,
 		})
 		run(srv.Run)
 	}

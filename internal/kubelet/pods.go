@@ -38,6 +38,22 @@ type podSource struct {
 	mu   sync.Mutex
 	seen map[types.UID]string      // the runtime state each pod had at the last relist
 	gone map[types.UID]*corev1.Pod // pods deleted from the API whose containers may still run
+
+	relisted time.Time // the last successful relist
+}
+
+// healthy says why the pod source is not keeping up with the runtime: no successful relist
+// for half a minute (upstream's PLEG health rule, with its 3 minutes shortened).
+func (s *podSource) healthy() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.relisted.IsZero() {
+		return fmt.Errorf("pods not synced yet: waiting for the API server's pod list")
+	}
+	if d := time.Since(s.relisted); d > 30*time.Second {
+		return fmt.Errorf("the container runtime has not been listed for %s", d.Round(time.Second))
+	}
+	return nil
 }
 
 func newPodSource(k *Kubelet) *podSource {
@@ -233,6 +249,7 @@ func (s *podSource) relist(ctx context.Context) error {
 		}
 	}
 	s.seen = now
+	s.relisted = time.Now()
 	return nil
 }
 

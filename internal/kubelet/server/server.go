@@ -31,6 +31,7 @@ type Config struct {
 	Runtime  runtimeapi.RuntimeServiceClient
 	Pods     func() []*corev1.Pod // for GET /pods; optional
 	NodeName string               // for /stats/summary
+	Healthy  func() error         // for /healthz: why the kubelet is not healthy, or nil; optional
 	Log      *slog.Logger
 }
 
@@ -52,7 +53,7 @@ func New(cfg Config) *Server {
 // Handler is the server's routes, without TLS (tests and embedding).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) })
+	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /pods", s.pods)
 	mux.HandleFunc("GET /stats/summary", s.statsSummary)
 	mux.HandleFunc("GET /metrics/resource", s.metricsResource)
@@ -102,6 +103,17 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// healthz answers "ok" while the kubelet keeps up with its runtime, 500 with the reason when not.
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	if s.cfg.Healthy != nil {
+		if err := s.cfg.Healthy(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+	}
+	w.Write([]byte("ok"))
 }
 
 func (s *Server) pods(w http.ResponseWriter, _ *http.Request) {

@@ -99,8 +99,16 @@ func TestServerRequiresClientCertificate(t *testing.T) {
 		resp.Body.Close()
 		t.Fatalf("a client without a certificate got %d", resp.StatusCode)
 	}
-	if code, body := get(t, httpsClient(t), "/healthz"); code != 200 || body != "ok" {
-		t.Fatalf("healthz with a client certificate: %d %q", code, body)
+	// Healthy once the kubelet has its pods and has listed the runtime.
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		code, body := get(t, httpsClient(t), "/healthz")
+		if code == 200 && body == "ok" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("healthz with a client certificate: %d %q", code, body)
+		}
+		time.Sleep(100 * time.Millisecond) // polling for the first relist
 	}
 	if code, body := get(t, httpsClient(t), "/pods"); code != 200 || !strings.Contains(body, `"kind":"PodList"`) {
 		t.Fatalf("/pods: %d %q", code, body)
