@@ -45,10 +45,11 @@ func (k *Kubelet) terminatePod(ctx context.Context, pod *corev1.Pod, st *podStat
 	}
 	status := k.podStatus(pod, st, &syncResult{waiting: map[string]*corev1.ContainerStateWaiting{}})
 	if status.Phase != corev1.PodSucceeded && status.Phase != corev1.PodFailed {
-		status.Phase = corev1.PodFailed
+		phase := corev1.PodFailed
 		if allSucceeded(status.ContainerStatuses) {
-			status.Phase = corev1.PodSucceeded
+			phase = corev1.PodSucceeded
 		}
+		status = k.finalStatus(pod, st, phase, "", "")
 	}
 	if err := k.updateStatus(ctx, pod, status); err != nil && !apierrors.IsNotFound(err) {
 		return err
@@ -225,7 +226,14 @@ func (k *Kubelet) failPastDeadline(ctx context.Context, pod *corev1.Pod, st *pod
 	if err != nil {
 		return err
 	}
-	s := k.podStatus(pod, st, &syncResult{waiting: map[string]*corev1.ContainerStateWaiting{}})
-	s.Phase, s.Reason, s.Message = corev1.PodFailed, "DeadlineExceeded", msg
-	return k.updateStatus(ctx, pod, s)
+	return k.updateStatus(ctx, pod, k.finalStatus(pod, st, corev1.PodFailed, "DeadlineExceeded", msg))
+}
+
+// finalStatus is the pod's status in a terminal phase the kubelet decided (a deletion, a
+// deadline), with the conditions a terminal pod has, so that the next sync computes the same
+// and writes nothing more.
+func (k *Kubelet) finalStatus(pod *corev1.Pod, st *podState, phase corev1.PodPhase, reason, msg string) corev1.PodStatus {
+	terminal := pod.DeepCopy()
+	terminal.Status.Phase, terminal.Status.Reason, terminal.Status.Message = phase, reason, msg
+	return k.podStatus(terminal, st, &syncResult{waiting: map[string]*corev1.ContainerStateWaiting{}})
 }

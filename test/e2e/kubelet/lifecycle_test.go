@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -306,8 +307,7 @@ func TestTerminatingPodIsStoppedAndReported(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(host, "prestop")); err != nil || strings.TrimSpace(string(b)) != "bye" {
 		t.Errorf("preStop hook did not run: %q %v", b, err)
 	}
-	p.Finalizers = nil
-	if _, err := cs.CoreV1().Pods(ns).Update(t.Context(), p, metav1.UpdateOptions{}); err != nil {
+	if _, err := cs.CoreV1().Pods(ns).Patch(t.Context(), "held", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); len(criContainers(t, string(p.UID))) > 0; {
