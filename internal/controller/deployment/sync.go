@@ -2,7 +2,6 @@ package deployment
 
 import (
 	"context"
-	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -81,19 +80,9 @@ func (c *Controller) claimReplicaSets(ctx context.Context, d *appsv1.Deployment,
 	}
 	cl := &ownerref.Claimer{
 		Owner: d, Kind: Kind, Selector: sel,
-		CanAdopt: func(ctx context.Context) error {
-			fresh, err := c.client.AppsV1().Deployments(d.Namespace).Get(ctx, d.Name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			if fresh.UID != d.UID {
-				return fmt.Errorf("original Deployment %s/%s is gone: got uid %v, wanted %v", d.Namespace, d.Name, fresh.UID, d.UID)
-			}
-			if fresh.DeletionTimestamp != nil {
-				return fmt.Errorf("deployment %s/%s is being deleted", d.Namespace, d.Name)
-			}
-			return nil
-		},
+		CanAdopt: ownerref.Recheck(d, "Deployment", func(ctx context.Context) (metav1.Object, error) {
+			return c.client.AppsV1().Deployments(d.Namespace).Get(ctx, d.Name, metav1.GetOptions{})
+		}),
 		Patch: func(ctx context.Context, ns, name string, patch []byte) error {
 			_, err := c.client.AppsV1().ReplicaSets(ns).Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
 			return err

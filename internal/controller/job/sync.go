@@ -2,7 +2,6 @@ package job
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/cache"
 
@@ -255,17 +253,10 @@ func (c *Controller) claim(ctx context.Context, j *batchv1.Job) ([]*corev1.Pod, 
 	}
 	cl := &ownerref.Claimer{
 		Owner: j, Kind: Kind, Selector: sel,
-		CanAdopt: func(ctx context.Context) error {
-			fresh, err := c.client.BatchV1().Jobs(j.Namespace).Get(ctx, j.Name, metav1.GetOptions{})
-			if err == nil && (fresh.UID != j.UID || fresh.DeletionTimestamp != nil) {
-				err = fmt.Errorf("job %s/%s is gone or going", j.Namespace, j.Name)
-			}
-			return err
-		},
-		Patch: func(ctx context.Context, ns, name string, patch []byte) error {
-			_, err := c.client.CoreV1().Pods(ns).Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
-			return err
-		},
+		CanAdopt: ownerref.Recheck(j, "Job", func(ctx context.Context) (metav1.Object, error) {
+			return c.client.BatchV1().Jobs(j.Namespace).Get(ctx, j.Name, metav1.GetOptions{})
+		}),
+		Patch: ownerref.PodPatcher(c.client),
 	}
 	var owned []*corev1.Pod
 	var errs []error

@@ -2,7 +2,6 @@ package replicaset
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -81,23 +80,10 @@ func replicas(rs *appsv1.ReplicaSet) int32 {
 func (c *Controller) claim(ctx context.Context, rs *appsv1.ReplicaSet, sel labels.Selector, active []*corev1.Pod) ([]*corev1.Pod, error) {
 	cl := &ownerref.Claimer{
 		Owner: rs, Kind: Kind, Selector: sel,
-		CanAdopt: func(ctx context.Context) error {
-			fresh, err := c.client.AppsV1().ReplicaSets(rs.Namespace).Get(ctx, rs.Name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			if fresh.UID != rs.UID {
-				return fmt.Errorf("original ReplicaSet %s/%s is gone: got uid %v, wanted %v", rs.Namespace, rs.Name, fresh.UID, rs.UID)
-			}
-			if fresh.DeletionTimestamp != nil {
-				return fmt.Errorf("ReplicaSet %s/%s is being deleted", rs.Namespace, rs.Name)
-			}
-			return nil
-		},
-		Patch: func(ctx context.Context, ns, name string, patch []byte) error {
-			_, err := c.client.CoreV1().Pods(ns).Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
-			return err
-		},
+		CanAdopt: ownerref.Recheck(rs, "ReplicaSet", func(ctx context.Context) (metav1.Object, error) {
+			return c.client.AppsV1().ReplicaSets(rs.Namespace).Get(ctx, rs.Name, metav1.GetOptions{})
+		}),
+		Patch: ownerref.PodPatcher(c.client),
 	}
 	var owned []*corev1.Pod
 	var errs []error
