@@ -364,8 +364,18 @@ func dryRun(r *http.Request) bool {
 }
 
 // namespaceActive refuses objects in a namespace that is missing or being deleted.
+// The namespace is looked up in the watch cache first, as upstream's NamespaceLifecycle
+// admission uses its informer: an active namespace there is taken as it is (this runs on
+// every create). Missing or terminating there, etcd has the last word.
 func (s *Server) namespaceActive(ctx context.Context, ns string) error {
 	nsRes := s.reg.get("", "v1", "namespaces")
+	if kv, ok := s.cacher(nsRes).Peek(nsRes.key("", ns)); ok {
+		if obj, err := s.decodeFromStorage(nsRes, kv); err == nil {
+			if acc, _ := meta.Accessor(obj); acc != nil && acc.GetDeletionTimestamp() == nil {
+				return nil
+			}
+		}
+	}
 	obj, err := s.getObject(ctx, nsRes, "", ns)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
@@ -374,8 +384,12 @@ func (s *Server) namespaceActive(ctx context.Context, ns string) error {
 		return err
 	}
 	if acc, _ := meta.Accessor(obj); acc != nil && acc.GetDeletionTimestamp() != nil {
-		return apierrors.NewForbidden(schema.GroupResource{Resource: "namespaces"}, ns,
+		// With upstream's cause, by which controllers know to stop rather than retry.
+		err := apierrors.NewForbidden(schema.GroupResource{Resource: "namespaces"}, ns,
 			fmt.Errorf("unable to create new content in namespace %s because it is being terminated", ns))
+		err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{
+			Type: corev1.NamespaceTerminatingCause, Message: fmt.Sprintf("namespace %s is being terminated", ns), Field: "metadata.namespace"})
+		return err
 	}
 	return nil
 }

@@ -180,3 +180,19 @@ func (c *Cacher) Delete(ctx context.Context, key string, rev int64) (KV, error) 
 func (c *Cacher) CurrentRevision(ctx context.Context) (int64, error) {
 	return c.store.CurrentRevision(ctx)
 }
+
+// Peek returns the cache's copy of one key, with no freshness check: what the cache
+// last saw, which may lag etcd by a moment. ok is false when the key is not in the
+// cache or the cache is not in sync; callers that must not miss a recent write read
+// the store instead.
+func (c *Cacher) Peek(key string) (kv KV, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.ready:
+	default:
+		return KV{}, false
+	}
+	kv, ok = c.state[key]
+	return kv, ok
+}
