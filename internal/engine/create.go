@@ -37,6 +37,8 @@ const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 
 // Create makes a container record (and its anonymous volumes) from an image.
 func (e *Engine) Create(ctx context.Context, o CreateOptions) (*container.Container, []string, error) {
+	// `docker run` starts what it creates a few milliseconds later.
+	e.rt.Prime()
 	if o.Config == nil {
 		return nil, nil, errdefs.Invalid("config cannot be empty in order to create a container")
 	}

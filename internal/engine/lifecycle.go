@@ -113,6 +113,7 @@ func (e *Engine) Start(ctx context.Context, ref string) error {
 }
 
 func (e *Engine) startLocked(ctx context.Context, c *container.Container, l *live) (err error) {
+	e.rt.Prime()
 	img, err := e.images.Get(c.Image)
 	if err != nil {
 		return fmt.Errorf("image of container %s: %w", c.Name, err)
@@ -192,6 +193,7 @@ func (e *Engine) monitor(c *container.Container, l *live) {
 			ex = runtime.Exit{Code: 255, FinishedAt: time.Now().UTC(), Error: "shim vanished"}
 		}
 	}
+	e.log.Debug("monitor got exit", "container", c.ID[:12])
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !c.Running() {
@@ -213,9 +215,13 @@ func (e *Engine) handleExit(c *container.Container, l *live, ex runtime.Exit) {
 	if c.State.FinishedAt.IsZero() {
 		c.State.FinishedAt = time.Now().UTC()
 	}
+	t0 := time.Now()
 	e.releaseRootfs(c)
+	t1 := time.Now()
 	e.detachNet(c)
+	t2 := time.Now()
 	os.RemoveAll(e.bundle(c.ID))
+	e.log.Debug("exited", "container", c.ID[:12], "rootfs", t1.Sub(t0), "net", t2.Sub(t1), "bundle", time.Since(t2))
 	select {
 	case <-l.exitCh:
 	default:
@@ -457,13 +463,18 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 	if l.restart != nil {
 		l.restart.Stop()
 	}
+	t0 := time.Now()
 	e.releaseRootfs(c)
+	t1 := time.Now()
 	e.snaps.Remove(c.ID)
+	t2 := time.Now()
 	e.detachNet(c)
+	t3 := time.Now()
 	os.RemoveAll(e.bundle(c.ID))
 	if err := e.ctrs.Delete(c); err != nil {
 		return err
 	}
+	e.log.Debug("removed", "container", c.ID[:12], "rootfs", t1.Sub(t0), "snapshot", t2.Sub(t1), "net", t3.Sub(t2), "files", time.Since(t3))
 	if o.Volumes {
 		for _, m := range c.Mounts {
 			if m.Type == "volume" && m.Anonymous && !e.volumeInUse(m.Name) {

@@ -23,7 +23,13 @@ var ErrNotRunning = errors.New("container is not running")
 type Runtime struct {
 	Path string
 	Root string
+
+	primer Primer
 }
+
+// Prime readies the kernel for the cgroup move of a container start that is coming
+// soon (see Primer). Call it as early as a start is known to be on its way.
+func (r *Runtime) Prime() { r.primer.Prime() }
 
 // StartOptions describe one container start.
 type StartOptions struct {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
@@ -30,18 +31,36 @@ func ChainIDs(diffIDs []digest.Digest) []digest.Digest {
 	return out
 }
 
-// Store holds layers under root/layers and container layers under root/active.
-type Store struct{ root string }
+// Store holds layers under root/layers and container layers under root/active;
+// root/tmp holds unpacks in progress and removed container layers being deleted.
+type Store struct {
+	root string
+	bg   sync.WaitGroup // deletions in the background
+}
 
-// Open prepares a store at root.
+// Open prepares a store at root. What an earlier run left in root/tmp (an unpack cut
+// short, a removal not finished) is deleted in the background.
 func Open(root string) (*Store, error) {
 	for _, d := range []string{"layers", "active", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
 			return nil, err
 		}
 	}
-	return &Store{root: root}, nil
+	s := &Store{root: root}
+	if left, _ := os.ReadDir(filepath.Join(root, "tmp")); len(left) > 0 {
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			for _, d := range left {
+				os.RemoveAll(filepath.Join(root, "tmp", d.Name()))
+			}
+		}()
+	}
+	return s, nil
 }
+
+// Wait returns once the deletions running in the background are done.
+func (s *Store) Wait() { s.bg.Wait() }
 
 func (s *Store) layerDir(chain digest.Digest) string {
 	return filepath.Join(s.root, "layers", chain.Encoded())
@@ -136,11 +155,26 @@ func (a *Active) Unmount() error {
 	return nil
 }
 
-// Remove unmounts and deletes the writable layer key.
+// Remove unmounts and deletes the writable layer key. The layer is gone from
+// root/active when Remove returns; its files, which can be many, are deleted in the
+// background (`docker run --rm` waits for the removal).
 func (s *Store) Remove(key string) error {
 	dir := filepath.Join(s.root, "active", key)
 	(&Active{Merged: filepath.Join(dir, "merged")}).Unmount()
-	return os.RemoveAll(dir)
+	trash, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), "removed-")
+	if err != nil {
+		return os.RemoveAll(dir)
+	}
+	if err := os.Rename(dir, filepath.Join(trash, "layer")); err != nil {
+		os.Remove(trash)
+		return os.RemoveAll(dir)
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		os.RemoveAll(trash)
+	}()
+	return nil
 }
 
 // Mounted reports whether path is a mount point.

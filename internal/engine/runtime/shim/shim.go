@@ -156,8 +156,14 @@ func Run(o Options) error {
 	s.mu.Unlock()
 	close(s.done)
 	s.helpers.Wait()
-	if err := exec.Command(o.Runtime, "destroy", "--root", o.Root, "--id", o.ID).Run(); err != nil {
-		os.Stderr.WriteString("berth-shim: destroy: " + err.Error() + "\n")
+	if !s.removeCgroups() {
+		// Processes are left in the cgroup (the container shared a pid namespace):
+		// libcontainer kills them before it removes the cgroup.
+		if err := exec.Command(o.Runtime, "destroy", "--root", o.Root, "--id", o.ID).Run(); err != nil {
+			os.Stderr.WriteString("berth-shim: destroy: " + err.Error() + "\n")
+		}
+	} else {
+		os.RemoveAll(filepath.Join(o.Root, o.ID))
 	}
 	ln.Close()
 	// Let clients that asked for the exit read it before we go.
@@ -257,22 +263,32 @@ func (s *Shim) output(stream byte, b []byte) {
 	s.mu.Unlock()
 }
 
-// oomKilled reads the memory cgroup's OOM kill counter (v1: memory.oom_control, v2:
-// memory.events) at the path libcontainer recorded in its state.
-func (s *Shim) oomKilled() bool {
+// cgroupPaths are the container's cgroups, as libcontainer recorded them in its state:
+// one per v1 hierarchy, or the v2 one under "".
+func (s *Shim) cgroupPaths() map[string]string {
 	data, err := os.ReadFile(filepath.Join(s.opts.Root, s.opts.ID, "state.json"))
 	if err != nil {
-		return false
+		return nil
 	}
 	var st struct {
 		CgroupPaths map[string]string `json:"cgroup_paths"`
 	}
 	if json.Unmarshal(data, &st) != nil {
-		return false
+		return nil
 	}
-	dir := st.CgroupPaths["memory"]
+	return st.CgroupPaths
+}
+
+// oomKilled reads the memory cgroup's OOM kill counter (v1: memory.oom_control, v2:
+// memory.events).
+func (s *Shim) oomKilled() bool {
+	paths := s.cgroupPaths()
+	dir := paths["memory"]
 	if dir == "" {
-		dir = st.CgroupPaths[""]
+		dir = paths[""]
+	}
+	if dir == "" {
+		return false
 	}
 	for _, f := range []string{"memory.oom_control", "memory.events"} {
 		data, err := os.ReadFile(filepath.Join(dir, f))
@@ -286,6 +302,22 @@ func (s *Shim) oomKilled() bool {
 		}
 	}
 	return false
+}
+
+// removeCgroups removes the exited container's cgroups itself, which is all that
+// libcontainer's destroy does for a container whose processes are all gone, without
+// starting berth-runtime for it. It reports false when a cgroup is still busy.
+func (s *Shim) removeCgroups() bool {
+	paths := s.cgroupPaths()
+	if paths == nil {
+		return false
+	}
+	for _, dir := range paths {
+		if err := unix.Rmdir(dir); err != nil && err != unix.ENOENT {
+			return false
+		}
+	}
+	return true
 }
 
 func writeExit(path string, ex runtime.Exit) {

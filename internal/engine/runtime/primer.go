@@ -1,0 +1,137 @@
+package runtime
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// A migration primer takes the kernel's cost of moving a process into a cgroup off the
+// path of a container start.
+//
+// Every move of a process between cgroups (runc writes the new container's pid into
+// cgroup.procs) takes one global lock, cgroup_threadgroup_rwsem. Taking it for writing
+// after a quiet spell waits for an RCU grace period (rcu_sync_enter), 5-25 ms on this
+// kind of machine; while writers keep coming, and for one more grace period after the
+// last, it costs nothing. So while containers are being started, the primer rewrites
+// the engine's own pid into the cgroup it already is in (a move that moves nothing)
+// every few milliseconds, and the runtime's real move finds the lock warm. It stops
+// once starts have been quiet for a while: writers-ready mode makes every fork and exit
+// a little dearer.
+type Primer struct {
+	mu     sync.Mutex
+	until  time.Time
+	active bool
+	off    bool // the engine's cgroup cannot be written: priming does nothing
+}
+
+// primeTick is well under a grace period; primeHold is how long priming goes on
+// after the last start asked for it.
+const (
+	primeTick = 3 * time.Millisecond
+	primeHold = 500 * time.Millisecond
+)
+
+// Prime keeps the lock warm from now until primeHold after the last call. It returns
+// at once; the first write of a cold spell is the one that waits.
+func (p *Primer) Prime() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.off {
+		return
+	}
+	p.until = time.Now().Add(primeHold)
+	if !p.active {
+		p.active = true
+		go p.run()
+	}
+}
+
+func (p *Primer) run() {
+	t := time.NewTicker(primeTick)
+	defer t.Stop()
+	pid := []byte(strconv.Itoa(os.Getpid()))
+	for {
+		if !rejoinOwnCgroup(pid) {
+			p.mu.Lock()
+			p.off, p.active = true, false
+			p.mu.Unlock()
+			return
+		}
+		<-t.C
+		p.mu.Lock()
+		if time.Now().After(p.until) {
+			p.active = false
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+	}
+}
+
+// rejoinOwnCgroup writes pid into the cgroup.procs of the cgroup this process is in
+// (its pids hierarchy on cgroup v1, the unified one on v2), read afresh each time so
+// that a move by someone else (systemd) is never undone.
+func rejoinOwnCgroup(pid []byte) bool {
+	dir := ownCgroupDir()
+	if dir == "" {
+		return false
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "cgroup.procs"), os.O_WRONLY, 0)
+	if err != nil {
+		return false
+	}
+	_, err = f.Write(pid)
+	f.Close()
+	return err == nil
+}
+
+// ownCgroupDir is the directory of this process's cgroup in one hierarchy it can write:
+// v1's pids controller if mounted, else the v2 unified hierarchy.
+func ownCgroupDir() string {
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return ""
+	}
+	var unified string
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		// hierarchy-ID:controller-list:path
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		switch {
+		case parts[1] == "pids":
+			if d := filepath.Join("/sys/fs/cgroup/pids", parts[2]); exists(d) {
+				return d
+			}
+		case parts[0] == "0" && parts[1] == "":
+			unified = parts[2]
+		}
+	}
+	if unified == "" {
+		return ""
+	}
+	for _, root := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+		if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err == nil {
+			if d := filepath.Join(root, unified); exists(d) {
+				return d
+			}
+		}
+	}
+	return ""
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
