@@ -43,6 +43,8 @@ func main() {
 	switch os.Args[1] {
 	case "create":
 		err = create(os.Args[2:])
+	case "standby":
+		err = standby()
 	case "op":
 		err = op(os.Args[2:])
 	case "destroy":
@@ -135,6 +137,33 @@ func create(args []string) error {
 		return report(fmt.Errorf("exec %s: %w", shim, err))
 	}
 	return nil
+}
+
+// standby waits, loaded and initialised, for the arguments of a create on fd 4, then
+// carries it out as `create` would, in the directory and with the output file the
+// engine names (see runtime.standby). End of file on fd 4 means it is not needed.
+func standby() error {
+	req := os.NewFile(4, "request")
+	var r runtime.StandbyRequest
+	err := json.NewDecoder(req).Decode(&r)
+	req.Close()
+	if err != nil {
+		os.Exit(0)
+	}
+	logf, err := os.OpenFile(r.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	for _, fd := range []int{1, 2} {
+		if err := unix.Dup3(int(logf.Fd()), fd, 0); err != nil {
+			return err
+		}
+	}
+	logf.Close()
+	if err := os.Chdir(r.Dir); err != nil {
+		return err
+	}
+	return create(r.Args)
 }
 
 // op carries out one request handed over by a shim: the connection is fd 3 (and a

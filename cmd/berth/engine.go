@@ -74,6 +74,7 @@ func runEngine(ctx context.Context, cfg engine.Config, streamAddr string) error 
 	if err != nil {
 		return err
 	}
+	dropStartupPages()
 	<-ctx.Done()
 	return e.stop()
 }

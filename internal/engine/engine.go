@@ -182,6 +182,7 @@ func (e *Engine) restore(ctx context.Context) {
 // runs, the bridges and Berth's nftables tables go too (they are made again at start),
 // so a stopped engine leaves the host's network as it found it.
 func (e *Engine) Close() error {
+	e.rt.Close()
 	e.snaps.Wait()
 	for _, c := range e.ctrs.List() {
 		if c.Running() || c.State.Status == container.Restarting {

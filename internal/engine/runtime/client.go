@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -24,12 +23,20 @@ type Runtime struct {
 	Path string
 	Root string
 
-	primer Primer
+	primer  Primer
+	standby standby
 }
 
-// Prime readies the kernel for the cgroup move of a container start that is coming
-// soon (see Primer). Call it as early as a start is known to be on its way.
-func (r *Runtime) Prime() { r.primer.Prime() }
+// Prime readies for a container start that is coming soon: the kernel for its cgroup
+// move (see Primer), and a berth-runtime loaded and waiting (see standby). Call it as
+// early as a start is known to be on its way.
+func (r *Runtime) Prime() {
+	r.primer.Prime()
+	r.standby.fill(r.Path)
+}
+
+// Close stops the berth-runtime kept waiting, if any.
+func (r *Runtime) Close() { r.standby.close() }
 
 // StartOptions describe one container start.
 type StartOptions struct {
@@ -72,33 +79,11 @@ func (r *Runtime) Create(ctx context.Context, o StartOptions) (int, error) {
 	if o.CRILog != "" {
 		args = append(args, "--cri-log", o.CRILog)
 	}
-	pr, pw, err := os.Pipe()
+	pr, err := r.launch(args, o.Bundle)
 	if err != nil {
 		return 0, err
 	}
 	defer pr.Close()
-	logf, err := os.OpenFile(filepath.Join(o.Bundle, "shim.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		pw.Close()
-		return 0, err
-	}
-	defer logf.Close()
-	cmd := exec.Command(r.Path, args...)
-	cmd.Dir = o.Bundle
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	cmd.ExtraFiles = []*os.File{pw}
-	// Its own session: the shim must survive the engine and its signals.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1"}
-	cmd.Args[0] = "berth-runtime"
-	if err := cmd.Start(); err != nil {
-		pw.Close()
-		return 0, fmt.Errorf("start shim: %w", err)
-	}
-	pw.Close()
-	// Reap the shim if it ends while we are alive; if we die first, init adopts it.
-	go cmd.Wait()
 	var rep Reply
 	if err := json.NewDecoder(pr).Decode(&rep); err != nil {
 		logTail, _ := os.ReadFile(filepath.Join(o.Bundle, "shim.log"))

@@ -1,0 +1,171 @@
+package runtime
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// runtimeEnv is the environment of berth-runtime and so of the shim it becomes.
+var runtimeEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1"}
+
+// standbyIdle is how long a berth-runtime waits on standby before it is let go.
+const standbyIdle = time.Minute
+
+// A standby is one berth-runtime started ahead of need ("berth-runtime standby"): it
+// has been loaded and its Go runtime and libcontainer initialised, and it waits for the
+// arguments of a create on a pipe. A container start hands it those instead of
+// starting the program then, which saves that program's start-up on every start. At
+// most one waits; it is let go after standbyIdle without a start. If the engine dies,
+// the pipe closes and the standby exits.
+type standby struct {
+	mu     sync.Mutex
+	p      *standbyProc
+	timer  *time.Timer
+	closed bool
+}
+
+type standbyProc struct {
+	request *os.File // write end: one JSON standbyRequest
+	ready   *os.File // read end of its fd 3: the create's reply
+	cmd     *exec.Cmd
+}
+
+// StandbyRequest is what the engine sends a standby: the create command line, the
+// directory to work in and the file for its output.
+type StandbyRequest struct {
+	Args []string `json:"args"`
+	Dir  string   `json:"dir"`
+	Log  string   `json:"log"`
+}
+
+// fill starts a standby if none is waiting.
+func (s *standby) fill(path string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.p != nil || path == "" {
+		return
+	}
+	p, err := startStandby(path)
+	if err != nil {
+		return
+	}
+	s.p = p
+	if s.timer == nil {
+		s.timer = time.AfterFunc(standbyIdle, s.expire)
+	} else {
+		s.timer.Reset(standbyIdle)
+	}
+}
+
+// take hands out the waiting standby, if any.
+func (s *standby) take() *standbyProc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.p
+	s.p = nil
+	return p
+}
+
+func (s *standby) expire() {
+	if p := s.take(); p != nil {
+		p.stop()
+	}
+}
+
+func (s *standby) close() {
+	s.mu.Lock()
+	s.closed = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.mu.Unlock()
+	s.expire()
+}
+
+func startStandby(path string) (*standbyProc, error) {
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	reqR, reqW, err := os.Pipe()
+	if err != nil {
+		readyR.Close()
+		readyW.Close()
+		return nil, err
+	}
+	cmd := exec.Command(path, "standby")
+	cmd.Args[0] = "berth-runtime"
+	cmd.Dir = "/"
+	cmd.ExtraFiles = []*os.File{readyW, reqR}
+	// Its own session: the shim it becomes must survive the engine and its signals.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Env = runtimeEnv
+	err = cmd.Start()
+	readyW.Close()
+	reqR.Close()
+	if err != nil {
+		readyR.Close()
+		reqW.Close()
+		return nil, err
+	}
+	// Reap it (or the shim it becomes) if it ends while we are alive.
+	go cmd.Wait()
+	return &standbyProc{request: reqW, ready: readyR, cmd: cmd}, nil
+}
+
+// stop lets an unused standby go: it reads end of file and exits.
+func (p *standbyProc) stop() {
+	p.request.Close()
+	p.ready.Close()
+}
+
+// launch starts berth-runtime with args (a create) in dir, its output going to dir's
+// shim.log, and returns the read end of its reply pipe. A waiting standby is used when
+// there is one, and another one is started for the next start.
+func (r *Runtime) launch(args []string, dir string) (*os.File, error) {
+	logPath := filepath.Join(dir, "shim.log")
+	if p := r.standby.take(); p != nil {
+		req, _ := json.Marshal(StandbyRequest{Args: args[1:], Dir: dir, Log: logPath})
+		_, err := p.request.Write(req)
+		p.request.Close()
+		go r.standby.fill(r.Path)
+		if err == nil {
+			return p.ready, nil
+		}
+		p.ready.Close()
+	}
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		readyR.Close()
+		readyW.Close()
+		return nil, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(r.Path, args...)
+	cmd.Args[0] = "berth-runtime"
+	cmd.Dir = dir
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.ExtraFiles = []*os.File{readyW}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Env = runtimeEnv
+	err = cmd.Start()
+	readyW.Close()
+	if err != nil {
+		readyR.Close()
+		return nil, fmt.Errorf("start shim: %w", err)
+	}
+	// Reap the shim if it ends while we are alive; if we die first, init adopts it.
+	go cmd.Wait()
+	return readyR, nil
+}
