@@ -241,3 +241,22 @@ func TestWebSocketExecNeedsCreateAsWellAsGet(t *testing.T) {
 		t.Fatalf("exec with get and create on pods/exec: %v", err)
 	}
 }
+
+func TestWebSocketV4IsServedByTheRuntime(t *testing.T) {
+	need(t)
+	// Older clients (v4.channel.k8s.io has no stdin close) are passed through to the
+	// kubelet and its runtime's streaming server, as upstream does.
+	u := streamURL("exec", webPod, &corev1.PodExecOptions{Command: []string{"sh", "-c", "echo v4; exit 2"}, Stdout: true, Stderr: true})
+	ex, err := remotecommand.NewWebSocketExecutorForProtocols(restConfig, http.MethodGet, u.String(), "v4.channel.k8s.io")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: io.Discard})
+	var exit exec.CodeExitError
+	if !errors.As(err, &exit) || exit.Code != 2 || out.String() != "v4\n" {
+		t.Fatalf("stdout %q, err %v; want v4 and exit code 2", out.String(), err)
+	}
+}
