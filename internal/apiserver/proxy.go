@@ -47,7 +47,8 @@ func (s *Server) proxyToKubelet(w http.ResponseWriter, r *http.Request, req requ
 	// A WebSocket upgrade comes as a GET, authorized as "get"; it opens the same session a
 	// POST does, so upstream asks for "create" as well (AuthorizePodWebsocketUpgradeCreatePermission).
 	if r.Method == http.MethodGet && req.sub != "log" {
-		u, a := userOf(r.Context()), attributes{verb: "create", resource: req.res.gvr.Resource, sub: req.sub, namespace: req.namespace, name: req.name}
+		u := userOf(r.Context())
+		a := attributes{verb: "create", resource: req.res.gvr.Resource, sub: req.sub, namespace: req.namespace, name: req.name}
 		if ok, err := s.authorize(r.Context(), u, a); err != nil {
 			return err
 		} else if !ok {
