@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/proxy"
+
+	"github.com/berth-project/berth/internal/apiserver/streamtranslator"
 )
 
 // The pod subresources log, exec, attach and portforward are not stored: the API
@@ -42,6 +44,17 @@ func (s *Server) proxyToKubelet(w http.ResponseWriter, r *http.Request, req requ
 	if s.kubelets == nil {
 		return apierrors.NewServiceUnavailable("this server has no way to reach kubelets")
 	}
+	// A WebSocket upgrade comes as a GET, authorized as "get"; it opens the same session a
+	// POST does, so upstream asks for "create" as well (AuthorizePodWebsocketUpgradeCreatePermission).
+	if r.Method == http.MethodGet && req.sub != "log" {
+		u := userOf(r.Context())
+		a := attributes{verb: "create", resource: req.res.gvr.Resource, sub: req.sub, namespace: req.namespace, name: req.name}
+		if ok, err := s.authorize(r.Context(), u, a); err != nil {
+			return err
+		} else if !ok {
+			return forbidden(u, a)
+		}
+	}
 	obj, err := s.getObject(r.Context(), req.res, req.namespace, req.name)
 	if err != nil {
 		return err
@@ -64,9 +77,19 @@ func (s *Server) proxyToKubelet(w http.ResponseWriter, r *http.Request, req requ
 		return err
 	}
 	loc := &url.URL{Scheme: "https", Host: host, Path: path, RawQuery: r.URL.RawQuery}
-	h := proxy.NewUpgradeAwareHandler(loc, s.kubelets, false, req.sub != "log", proxyResponder{s})
-	h.FlushInterval = -1          // logs -f: every line as it comes
 	r.Header.Del("Authorization") // the kubelet gets our identity, not the user's
+	// kubectl 1.30+ asks for a WebSocket first; the kubelet speaks SPDY, so those
+	// sessions are translated here. The rest (SPDY, older WebSocket protocols) pass through.
+	tr := streamtranslator.Translator{Transport: s.kubelets, Log: s.log}
+	switch {
+	case (req.sub == "exec" || req.sub == "attach") && streamtranslator.IsRemoteCommand(r):
+		tr.ServeRemoteCommand(w, r, loc)
+		return nil
+	case req.sub == "portforward" && streamtranslator.IsPortForwardTunnel(r):
+		return tr.ServePortForward(w, r, loc)
+	}
+	h := proxy.NewUpgradeAwareHandler(loc, s.kubelets, false, req.sub != "log", proxyResponder{s})
+	h.FlushInterval = -1 // logs -f: every line as it comes
 	h.ServeHTTP(w, r)
 	return nil
 }
