@@ -192,6 +192,15 @@ func defaultRBAC() []runtime.Object {
 			"persistentvolumeclaims", "events", "deployments", "deployments/scale", "replicasets", "replicasets/scale", "statefulsets", "statefulsets/scale",
 			"daemonsets", "jobs", "cronjobs", "horizontalpodautoscalers", "ingresses", "networkpolicies", "poddisruptionbudgets", "endpointslices"}}
 	view, edit := workloads, workloads
+	// As upstream's view: no secrets, and no sessions into pods.
+	view.Resources = nil
+	for _, r := range workloads.Resources {
+		switch r {
+		case "secrets", "pods/exec", "pods/attach", "pods/portforward":
+		default:
+			view.Resources = append(view.Resources, r)
+		}
+	}
 	view.Verbs = read
 	edit.Verbs = append(append([]string{}, read...), write...)
 	admin := []rbacv1.PolicyRule{edit, {APIGroups: []string{"rbac.authorization.k8s.io"}, Resources: []string{"roles", "rolebindings"}, Verbs: edit.Verbs}}
