@@ -132,7 +132,7 @@ func (r *Runtime) launch(args []string, dir string) (*os.File, error) {
 	logPath := filepath.Join(dir, "shim.log")
 	if p := r.standby.take(); p != nil {
 		req, _ := json.Marshal(StandbyRequest{Args: args[1:], Dir: dir, Log: logPath})
-		_, err := p.request.Write(req)
+		_, err := p.request.Write(append(req, '\n'))
 		p.request.Close()
 		go r.standby.fill(r.Path)
 		if err == nil {

@@ -1,0 +1,116 @@
+package runtime
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeRuntime writes a stand-in for berth-runtime that speaks the standby protocol: it
+// reads the request on fd 4, keeps it in $dir/request, and replies on fd 3 as a
+// create does. A direct start ("create ...") records its arguments instead.
+func fakeRuntime(t *testing.T, dir string) string {
+	path := filepath.Join(dir, "berth-runtime")
+	script := `#!/bin/sh
+if [ "$1" = standby ]; then
+  IFS= read -r req <&4 || exit 0
+  printf '%s\n' "$req" > ` + dir + `/request
+else
+  echo "$@" > ` + dir + `/direct
+fi
+printf '{"pid":4242}\n' >&3
+`
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func readReply(t *testing.T, f *os.File) Reply {
+	defer f.Close()
+	var rep Reply
+	if err := json.NewDecoder(f).Decode(&rep); err != nil {
+		t.Fatalf("reply: %v", err) // see shim.log
+	}
+	return rep
+}
+
+func TestLaunchHandsTheCreateToTheWaitingStandby(t *testing.T) {
+	dir := t.TempDir()
+	r := &Runtime{Path: fakeRuntime(t, dir)}
+	defer r.Close()
+
+	// No standby yet: the first start runs the program directly.
+	bundle := t.TempDir()
+	ready, err := r.launch([]string{"create", "--id", "one"}, bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			log, _ := os.ReadFile(filepath.Join(bundle, "shim.log"))
+			direct, err := os.ReadFile(filepath.Join(dir, "direct"))
+			t.Logf("shim.log: %s; direct: %q %v", log, direct, err)
+		}
+	}()
+	if rep := readReply(t, ready); rep.Pid != 4242 {
+		t.Fatalf("reply %+v", rep)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "direct")); !strings.Contains(string(got), "create --id one") {
+		t.Fatalf("direct start got %q", got)
+	}
+
+	r.standby.fill(r.Path)
+	ready, err = r.launch([]string{"create", "--id", "two"}, bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := readReply(t, ready); rep.Pid != 4242 {
+		t.Fatalf("reply %+v", rep)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "request"))
+	if err != nil {
+		t.Fatalf("the standby got no request: %v", err)
+	}
+	var req StandbyRequest
+	if err := json.Unmarshal(data, &req); err != nil {
+		t.Fatalf("request %q: %v", data, err)
+	}
+	if strings.Join(req.Args, " ") != "--id two" || req.Dir != bundle || req.Log != filepath.Join(bundle, "shim.log") {
+		t.Fatalf("request %+v", req)
+	}
+}
+
+func TestAStandbyThatIsLetGoExits(t *testing.T) {
+	dir := t.TempDir()
+	r := &Runtime{Path: fakeRuntime(t, dir)}
+	r.standby.fill(r.Path)
+	r.standby.mu.Lock()
+	p := r.standby.p
+	r.standby.mu.Unlock()
+	if p == nil {
+		t.Fatal("no standby started")
+	}
+	pid := p.cmd.Process.Pid
+	r.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		// The engine's cmd.Wait reaps it; until then it shows as a zombie.
+		stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the standby did not exit after Close")
+		}
+		time.Sleep(5 * time.Millisecond) // polling the process table
+	}
+	if _, err := os.Stat(filepath.Join(dir, "request")); err == nil {
+		t.Fatal("a standby that was let go carried out a request")
+	}
+}
+
