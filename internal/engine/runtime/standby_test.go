@@ -113,4 +113,3 @@ func TestAStandbyThatIsLetGoExits(t *testing.T) {
 		t.Fatal("a standby that was let go carried out a request")
 	}
 }
-
