@@ -79,7 +79,8 @@ func (s *Server) afterCreate(res *resource, obj runtime.Object) {
 
 // finalizeNamespace empties a namespace being deleted, then lets it go: every
 // namespaced object in it is deleted (finalizers of those objects are their owners'
-// business), and the namespace's "kubernetes" finalizer is removed.
+// business), and once its pods are gone (stopped by their kubelets within their grace
+// periods), the namespace's "kubernetes" finalizer is removed.
 func (s *Server) finalizeNamespace(name string) {
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Minute)
 	defer cancel()
@@ -104,6 +105,7 @@ func (s *Server) finalizeNamespace(name string) {
 			}
 		}
 	}
+	s.waitPodsGone(ctx, name)
 	nsRes := s.reg.get("", "v1", "namespaces")
 	req := request{gv: schema.GroupVersion{Version: "v1"}, res: nsRes, name: name}
 	_, _, err := s.storeUpdate(ctx, req, func(obj runtime.Object) (runtime.Object, error) {
@@ -127,5 +129,23 @@ func (s *Server) finalizeNamespace(name string) {
 	}, false)
 	if err != nil && !apierrors.IsNotFound(err) {
 		s.log.Error("namespace cleanup: finalize", "namespace", name, "err", err)
+	}
+}
+
+// waitPodsGone waits, within ctx, until the namespace has no pods left: as upstream's
+// namespace controller, a namespace stays Terminating while pods on nodes are stopping.
+func (s *Server) waitPodsGone(ctx context.Context, ns string) {
+	podRes := s.reg.get("", "v1", "pods")
+	for {
+		lr, err := s.cacher(podRes).List(ctx, podRes.storagePrefix()+ns+"/", storage.ListOptions{})
+		if err == nil && len(lr.Items) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			s.log.Warn("namespace cleanup: pods still there", "namespace", ns)
+			return
+		case <-time.After(time.Second): // the kubelets delete them within their grace periods
+		}
 	}
 }

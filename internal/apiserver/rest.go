@@ -3,11 +3,9 @@ package apiserver
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -316,6 +314,7 @@ func (s *Server) createObject(w http.ResponseWriter, r *http.Request, req reques
 	acc.SetUID(typesUID(newUID()))
 	acc.SetCreationTimestamp(metav1.Now())
 	acc.SetDeletionTimestamp(nil)
+	acc.SetDeletionGracePeriodSeconds(nil)
 	acc.SetManagedFields(nil)
 	if hasSpec(obj) {
 		acc.SetGeneration(1)
@@ -457,10 +456,9 @@ func (s *Server) storeUpdate(ctx context.Context, req request, fn func(cur runti
 		acc.SetNamespace(oldAcc.GetNamespace())
 		acc.SetUID(oldAcc.GetUID())
 		acc.SetCreationTimestamp(oldAcc.GetCreationTimestamp())
-		if oldAcc.GetDeletionTimestamp() != nil {
-			acc.SetDeletionTimestamp(oldAcc.GetDeletionTimestamp())
-			acc.SetDeletionGracePeriodSeconds(oldAcc.GetDeletionGracePeriodSeconds())
-		}
+		// Only a DELETE marks an object deleted (or shortens its grace period).
+		acc.SetDeletionTimestamp(oldAcc.GetDeletionTimestamp())
+		acc.SetDeletionGracePeriodSeconds(oldAcc.GetDeletionGracePeriodSeconds())
 		switch req.sub {
 		case "status":
 			obj = withStatusOf(old, obj)
@@ -481,7 +479,7 @@ func (s *Server) storeUpdate(ctx context.Context, req request, fn func(cur runti
 				return nil, err
 			}
 		}
-		if acc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) == 0 {
+		if acc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) == 0 && !gracePending(acc) {
 			deleted = true // the last finalizer went: the object goes
 		}
 		result = obj
@@ -507,113 +505,3 @@ func (s *Server) storeUpdate(ctx context.Context, req request, fn func(cur runti
 }
 
 var errDryRun = fmt.Errorf("dry run")
-
-func (s *Server) delete(w http.ResponseWriter, r *http.Request, req request) error {
-	opts := metav1.DeleteOptions{}
-	if body, _ := io.ReadAll(io.LimitReader(r.Body, maxBody)); len(body) > 0 {
-		if err := runtime.DecodeInto(codecs.UniversalDecoder(), body, &opts); err != nil {
-			return apierrors.NewBadRequest(fmt.Sprintf("invalid DeleteOptions: %v", err))
-		}
-	}
-	if p := r.URL.Query().Get("propagationPolicy"); p != "" {
-		pp := metav1.DeletionPropagation(p)
-		opts.PropagationPolicy = &pp
-	}
-	obj, err := s.deleteObject(r.Context(), req, opts, dryRun(r))
-	if err != nil {
-		return err
-	}
-	s.writeObject(w, r, http.StatusOK, obj, req.gv)
-	return nil
-}
-
-// deleteObject deletes the object, or, when finalizers hold it (its own, or the ones a
-// Foreground or Orphan propagation adds), marks it deleted and leaves it to them.
-func (s *Server) deleteObject(ctx context.Context, req request, opts metav1.DeleteOptions, dry bool) (runtime.Object, error) {
-	cur, err := s.getObject(ctx, req.res, req.namespace, req.name)
-	if err != nil {
-		return nil, err
-	}
-	acc, _ := meta.Accessor(cur)
-	if pre := opts.Preconditions; pre != nil {
-		if pre.UID != nil && *pre.UID != acc.GetUID() {
-			return nil, apierrors.NewConflict(req.res.gvr.GroupResource(), req.name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *pre.UID, acc.GetUID()))
-		}
-		if pre.ResourceVersion != nil && *pre.ResourceVersion != acc.GetResourceVersion() {
-			return nil, apierrors.NewConflict(req.res.gvr.GroupResource(), req.name, fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *pre.ResourceVersion, acc.GetResourceVersion()))
-		}
-	}
-	finalizers := acc.GetFinalizers()
-	if opts.PropagationPolicy != nil {
-		switch *opts.PropagationPolicy {
-		case metav1.DeletePropagationForeground:
-			finalizers = addString(finalizers, metav1.FinalizerDeleteDependents)
-		case metav1.DeletePropagationOrphan:
-			finalizers = addString(finalizers, metav1.FinalizerOrphanDependents)
-		}
-	}
-	if req.res.kind == "Namespace" {
-		finalizers = addString(finalizers, "kubernetes")
-	}
-	if len(finalizers) > 0 {
-		out, _, err := s.storeUpdate(ctx, req, func(obj runtime.Object) (runtime.Object, error) {
-			a, _ := meta.Accessor(obj)
-			if a.GetDeletionTimestamp() == nil {
-				now := metav1.NewTime(time.Now())
-				a.SetDeletionTimestamp(&now)
-				var zero int64
-				a.SetDeletionGracePeriodSeconds(&zero)
-			}
-			a.SetFinalizers(finalizers)
-			a.SetResourceVersion("")
-			markTerminating(obj)
-			return obj, nil
-		}, dry)
-		if err == nil && req.res.kind == "Namespace" && !dry {
-			go s.finalizeNamespace(req.name)
-		}
-		return out, err
-	}
-	if dry {
-		return cur, nil
-	}
-	rv, _ := strconv.ParseInt(acc.GetResourceVersion(), 10, 64)
-	kv, err := s.store.Delete(ctx, req.res.key(req.namespace, req.name), rv)
-	if err != nil {
-		return nil, storageError(err, req.res, req.name)
-	}
-	return s.decodeFromStorage(req.res, storage.KV{Key: kv.Key, Value: kv.Value, ModRevision: kv.ModRevision})
-}
-
-func addString(list []string, s string) []string {
-	if contains(list, s) {
-		return list
-	}
-	return append(append([]string{}, list...), s)
-}
-
-func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, req request) error {
-	o, err := parseListOptions(r)
-	if err != nil {
-		return err
-	}
-	matching, _, err := s.listMatching(r.Context(), req, storage.ListOptions{}, o)
-	if err != nil {
-		return err
-	}
-	var items []runtime.Object
-	for _, obj := range matching {
-		acc, _ := meta.Accessor(obj)
-		one := req
-		one.namespace, one.name = acc.GetNamespace(), acc.GetName()
-		if out, err := s.deleteObject(r.Context(), one, metav1.DeleteOptions{}, dryRun(r)); err == nil {
-			items = append(items, out)
-		} else if !apierrors.IsNotFound(err) {
-			return err
-		}
-	}
-	list := req.res.newList()
-	meta.SetList(list, items)
-	s.writeObject(w, r, http.StatusOK, list, req.gv)
-	return nil
-}
