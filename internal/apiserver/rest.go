@@ -369,8 +369,8 @@ func dryRun(r *http.Request) bool {
 func (s *Server) namespaceActive(ctx context.Context, ns string) error {
 	nsRes := s.reg.get("", "v1", "namespaces")
 	if kv, ok := s.cacher(nsRes).Peek(nsRes.key("", ns)); ok {
-		if obj, err := s.decodeFromStorage(nsRes, kv); err == nil {
-			if acc, _ := meta.Accessor(obj); acc != nil && acc.GetDeletionTimestamp() == nil {
+		if e, err := s.decoded(nsRes, kv, false); err == nil { // decoded once per revision
+			if acc, _ := meta.Accessor(e.obj); acc != nil && acc.GetDeletionTimestamp() == nil {
 				return nil
 			}
 		}
@@ -432,7 +432,8 @@ func (s *Server) storeUpdate(ctx context.Context, req request, fn func(cur runti
 	var result runtime.Object
 	var deleted bool
 	key := req.res.key(req.namespace, req.name)
-	kv, err := s.store.GuaranteedUpdate(ctx, key, func(cur storage.KV, exists bool) ([]byte, error) {
+	// From the watch cache's copy, as upstream: no read of etcd first; a stale copy costs a retry.
+	kv, err := s.cacher(req.res).GuaranteedUpdate(ctx, key, func(cur storage.KV, exists bool) ([]byte, error) {
 		if !exists {
 			return nil, apierrors.NewNotFound(req.res.gvr.GroupResource(), req.name)
 		}
@@ -467,7 +468,7 @@ func (s *Server) storeUpdate(ctx context.Context, req request, fn func(cur runti
 		}
 		acc, _ = meta.Accessor(obj)
 		acc.SetGeneration(oldAcc.GetGeneration())
-		if hasSpec(obj) && specChanged(old, obj) {
+		if req.sub != "status" && hasSpec(obj) && specChanged(old, obj) { // status writes keep the spec
 			acc.SetGeneration(oldAcc.GetGeneration() + 1)
 		}
 		defaultObject(obj)
@@ -479,9 +480,8 @@ func (s *Server) storeUpdate(ctx context.Context, req request, fn func(cur runti
 				return nil, err
 			}
 		}
-		if acc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) == 0 && !gracePending(acc) {
-			deleted = true // the last finalizer went: the object goes
-		}
+		// The last finalizer went: the object goes.
+		deleted = acc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) == 0 && !gracePending(acc)
 		result = obj
 		if dry {
 			return nil, errDryRun

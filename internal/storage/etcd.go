@@ -224,16 +224,39 @@ func (s *etcdStore) Update(ctx context.Context, key string, value []byte, rev in
 }
 
 func (s *etcdStore) GuaranteedUpdate(ctx context.Context, key string, fn func(cur KV, exists bool) ([]byte, error)) (KV, error) {
-	cur, err := s.Get(ctx, key)
-	exists := err == nil
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return KV{}, err
+	return s.guaranteedUpdate(ctx, key, nil, fn)
+}
+
+// guaranteedUpdate is GuaranteedUpdate starting from cached, a copy of the key that may be
+// stale (a watch cache's), rather than from a read, as upstream's GuaranteedUpdate does with
+// its watch cache: a stale copy costs a failed compare, whose answer carries the current
+// value. Until the current value is known, fn failing or finding nothing to change may be
+// the stale copy's doing, so the key is read and fn tried again.
+func (s *etcdStore) guaranteedUpdate(ctx context.Context, key string, cached *KV, fn func(cur KV, exists bool) ([]byte, error)) (KV, error) {
+	var cur KV
+	exists, current := cached != nil, cached == nil
+	if cached != nil {
+		cur = *cached
+	} else {
+		var err error
+		cur, err = s.Get(ctx, key)
+		exists = err == nil
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return KV{}, err
+		}
 	}
 	for {
 		if !exists {
 			cur = KV{Key: key}
 		}
 		value, err := fn(cur, exists)
+		if (err != nil || (exists && bytes.Equal(value, cur.Value))) && !current {
+			if cur, err = s.Get(ctx, key); err != nil && !errors.Is(err, ErrNotFound) {
+				return KV{}, err
+			}
+			exists, current = err == nil, true
+			continue
+		}
 		if err != nil {
 			return KV{}, err
 		}
@@ -262,9 +285,10 @@ func (s *etcdStore) GuaranteedUpdate(ctx context.Context, key string, fn func(cu
 			}
 			return KV{Key: key, Value: value, ModRevision: resp.Header.Revision, CreateRevision: created}, nil
 		}
-		// Lost a race: retry with what the failed transaction read.
+		// Lost a race (or started from a stale copy): retry with what the failed
+		// transaction read, which is current.
 		kvs := resp.Responses[0].GetResponseRange().GetKvs()
-		exists = len(kvs) > 0
+		exists, current = len(kvs) > 0, true
 		if exists {
 			if cur, err = s.decode(kvs[0]); err != nil {
 				return KV{}, fmt.Errorf("update: %w", err)
