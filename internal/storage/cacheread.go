@@ -171,6 +171,7 @@ func (c *Cacher) Create(ctx context.Context, key string, value []byte) (int64, e
 func (c *Cacher) Update(ctx context.Context, key string, value []byte, rev int64) (int64, error) {
 	return c.store.Update(ctx, key, value, rev)
 }
+
 // GuaranteedUpdate starts from the cache's copy of the key when it has one (and the store
 // underneath can start from a copy), saving the read; a stale copy only costs a retry.
 func (c *Cacher) GuaranteedUpdate(ctx context.Context, key string, fn func(cur KV, exists bool) ([]byte, error)) (KV, error) {
@@ -187,6 +188,7 @@ func (c *Cacher) GuaranteedUpdate(ctx context.Context, key string, fn func(cur K
 type updaterFrom interface {
 	guaranteedUpdate(ctx context.Context, key string, cached *KV, fn func(cur KV, exists bool) ([]byte, error)) (KV, error)
 }
+
 func (c *Cacher) Delete(ctx context.Context, key string, rev int64) (KV, error) {
 	return c.store.Delete(ctx, key, rev)
 }
