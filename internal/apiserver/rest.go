@@ -437,11 +437,12 @@ func (s *Server) storeUpdate(ctx context.Context, req request, fn func(cur runti
 		if !exists {
 			return nil, apierrors.NewNotFound(req.res.gvr.GroupResource(), req.name)
 		}
-		old, err := s.decodeFromStorage(req.res, cur)
+		// Decoded once per revision (the watch has usually done it): copies are cheaper.
+		e, err := s.decoded(req.res, cur, false)
 		if err != nil {
 			return nil, err
 		}
-		oldCopy := old.DeepCopyObject()
+		old, oldCopy := e.obj.DeepCopyObject(), e.obj.DeepCopyObject()
 		obj, err := fn(oldCopy)
 		if err != nil {
 			return nil, err
@@ -468,7 +469,8 @@ func (s *Server) storeUpdate(ctx context.Context, req request, fn func(cur runti
 		}
 		acc, _ = meta.Accessor(obj)
 		acc.SetGeneration(oldAcc.GetGeneration())
-		if req.sub != "status" && hasSpec(obj) && specChanged(old, obj) { // status writes keep the spec
+		// Writes of the spec move the generation (a pod's binding does not, as upstream).
+		if (req.sub == "" || req.sub == "scale") && hasSpec(obj) && specChanged(old, obj) {
 			acc.SetGeneration(oldAcc.GetGeneration() + 1)
 		}
 		defaultObject(obj)
