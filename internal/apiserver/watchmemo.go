@@ -20,6 +20,7 @@ type eventMemo struct {
 const memoSize = 2048
 
 type memoKey struct {
+	res  *resource // the version decoded to (and, for custom resources, the schema's generation)
 	key  string
 	rev  int64
 	prev bool // the value before the change rather than after
@@ -61,7 +62,7 @@ func (m *eventMemo) entry(k memoKey) *memoEntry {
 
 // decoded is the object of a stored value, decoded once for every watcher.
 func (s *Server) decoded(res *resource, kv storage.KV, prev bool) (*memoEntry, error) {
-	e := s.memo.entry(memoKey{key: kv.Key, rev: kv.ModRevision, prev: prev})
+	e := s.memo.entry(memoKey{res: res, key: kv.Key, rev: kv.ModRevision, prev: prev})
 	e.once.Do(func() { e.obj, e.err = s.decodeFromStorage(res, kv) })
 	return e, e.err
 }
