@@ -437,13 +437,14 @@ func (s *Server) storeUpdate(ctx context.Context, req request, fn func(cur runti
 		if !exists {
 			return nil, apierrors.NewNotFound(req.res.gvr.GroupResource(), req.name)
 		}
-		// Decoded once per revision (the watch has usually done it): copies are cheaper.
+		// Decoded once per revision (the watch has usually done it): a copy is cheaper.
+		// old is that shared object: read, never changed.
 		e, err := s.decoded(req.res, cur, false)
 		if err != nil {
 			return nil, err
 		}
-		old, oldCopy := e.obj.DeepCopyObject(), e.obj.DeepCopyObject()
-		obj, err := fn(oldCopy)
+		old := e.obj
+		obj, err := fn(old.DeepCopyObject())
 		if err != nil {
 			return nil, err
 		}

@@ -96,7 +96,13 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, req request) erro
 		if memo != nil {
 			raw, err = memo.encoded(format, func(o runtime.Object) ([]byte, error) {
 				var b bytes.Buffer
-				err := objEnc.Encode(servedAs(req.res, o), &b)
+				if req.res.custom == nil && o.GetObjectKind().GroupVersionKind() == req.res.gvk() {
+					// Already of the kind served: the serializer only reads it.
+					err := info.Serializer.Encode(o, &b)
+					return b.Bytes(), err
+				}
+				// The versioning encoder sets the kind on what it encodes: a copy.
+				err := objEnc.Encode(servedAs(req.res, o.DeepCopyObject()), &b)
 				return b.Bytes(), err
 			})
 		} else {

@@ -67,8 +67,8 @@ func (s *Server) decoded(res *resource, kv storage.KV, prev bool) (*memoEntry, e
 	return e, e.err
 }
 
-// encoded is the entry's object encoded by encode (which gets a copy it may change),
-// once per format.
+// encoded is the entry's object encoded by encode, once per format. encode gets the shared
+// object and must not change it (nor hand it to an encoder that sets its kind).
 func (e *memoEntry) encoded(format string, encode func(runtime.Object) ([]byte, error)) ([]byte, error) {
 	e.mu.Lock()
 	b, ok := e.enc[format]
@@ -77,6 +77,6 @@ func (e *memoEntry) encoded(format string, encode func(runtime.Object) ([]byte, 
 		e.enc[format] = b
 	}
 	e.mu.Unlock()
-	b.once.Do(func() { b.data, b.err = encode(e.obj.DeepCopyObject()) })
+	b.once.Do(func() { b.data, b.err = encode(e.obj) })
 	return b.data, b.err
 }
