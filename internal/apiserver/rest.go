@@ -343,11 +343,13 @@ func (s *Server) createObject(w http.ResponseWriter, r *http.Request, req reques
 	if err != nil {
 		return apierrors.NewInternalError(err)
 	}
-	rev, err := s.store.Create(r.Context(), req.res.key(req.namespace, acc.GetName()), data)
+	key := req.res.key(req.namespace, acc.GetName())
+	rev, err := s.store.Create(r.Context(), key, data)
 	if err != nil {
 		return storageError(err, req.res, acc.GetName())
 	}
 	acc.SetResourceVersion(strconv.FormatInt(rev, 10))
+	s.wrote(req.res, key, rev, obj.DeepCopyObject())
 	s.afterCreate(req.res, obj)
 	s.writeObject(w, r, http.StatusCreated, obj, req.gv)
 	return nil
@@ -499,6 +501,7 @@ func (s *Server) storeUpdate(ctx context.Context, req request, fn func(cur runti
 	}
 	acc, _ := meta.Accessor(result)
 	acc.SetResourceVersion(strconv.FormatInt(kv.ModRevision, 10))
+	s.wrote(req.res, key, kv.ModRevision, result.DeepCopyObject())
 	if deleted {
 		if _, err := s.store.Delete(ctx, key, kv.ModRevision); err != nil {
 			return nil, 0, storageError(err, req.res, req.name)

@@ -60,6 +60,18 @@ func (m *eventMemo) entry(k memoKey) *memoEntry {
 	return e
 }
 
+// wrote records obj as what this server just stored under key at rev, so that the watch
+// of that change (and the next update) need not decode it. obj becomes the memo's: the
+// caller must not change it. Custom resources, defaulted on read, are left to decoding.
+func (s *Server) wrote(res *resource, key string, rev int64, obj runtime.Object) {
+	if res.custom != nil {
+		return
+	}
+	obj.GetObjectKind().SetGroupVersionKind(res.gvk())
+	e := s.memo.entry(memoKey{res: res, key: key, rev: rev})
+	e.once.Do(func() { e.obj = obj })
+}
+
 // decoded is the object of a stored value, decoded once for every watcher.
 func (s *Server) decoded(res *resource, kv storage.KV, prev bool) (*memoEntry, error) {
 	e := s.memo.entry(memoKey{res: res, key: kv.Key, rev: kv.ModRevision, prev: prev})
