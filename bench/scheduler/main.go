@@ -87,8 +87,16 @@ func run(c config) error {
 		return err
 	}
 
-	w := newWatcher(c.pods)
-	f := informers.NewSharedInformerFactoryWithOptions(scheduler.ListThenWatch{Interface: client}, 0, informers.WithNamespace(ns))
+	w := newWatcher(ns, c.pods)
+	// The in-process scheduler's own pod informer also tells the watcher when pods are
+	// bound: a second watch of every pod would cost this process (and the server) as
+	// much as the scheduler's, and measure the measurement.
+	var f informers.SharedInformerFactory
+	if c.sched == "in-process" {
+		f = informers.NewSharedInformerFactory(scheduler.ListThenWatch{Interface: client}, 0)
+	} else {
+		f = informers.NewSharedInformerFactoryWithOptions(scheduler.ListThenWatch{Interface: client}, 0, informers.WithNamespace(ns))
+	}
 	f.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { w.seen(o.(*corev1.Pod)) },
 		UpdateFunc: func(_, o any) { w.seen(o.(*corev1.Pod)) },
@@ -102,7 +110,7 @@ func run(c config) error {
 		if c.verbose {
 			level = slog.LevelDebug
 		}
-		s, err := scheduler.New(client, scheduler.Options{Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))})
+		s, err := scheduler.New(client, scheduler.Options{Informers: f, Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))})
 		if err != nil {
 			return err
 		}

@@ -10,8 +10,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// watcher notes when each measured pod was sent and when it was seen bound.
+// watcher notes when each measured pod (pod-N in namespace ns) was sent and when it was
+// seen bound.
 type watcher struct {
+	ns      string
 	mu      sync.Mutex
 	sentAt  map[string]time.Time
 	boundAt map[string]time.Time
@@ -21,8 +23,8 @@ type watcher struct {
 	done    chan struct{}
 }
 
-func newWatcher(want int) *watcher {
-	return &watcher{sentAt: map[string]time.Time{}, boundAt: map[string]time.Time{}, want: want, done: make(chan struct{})}
+func newWatcher(ns string, want int) *watcher {
+	return &watcher{ns: ns, sentAt: map[string]time.Time{}, boundAt: map[string]time.Time{}, want: want, done: make(chan struct{})}
 }
 
 func (w *watcher) sent(name string) {
@@ -41,7 +43,7 @@ func (w *watcher) restart(t time.Time) {
 }
 
 func (w *watcher) seen(p *corev1.Pod) {
-	if p.Spec.NodeName == "" || !strings.HasPrefix(p.Name, "pod-") {
+	if p.Spec.NodeName == "" || p.Namespace != w.ns || !strings.HasPrefix(p.Name, "pod-") {
 		return
 	}
 	now := time.Now()

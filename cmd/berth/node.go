@@ -81,6 +81,7 @@ func runNode(ctx context.Context, log *slog.Logger, c nodeConfig, creds pki.Node
 		Host:            apiServer,
 		TLSClientConfig: rest.TLSClientConfig{CAData: creds.CA, CertData: creds.ClientCert, KeyData: creds.ClientKey},
 		UserAgent:       "berth-kubelet/" + c.nodeName,
+		ContentConfig:   rest.ContentConfig{ContentType: "application/vnd.kubernetes.protobuf"}, // as upstream's kubelet
 		QPS:             200, Burst: 400,
 	}
 	cs, err := kubernetes.NewForConfig(restCfg)

@@ -169,3 +169,16 @@ func TestRuleAllows(t *testing.T) {
 		t.Error("non-resource URL matching")
 	}
 }
+
+func TestKeepStatusCopiesTheStoredStatus(t *testing.T) {
+	pods := registryFor(t, "", "v1", "pods")
+	stored := &corev1.Pod{Status: corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}}
+	cur := keepStatus(pods, stored, &corev1.Pod{}).(*corev1.Pod)
+	if len(cur.Status.Conditions) != 1 {
+		t.Fatalf("status not kept: %+v", cur.Status)
+	}
+	cur.Status.Conditions[0].Status = corev1.ConditionFalse
+	if stored.Status.Conditions[0].Status != corev1.ConditionTrue {
+		t.Fatal("changing the written object's status changed the stored object's (shared by the watch)")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -57,10 +58,18 @@ func checkUnknownFields(r *http.Request, gvk schema.GroupVersionKind, err error)
 
 type warningsKey struct{}
 
-// withWarnings lets the handlers below add Warning headers to w (before they write it).
+// withWarnings lets the handlers below add Warning headers to w (before they write it),
+// each message once, as upstream's recorder does (an update that is retried warns again).
 func withWarnings(w http.ResponseWriter, r *http.Request) *http.Request {
+	var mu sync.Mutex
+	sent := map[string]bool{}
 	add := func(msg string) {
-		w.Header().Add("Warning", "299 - "+strconv.Quote(msg))
+		mu.Lock()
+		defer mu.Unlock()
+		if !sent[msg] {
+			sent[msg] = true
+			w.Header().Add("Warning", "299 - "+strconv.Quote(msg))
+		}
 	}
 	return r.WithContext(context.WithValue(r.Context(), warningsKey{}, add))
 }

@@ -121,13 +121,28 @@ func managerOf(r *http.Request) string {
 
 // trackUpdate records in obj's managed fields what the request's manager changed from
 // live (nil: a create). The write goes on if the tracking fails, as upstream's does.
-func (s *Server) trackUpdate(r *http.Request, res *resource, sub string, live, obj runtime.Object) runtime.Object {
+func (s *Server) trackUpdate(r *http.Request, res *resource, sub string, live, obj runtime.Object) (out runtime.Object) {
 	fm, err := s.fieldManager(res, sub)
 	if err != nil {
 		s.log.Error("managed fields", "kind", res.kind, "err", err)
 		return obj
 	}
+	manager := managerOf(r)
 	if live == nil {
+		d, memo := s.createdFields.digest(res, sub, manager, obj)
+		if entries, ok := s.createdFields.get(d); memo && ok {
+			if acc, err := meta.Accessor(obj); err == nil {
+				acc.SetManagedFields(entries)
+				return obj
+			}
+		}
+		if memo {
+			defer func() {
+				if acc, err := meta.Accessor(out); err == nil {
+					s.createdFields.put(d, acc.GetManagedFields())
+				}
+			}()
+		}
 		live = res.new()
 		if acc, err := meta.Accessor(live); err == nil {
 			acc.SetManagedFields(nil)
@@ -135,7 +150,7 @@ func (s *Server) trackUpdate(r *http.Request, res *resource, sub string, live, o
 		live.GetObjectKind().SetGroupVersionKind(res.gvk())
 	}
 	obj.GetObjectKind().SetGroupVersionKind(res.gvk())
-	return fm.UpdateNoErrors(live, obj, managerOf(r))
+	return fm.UpdateNoErrors(live, obj, manager)
 }
 
 // customConverter converts custom resources between their versions, which share one

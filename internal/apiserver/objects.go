@@ -61,9 +61,21 @@ func keepStatus(res *resource, old, cur runtime.Object) runtime.Object {
 	a, ok1 := structField(old, "Status")
 	b, ok2 := structField(cur, "Status")
 	if ok1 && ok2 && b.CanSet() {
-		b.Set(a)
+		b.Set(deepCopyValue(a)) // old may be shared: its status is copied, not aliased
 	}
 	return cur
+}
+
+// deepCopyValue copies an addressable API struct with its generated DeepCopy.
+func deepCopyValue(v reflect.Value) reflect.Value {
+	if v.CanAddr() {
+		if m := v.Addr().MethodByName("DeepCopy"); m.IsValid() && m.Type().NumIn() == 0 && m.Type().NumOut() == 1 {
+			if out := m.Call(nil)[0]; out.Kind() == reflect.Pointer && !out.IsNil() {
+				return out.Elem()
+			}
+		}
+	}
+	return v
 }
 
 // withStatusOf: a write to /status changes only the status (and labels/annotations are

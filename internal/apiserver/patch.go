@@ -67,7 +67,7 @@ func patchType(r *http.Request) types.PatchType {
 }
 
 func (s *Server) toJSON(obj runtime.Object, gv schema.GroupVersion) ([]byte, error) {
-	return runtime.Encode(codecs.EncoderForVersion(storageCodec, gv), obj)
+	return runtime.Encode(codecs.EncoderForVersion(storageJSON, gv), obj)
 }
 
 // strictCodec refuses unknown and duplicate fields (fieldValidation=Strict).
@@ -80,7 +80,7 @@ func (s *Server) fromJSON(r *http.Request, data []byte, res *resource) (runtime.
 	gvk := res.gvk()
 	dec := runtime.Decoder(strictCodec)
 	if fieldValidationOf(r) == validationIgnore {
-		dec = storageCodec
+		dec = storageJSON
 	}
 	_, _, err := dec.Decode(data, &gvk, obj)
 	if err = checkUnknownFields(r, gvk, err); err != nil {

@@ -343,11 +343,13 @@ func (s *Server) createObject(w http.ResponseWriter, r *http.Request, req reques
 	if err != nil {
 		return apierrors.NewInternalError(err)
 	}
-	rev, err := s.store.Create(r.Context(), req.res.key(req.namespace, acc.GetName()), data)
+	key := req.res.key(req.namespace, acc.GetName())
+	rev, err := s.store.Create(r.Context(), key, data)
 	if err != nil {
 		return storageError(err, req.res, acc.GetName())
 	}
 	acc.SetResourceVersion(strconv.FormatInt(rev, 10))
+	s.wrote(req.res, key, rev, obj.DeepCopyObject())
 	s.afterCreate(req.res, obj)
 	s.writeObject(w, r, http.StatusCreated, obj, req.gv)
 	return nil
@@ -369,8 +371,8 @@ func dryRun(r *http.Request) bool {
 func (s *Server) namespaceActive(ctx context.Context, ns string) error {
 	nsRes := s.reg.get("", "v1", "namespaces")
 	if kv, ok := s.cacher(nsRes).Peek(nsRes.key("", ns)); ok {
-		if obj, err := s.decodeFromStorage(nsRes, kv); err == nil {
-			if acc, _ := meta.Accessor(obj); acc != nil && acc.GetDeletionTimestamp() == nil {
+		if e, err := s.decoded(nsRes, kv, false); err == nil { // decoded once per revision
+			if acc, _ := meta.Accessor(e.obj); acc != nil && acc.GetDeletionTimestamp() == nil {
 				return nil
 			}
 		}
@@ -432,16 +434,19 @@ func (s *Server) storeUpdate(ctx context.Context, req request, fn func(cur runti
 	var result runtime.Object
 	var deleted bool
 	key := req.res.key(req.namespace, req.name)
-	kv, err := s.store.GuaranteedUpdate(ctx, key, func(cur storage.KV, exists bool) ([]byte, error) {
+	// From the watch cache's copy, as upstream: no read of etcd first; a stale copy costs a retry.
+	kv, err := s.cacher(req.res).GuaranteedUpdate(ctx, key, func(cur storage.KV, exists bool) ([]byte, error) {
 		if !exists {
 			return nil, apierrors.NewNotFound(req.res.gvr.GroupResource(), req.name)
 		}
-		old, err := s.decodeFromStorage(req.res, cur)
+		// Decoded once per revision (the watch has usually done it): a copy is cheaper.
+		// old is that shared object: read, never changed.
+		e, err := s.decoded(req.res, cur, false)
 		if err != nil {
 			return nil, err
 		}
-		oldCopy := old.DeepCopyObject()
-		obj, err := fn(oldCopy)
+		old := e.obj
+		obj, err := fn(old.DeepCopyObject())
 		if err != nil {
 			return nil, err
 		}
@@ -467,7 +472,8 @@ func (s *Server) storeUpdate(ctx context.Context, req request, fn func(cur runti
 		}
 		acc, _ = meta.Accessor(obj)
 		acc.SetGeneration(oldAcc.GetGeneration())
-		if hasSpec(obj) && specChanged(old, obj) {
+		// Writes of the spec move the generation (a pod's binding does not, as upstream).
+		if (req.sub == "" || req.sub == "scale") && hasSpec(obj) && specChanged(old, obj) {
 			acc.SetGeneration(oldAcc.GetGeneration() + 1)
 		}
 		defaultObject(obj)
@@ -479,9 +485,8 @@ func (s *Server) storeUpdate(ctx context.Context, req request, fn func(cur runti
 				return nil, err
 			}
 		}
-		if acc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) == 0 && !gracePending(acc) {
-			deleted = true // the last finalizer went: the object goes
-		}
+		// The last finalizer went: the object goes.
+		deleted = acc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) == 0 && !gracePending(acc)
 		result = obj
 		if dry {
 			return nil, errDryRun
@@ -496,6 +501,7 @@ func (s *Server) storeUpdate(ctx context.Context, req request, fn func(cur runti
 	}
 	acc, _ := meta.Accessor(result)
 	acc.SetResourceVersion(strconv.FormatInt(kv.ModRevision, 10))
+	s.wrote(req.res, key, kv.ModRevision, result.DeepCopyObject())
 	if deleted {
 		if _, err := s.store.Delete(ctx, key, kv.ModRevision); err != nil {
 			return nil, 0, storageError(err, req.res, req.name)

@@ -66,9 +66,10 @@ type Server struct {
 	advertise net.IP
 	apiPort   int
 
-	oapi    openAPI       // the OpenAPI documents, built on first use
-	managed fieldManagers // managed fields and server-side apply, per resource
-	crd     crds          // the CRDs served (crd.go)
+	oapi          openAPI       // the OpenAPI documents, built on first use
+	managed       fieldManagers // managed fields and server-side apply, per resource
+	createdFields createFields  // managed fields of creates, by the objects' shapes
+	crd           crds          // the CRDs served (crd.go)
 
 	mu      sync.Mutex
 	cachers map[string]*storage.Cacher // per resource prefix: one etcd watch each
@@ -163,6 +164,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case path == "/openapi/v2" || path == "/openapi/v3" || strings.HasPrefix(path, "/openapi/v3/"):
 		s.serveOpenAPI(w, r)
+	case path == "/debug/pprof" || strings.HasPrefix(path, "/debug/pprof/"):
+		s.serveProfiling(w, r)
 	case path == "/api":
 		s.serveAPI(w, r)
 	case path == "/apis":

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strconv"
@@ -9,13 +10,21 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer/json"
+	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 
 	"github.com/berth-project/berth/internal/storage"
 )
 
-// Objects are kept in etcd as JSON of their external version, without a
-// resourceVersion: the etcd revision is the resourceVersion, set on the way out.
-var storageCodec = json.NewSerializerWithOptions(json.DefaultMetaFactory, scheme, scheme, json.SerializerOptions{})
+// Built-in objects are kept in etcd as Kubernetes protobuf of their external version (the
+// "k8s\x00" envelope upstream writes), custom resources as JSON, all without a
+// resourceVersion: the etcd revision is the resourceVersion, set on the way out. Reads take
+// either encoding, so data written as JSON (by earlier Berth versions, or by hand) still
+// reads; it is rewritten as protobuf on its next update.
+var (
+	storageJSON     = json.NewSerializerWithOptions(json.DefaultMetaFactory, scheme, scheme, json.SerializerOptions{})
+	storageProtobuf = protobuf.NewSerializer(scheme, scheme)
+	protobufPrefix  = []byte{0x6b, 0x38, 0x73, 0x00} // "k8s\x00"
+)
 
 func (s *Server) encodeForStorage(res *resource, obj runtime.Object) ([]byte, error) {
 	acc, err := meta.Accessor(obj)
@@ -28,13 +37,17 @@ func (s *Server) encodeForStorage(res *resource, obj runtime.Object) ([]byte, er
 	if res.custom != nil {
 		return res.custom.encode(obj)
 	}
-	return runtime.Encode(codecs.EncoderForVersion(storageCodec, res.gvr.GroupVersion()), obj)
+	return runtime.Encode(codecs.EncoderForVersion(storageProtobuf, res.gvr.GroupVersion()), obj)
 }
 
 func (s *Server) decodeFromStorage(res *resource, kv storage.KV) (runtime.Object, error) {
 	obj := res.new()
 	gvk := res.gvk()
-	if _, _, err := storageCodec.Decode(kv.Value, &gvk, obj); err != nil {
+	dec := runtime.Decoder(storageJSON)
+	if bytes.HasPrefix(kv.Value, protobufPrefix) {
+		dec = storageProtobuf
+	}
+	if _, _, err := dec.Decode(kv.Value, &gvk, obj); err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
 	acc, err := meta.Accessor(obj)

@@ -311,7 +311,7 @@ func table(kind string, objs []runtime.Object, withHeaders bool) *metav1.Table {
 		row := append([]any{acc.GetName()}, cells[:min(pos, len(cells))]...)
 		row = append(row, age(obj))
 		row = append(row, cells[min(pos, len(cells)):]...)
-		raw, _ := runtime.Encode(codecs.EncoderForVersion(storageCodec, obj.GetObjectKind().GroupVersionKind().GroupVersion()), obj)
+		raw, _ := runtime.Encode(codecs.EncoderForVersion(storageJSON, obj.GetObjectKind().GroupVersionKind().GroupVersion()), obj)
 		t.Rows = append(t.Rows, metav1.TableRow{Cells: row, Object: runtime.RawExtension{Raw: raw}})
 	}
 	return t

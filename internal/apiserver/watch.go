@@ -96,7 +96,13 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, req request) erro
 		if memo != nil {
 			raw, err = memo.encoded(format, func(o runtime.Object) ([]byte, error) {
 				var b bytes.Buffer
-				err := objEnc.Encode(servedAs(req.res, o), &b)
+				if req.res.custom == nil && o.GetObjectKind().GroupVersionKind() == req.res.gvk() {
+					// Already of the kind served: the serializer only reads it.
+					err := info.Serializer.Encode(o, &b)
+					return b.Bytes(), err
+				}
+				// The versioning encoder sets the kind on what it encodes: a copy.
+				err := objEnc.Encode(servedAs(req.res, o.DeepCopyObject()), &b)
 				return b.Bytes(), err
 			})
 		} else {
@@ -109,14 +115,15 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, req request) erro
 			return false
 		}
 		ev := &metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: raw}}
-		if err := enc.Encode(ev); err != nil {
-			return false
-		}
+		return enc.Encode(ev) == nil
+	}
+	// Events are flushed when no more are waiting, as upstream does: one write for a burst.
+	flush := func() {
 		if flusher != nil {
 			flusher.Flush()
 		}
-		return true
 	}
+	defer flush()
 	for _, kv := range initial {
 		obj, err := s.decodeFromStorage(req.res, kv)
 		if err != nil {
@@ -138,31 +145,40 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, req request) erro
 		}
 	}
 	for {
+		var ev storage.Event
+		var ok bool
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev, ok := <-events:
-			if !ok {
-				if err := done(); err != nil && ctx.Err() == nil {
-					st := errorStatus(storageError(err, req.res, ""))
-					send(watch.Error, st, nil)
-				}
+		case ev, ok = <-events:
+		default:
+			flush()
+			select {
+			case <-ctx.Done():
+				return nil
+			case ev, ok = <-events:
+			}
+		}
+		if !ok {
+			if err := done(); err != nil && ctx.Err() == nil {
+				st := errorStatus(storageError(err, req.res, ""))
+				send(watch.Error, st, nil)
+			}
+			return nil
+		}
+		if ev.Type == storage.Bookmark {
+			bm := req.res.new()
+			if acc, err := meta.Accessor(bm); err == nil {
+				acc.SetResourceVersion(strconv.FormatInt(ev.KV.ModRevision, 10))
+			}
+			bm.GetObjectKind().SetGroupVersionKind(req.res.gvk())
+			if !send(watch.Bookmark, bm, nil) {
 				return nil
 			}
-			if ev.Type == storage.Bookmark {
-				bm := req.res.new()
-				if acc, err := meta.Accessor(bm); err == nil {
-					acc.SetResourceVersion(strconv.FormatInt(ev.KV.ModRevision, 10))
-				}
-				bm.GetObjectKind().SetGroupVersionKind(req.res.gvk())
-				if !send(watch.Bookmark, bm, nil) {
-					return nil
-				}
-				continue
-			}
-			if !s.sendChange(req, o, ev, send) {
-				return nil
-			}
+			continue
+		}
+		if !s.sendChange(req, o, ev, send) {
+			return nil
 		}
 	}
 }

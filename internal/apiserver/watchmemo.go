@@ -20,6 +20,7 @@ type eventMemo struct {
 const memoSize = 2048
 
 type memoKey struct {
+	res  *resource // the version decoded to (and, for custom resources, the schema's generation)
 	key  string
 	rev  int64
 	prev bool // the value before the change rather than after
@@ -59,15 +60,27 @@ func (m *eventMemo) entry(k memoKey) *memoEntry {
 	return e
 }
 
+// wrote records obj as what this server just stored under key at rev, so that the watch
+// of that change (and the next update) need not decode it. obj becomes the memo's: the
+// caller must not change it. Custom resources, defaulted on read, are left to decoding.
+func (s *Server) wrote(res *resource, key string, rev int64, obj runtime.Object) {
+	if res.custom != nil {
+		return
+	}
+	obj.GetObjectKind().SetGroupVersionKind(res.gvk())
+	e := s.memo.entry(memoKey{res: res, key: key, rev: rev})
+	e.once.Do(func() { e.obj = obj })
+}
+
 // decoded is the object of a stored value, decoded once for every watcher.
 func (s *Server) decoded(res *resource, kv storage.KV, prev bool) (*memoEntry, error) {
-	e := s.memo.entry(memoKey{key: kv.Key, rev: kv.ModRevision, prev: prev})
+	e := s.memo.entry(memoKey{res: res, key: kv.Key, rev: kv.ModRevision, prev: prev})
 	e.once.Do(func() { e.obj, e.err = s.decodeFromStorage(res, kv) })
 	return e, e.err
 }
 
-// encoded is the entry's object encoded by encode (which gets a copy it may change),
-// once per format.
+// encoded is the entry's object encoded by encode, once per format. encode gets the shared
+// object and must not change it (nor hand it to an encoder that sets its kind).
 func (e *memoEntry) encoded(format string, encode func(runtime.Object) ([]byte, error)) ([]byte, error) {
 	e.mu.Lock()
 	b, ok := e.enc[format]
@@ -76,6 +89,6 @@ func (e *memoEntry) encoded(format string, encode func(runtime.Object) ([]byte, 
 		e.enc[format] = b
 	}
 	e.mu.Unlock()
-	b.once.Do(func() { b.data, b.err = encode(e.obj.DeepCopyObject()) })
+	b.once.Do(func() { b.data, b.err = encode(e.obj) })
 	return b.data, b.err
 }

@@ -55,9 +55,18 @@ func (s *countingStore) cutWatches() {
 
 // newCacher starts a cache over a counting store over a fresh embedded etcd.
 func newCacher(t *testing.T, prefix string, o CacherOptions) (*Cacher, *countingStore, *Embedded) {
+	return newCacherOver(t, prefix, o, false)
+}
+
+// newCacherOver is newCacher with the etcd called in-process, or through its socket.
+func newCacherOver(t *testing.T, prefix string, o CacherOptions, inProcess bool) (*Cacher, *countingStore, *Embedded) {
 	t.Helper()
 	e := startEtcd(t)
-	cs := &countingStore{Store: newStore(t, EtcdConfig{Endpoints: e.Endpoints()})}
+	cfg := EtcdConfig{Endpoints: e.Endpoints()}
+	if inProcess {
+		cfg.Embedded = e
+	}
+	cs := &countingStore{Store: newStore(t, cfg)}
 	c := NewCacherWithOptions(cs, prefix, o)
 	t.Cleanup(func() { c.Close() })
 	if err := c.WaitReady(ctxT(t)); err != nil {
@@ -310,7 +319,13 @@ func TestCacherInitialEvents(t *testing.T) {
 // TestCacherListIsFreshAndFromMemory: a list right after a write sees it, and is answered
 // from memory even when the etcd revision moved on under another prefix.
 func TestCacherListIsFreshAndFromMemory(t *testing.T) {
-	c, cs, _ := newCacher(t, "/registry/pods/", CacherOptions{})
+	for _, inProcess := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inProcess=%v", inProcess), func(t *testing.T) { testListIsFresh(t, inProcess) })
+	}
+}
+
+func testListIsFresh(t *testing.T, inProcess bool) {
+	c, cs, _ := newCacherOver(t, "/registry/pods/", CacherOptions{}, inProcess)
 	ctx := ctxT(t)
 	lists := cs.lists.Load()
 	mustCreate(t, cs, "/registry/pods/ns/a", "a")

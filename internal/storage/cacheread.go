@@ -171,9 +171,24 @@ func (c *Cacher) Create(ctx context.Context, key string, value []byte) (int64, e
 func (c *Cacher) Update(ctx context.Context, key string, value []byte, rev int64) (int64, error) {
 	return c.store.Update(ctx, key, value, rev)
 }
+
+// GuaranteedUpdate starts from the cache's copy of the key when it has one (and the store
+// underneath can start from a copy), saving the read; a stale copy only costs a retry.
 func (c *Cacher) GuaranteedUpdate(ctx context.Context, key string, fn func(cur KV, exists bool) ([]byte, error)) (KV, error) {
+	if from, ok := c.store.(updaterFrom); ok && c.covers(key) {
+		if kv, ok := c.Peek(key); ok {
+			return from.guaranteedUpdate(ctx, key, &kv, fn)
+		}
+	}
 	return c.store.GuaranteedUpdate(ctx, key, fn)
 }
+
+// updaterFrom is a store whose GuaranteedUpdate can start from a copy of the key that may
+// be stale (see etcdStore.guaranteedUpdate); nil: read it first.
+type updaterFrom interface {
+	guaranteedUpdate(ctx context.Context, key string, cached *KV, fn func(cur KV, exists bool) ([]byte, error)) (KV, error)
+}
+
 func (c *Cacher) Delete(ctx context.Context, key string, rev int64) (KV, error) {
 	return c.store.Delete(ctx, key, rev)
 }

@@ -365,3 +365,22 @@ func TestCacherStore(t *testing.T) {
 		return harness{store: c, endpoints: e.Endpoints()}
 	})
 }
+
+// TestInProcessEtcdStore runs the suite against an embedded etcd called in-process.
+func TestInProcessEtcdStore(t *testing.T) {
+	testStore(t, func(t *testing.T) harness {
+		e := startEtcd(t)
+		return harness{store: newStore(t, EtcdConfig{Embedded: e}), endpoints: e.Endpoints()}
+	})
+}
+
+// TestInProcessCacherStore runs the suite against the watch cache over an embedded etcd
+// called in-process.
+func TestInProcessCacherStore(t *testing.T) {
+	testStore(t, func(t *testing.T) harness {
+		e := startEtcd(t)
+		c := NewCacherWithOptions(newStore(t, EtcdConfig{Embedded: e}), "/", CacherOptions{Window: 5})
+		t.Cleanup(func() { c.Close() })
+		return harness{store: c, endpoints: e.Endpoints()}
+	})
+}
