@@ -18,6 +18,7 @@ import (
 	"github.com/berth-project/berth/internal/cri"
 	"github.com/berth-project/berth/internal/dockerapi"
 	"github.com/berth-project/berth/internal/engine"
+	"github.com/berth-project/berth/internal/program"
 	"github.com/berth-project/berth/internal/version"
 )
 
@@ -74,7 +75,7 @@ func runEngine(ctx context.Context, cfg engine.Config, streamAddr string) error 
 	if err != nil {
 		return err
 	}
-	dropStartupPages()
+	program.DropStartupPages()
 	<-ctx.Done()
 	return e.stop()
 }

@@ -73,7 +73,7 @@ func (e *Engine) RunSandbox(ctx context.Context, cfg SandboxConfig) (sb sandbox.
 		hostname = cfg.Metadata.Name
 	}
 	rec := &sandbox.Sandbox{
-		ID: sandbox.NewID(), Metadata: cfg.Metadata, Hostname: hostname, LogDirectory: cfg.LogDirectory,
+		ID: container.NewID(), Metadata: cfg.Metadata, Hostname: hostname, LogDirectory: cfg.LogDirectory,
 		Labels: cfg.Labels, Annotations: cfg.Annotations, Created: time.Now().UTC(), State: sandbox.NotReady,
 		RuntimeClass: cfg.RuntimeHandler, Network: cfg.Network, PID: cfg.PID, IPC: cfg.IPC, DNS: cfg.DNS,
 		Ports: cfg.Ports, CgroupParent: cfg.CgroupParent, Sysctls: cfg.Sysctls,

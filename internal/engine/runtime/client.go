@@ -32,7 +32,8 @@ type Runtime struct {
 // early as a start is known to be on its way.
 func (r *Runtime) Prime() {
 	r.primer.Prime()
-	r.standby.fill(r.Path)
+	// Starting the standby is a fork and exec: not on the API request's path.
+	go r.standby.fill(r.Path)
 }
 
 // Close stops the berth-runtime kept waiting, if any.

@@ -4,8 +4,6 @@
 package sandbox
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -130,13 +128,6 @@ func Open(root string) (*Store, error) {
 		st.byID[s.ID] = s
 	}
 	return st, nil
-}
-
-// NewID returns a random 64-hex sandbox id.
-func NewID() string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // Add records a new sandbox (setting its directory); its metadata must be unused.

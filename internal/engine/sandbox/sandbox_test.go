@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-project/berth/internal/engine/container"
 	"github.com/berth-project/berth/internal/engine/errdefs"
 )
 
@@ -15,16 +16,16 @@ func TestStoreReservesMetadataAndKeepsRecordsAcrossOpens(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := Metadata{Name: "web", Namespace: "default", UID: "u1"}
-	a := &Sandbox{ID: NewID(), Metadata: md, Created: time.Now(), State: NotReady}
+	a := &Sandbox{ID: container.NewID(), Metadata: md, Created: time.Now(), State: NotReady}
 	if err := st.Add(a); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Add(&Sandbox{ID: NewID(), Metadata: md}); !errors.Is(err, errdefs.ErrConflict) {
+	if err := st.Add(&Sandbox{ID: container.NewID(), Metadata: md}); !errors.Is(err, errdefs.ErrConflict) {
 		t.Fatalf("a second sandbox with the same metadata: %v, want a conflict", err)
 	}
 	next := md
 	next.Attempt = 1
-	if err := st.Add(&Sandbox{ID: NewID(), Metadata: next, Created: time.Now()}); err != nil {
+	if err := st.Add(&Sandbox{ID: container.NewID(), Metadata: next, Created: time.Now()}); err != nil {
 		t.Fatalf("the next attempt: %v", err)
 	}
 

@@ -144,7 +144,8 @@ func Run(o Options) error {
 	if s.cri != nil {
 		s.cri.flush()
 	}
-	ex.OOMKilled = s.oomKilled()
+	cgroups := s.cgroupPaths()
+	ex.OOMKilled = oomKilled(cgroups)
 	// Report the exit first and clean up after: the engine and `docker run` are waiting.
 	writeExit(filepath.Join(o.Bundle, "exit.json"), ex)
 	s.mu.Lock()
@@ -156,7 +157,7 @@ func Run(o Options) error {
 	s.mu.Unlock()
 	close(s.done)
 	s.helpers.Wait()
-	if !s.removeCgroups() {
+	if !removeCgroups(cgroups) {
 		// Processes are left in the cgroup (the container shared a pid namespace):
 		// libcontainer kills them before it removes the cgroup.
 		if err := exec.Command(o.Runtime, "destroy", "--root", o.Root, "--id", o.ID).Run(); err != nil {
@@ -281,8 +282,7 @@ func (s *Shim) cgroupPaths() map[string]string {
 
 // oomKilled reads the memory cgroup's OOM kill counter (v1: memory.oom_control, v2:
 // memory.events).
-func (s *Shim) oomKilled() bool {
-	paths := s.cgroupPaths()
+func oomKilled(paths map[string]string) bool {
 	dir := paths["memory"]
 	if dir == "" {
 		dir = paths[""]
@@ -307,8 +307,7 @@ func (s *Shim) oomKilled() bool {
 // removeCgroups removes the exited container's cgroups itself, which is all that
 // libcontainer's destroy does for a container whose processes are all gone, without
 // starting berth-runtime for it. It reports false when a cgroup is still busy.
-func (s *Shim) removeCgroups() bool {
-	paths := s.cgroupPaths()
+func removeCgroups(paths map[string]string) bool {
 	if paths == nil {
 		return false
 	}

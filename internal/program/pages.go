@@ -1,4 +1,5 @@
-package main
+// Package program is about the running berth binary itself, as a process.
+package program
 
 import (
 	"bufio"
@@ -9,7 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// dropStartupPages gives back the pages of this program that only start-up touched.
+// DropStartupPages gives back the pages of this program that only start-up touched.
 //
 // berth is one binary with a whole Kubernetes control plane in it, and Go runs every
 // linked package's initialisation at start-up, whatever the command: registering the
@@ -19,7 +20,7 @@ import (
 // (MADV_PAGEOUT); what the engine does use faults back in on first use, from the page
 // cache. Heap, stacks and writable data are not touched. Errors are ignored: an older
 // kernel simply keeps the pages.
-func dropStartupPages() {
+func DropStartupPages() {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
 		return
