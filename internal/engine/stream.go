@@ -70,12 +70,18 @@ func (e *Engine) Attach(ctx context.Context, ref string, s Streams) error {
 		l.mu.Unlock()
 		select {
 		case conn = <-ch:
-			if conn == nil {
-				return nil
-			}
 		case <-ctx.Done():
 			return nil
 		case <-l.removedCh:
+			// A short-lived container (docker run --rm) may have started, run and been
+			// removed before this attach got its turn: its output waits in the connection
+			// the start handed over, which select may not have picked.
+			select {
+			case conn = <-ch:
+			default:
+			}
+		}
+		if conn == nil {
 			return nil
 		}
 	}
