@@ -5,16 +5,12 @@
 package controller
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/berth-project/berth/internal/controller"
+	"github.com/berth-project/berth/test/e2e/internal/berthserver"
 )
 
 var (
@@ -48,12 +45,14 @@ func run(m *testing.M) int {
 		return m.Run()
 	}
 	defer os.RemoveAll(dir)
-	stop, err := startServer(dir)
+	// The test runs its own controllers and plays the scheduler.
+	srv, err := berthserver.Start(dir, "--disable-agent", "--disable-scheduler", "--disable-controller-manager")
 	if err != nil {
 		setupErr = err
 		return m.Run()
 	}
-	defer stop()
+	defer srv.Stop(10 * time.Second)
+	kubeconfig = srv.Kubeconfig
 	if restConfig, err = clientcmd.BuildConfigFromFlags("", kubeconfig); err != nil {
 		setupErr = err
 		return m.Run()
@@ -76,61 +75,10 @@ func run(m *testing.M) int {
 	}
 	if code != 0 {
 		log, _ := os.ReadFile(logPath)
-		fmt.Fprintf(os.Stderr, "--- controller log (last 8 KiB):\n%s\n", tail(log, 8192))
-		log, _ = os.ReadFile(filepath.Join(dir, "server.log"))
-		fmt.Fprintf(os.Stderr, "--- server log (last 8 KiB):\n%s\n", tail(log, 8192))
+		fmt.Fprintf(os.Stderr, "--- controller log (last 8 KiB):\n%s\n", berthserver.Tail(log, 8192))
+		fmt.Fprintf(os.Stderr, "--- server log (last 8 KiB):\n%s\n", berthserver.Tail(srv.Log(), 8192))
 	}
 	return code
-}
-
-func tail(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[len(b)-n:]
-	}
-	return b
-}
-
-// startServer runs `bin/berth server --disable-agent` and waits for its kubeconfig.
-func startServer(dir string) (func(), error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	kubeconfig = filepath.Join(dir, "kubeconfig")
-	root, _ := filepath.Abs("../../..")
-	logf, _ := os.Create(filepath.Join(dir, "server.log"))
-	cmd := exec.Command(filepath.Join(root, "bin", "berth"), "server", "--data-dir", filepath.Join(dir, "data"),
-		"--run-dir", filepath.Join(dir, "run"), "--api-port", fmt.Sprint(port), "--kubeconfig", kubeconfig, "--disable-agent",
-		"--disable-scheduler", "--disable-controller-manager") // the test runs its own controllers and plays the scheduler
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting berth server (make build first): %w", err)
-	}
-	stop := func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(kubeconfig); err == nil {
-			return stop, nil
-		}
-		if time.Now().After(deadline) {
-			stop()
-			log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
-			return nil, fmt.Errorf("berth server wrote no kubeconfig within 30s:\n%s", log)
-		}
-		time.Sleep(20 * time.Millisecond) // polling for the file the server writes when ready
-	}
 }
 
 func need(t *testing.T) {
@@ -154,14 +102,7 @@ func kubectl(t *testing.T, args ...string) string {
 }
 
 func kubectlRun(t *testing.T, stdin []byte, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, kubectlBin, append([]string{"--kubeconfig", kubeconfig}, args...)...)
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return berthserver.Kubectl(context.Background(), 60*time.Second, kubectlBin, kubeconfig, stdin, args...)
 }
 
 func client(t *testing.T) *kubernetes.Clientset {

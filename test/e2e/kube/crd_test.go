@@ -1,14 +1,8 @@
 package kube
 
 import (
-	"context"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +15,8 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/berth-project/berth/test/e2e/internal/berthserver"
 )
 
 // crdYAML is a namespaced CRD in group G with two served versions, v1 (storage) with
@@ -331,54 +327,20 @@ func TestCRDsSurviveRestart(t *testing.T) {
 	need(t)
 	dir := t.TempDir()
 	kc := filepath.Join(dir, "kubeconfig")
+	port := berthserver.FreePort()
 	start := func() func() {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		srv, err := berthserver.StartOn(dir, port, "--disable-agent")
 		if err != nil {
 			t.Fatal(err)
 		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		os.Remove(kc)
-		root, _ := filepath.Abs("../../..")
-		cmd := exec.Command(filepath.Join(root, "bin", "berth"), "server", "--data-dir", filepath.Join(dir, "data"),
-			"--run-dir", filepath.Join(dir, "run"), "--api-port", fmt.Sprint(port), "--kubeconfig", kc, "--disable-agent")
-		logf, _ := os.Create(filepath.Join(dir, "server.log"))
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		stop := func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				cmd.Process.Kill()
-				<-done
-			}
-		}
-		for deadline := time.Now().Add(30 * time.Second); ; {
-			if _, err := os.Stat(kc); err == nil {
-				return stop
-			}
-			if time.Now().After(deadline) {
-				stop()
-				t.Fatal("the second server wrote no kubeconfig")
-			}
-			time.Sleep(20 * time.Millisecond) // polling for the file the server writes when ready
-		}
+		return func() { srv.Stop(10 * time.Second) }
 	}
 	run := func(stdin string, args ...string) string {
-		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, kubectlBin, append([]string{"--kubeconfig", kc}, args...)...)
-		cmd.Stdin = strings.NewReader(stdin)
-		out, err := cmd.CombinedOutput()
+		out, err := berthserver.Kubectl(t.Context(), 30*time.Second, kubectlBin, kc, []byte(stdin), args...)
 		if err != nil {
 			t.Fatalf("kubectl %v: %v\n%s", args, err, out)
 		}
-		return string(out)
+		return out
 	}
 	group := "restart.example.com"
 	stop := start()

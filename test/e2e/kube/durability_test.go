@@ -4,12 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,40 +15,19 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/berth-project/berth/test/e2e/internal/berthserver"
 )
 
 // ownServer starts a berth server of the test's own on dir (kept across restarts).
-func ownServer(t *testing.T, dir string, port int) *exec.Cmd {
+func ownServer(t *testing.T, dir string, port int) *berthserver.Server {
 	t.Helper()
-	root, _ := filepath.Abs("../../..")
-	kc := filepath.Join(dir, "kubeconfig")
-	os.Remove(kc)
-	logf, err := os.OpenFile(filepath.Join(dir, "server.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	srv, err := berthserver.StartOn(dir, port, "--disable-agent")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(root, "bin", "berth"), "server", "--data-dir", filepath.Join(dir, "data"),
-		"--run-dir", filepath.Join(dir, "run"), "--api-port", strconv.Itoa(port), "--kubeconfig", kc, "--disable-agent")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		logf.Close()
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(kc); err == nil {
-			return cmd
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
-			t.Fatalf("server not ready:\n%s", log)
-		}
-		time.Sleep(20 * time.Millisecond) // polling for the kubeconfig the server writes when ready
-	}
+	t.Cleanup(srv.Kill)
+	return srv
 }
 
 func ownClient(t *testing.T, dir string) *kubernetes.Clientset {
@@ -114,8 +90,7 @@ func TestKill9LosesNoAcknowledgedCreate(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond) // polling the clients' progress
 	}
-	srv.Process.Signal(syscall.SIGKILL)
-	srv.Wait()
+	srv.Kill()
 	stop()
 	wg.Wait()
 	if len(acked) < 1000 {

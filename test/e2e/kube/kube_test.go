@@ -2,17 +2,13 @@
 package kube
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/berth-project/berth/test/e2e/internal/berthserver"
 )
 
 var (
@@ -43,48 +41,15 @@ func run(m *testing.M) int {
 		return m.Run()
 	}
 	defer os.RemoveAll(dir)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, err := berthserver.Start(dir, "--disable-agent")
 	if err != nil {
 		setupErr = err
 		return m.Run()
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	kubeconfig = filepath.Join(dir, "kubeconfig")
+	defer srv.Stop(10 * time.Second)
+	kubeconfig = srv.Kubeconfig
 	dataDir = filepath.Join(dir, "data")
-	apiURL = fmt.Sprintf("https://127.0.0.1:%d", port)
-	root, _ := filepath.Abs("../../..")
-	logf, _ := os.Create(filepath.Join(dir, "server.log"))
-	cmd := exec.Command(filepath.Join(root, "bin", "berth"), "server", "--data-dir", filepath.Join(dir, "data"),
-		"--run-dir", filepath.Join(dir, "run"), "--api-port", fmt.Sprint(port), "--kubeconfig", kubeconfig, "--disable-agent")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		setupErr = fmt.Errorf("starting berth server (make build first): %w", err)
-		return m.Run()
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(kubeconfig); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
-			setupErr = fmt.Errorf("berth server wrote no kubeconfig within 30s:\n%s", log)
-			return m.Run()
-		}
-		time.Sleep(20 * time.Millisecond) // polling for the file the server writes when ready
-	}
+	apiURL = fmt.Sprintf("https://127.0.0.1:%d", srv.Port)
 	return m.Run()
 }
 
@@ -109,14 +74,7 @@ func kubectl(t *testing.T, args ...string) string {
 }
 
 func kubectlRun(t *testing.T, stdin []byte, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, kubectlBin, append([]string{"--kubeconfig", kubeconfig}, args...)...)
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return berthserver.Kubectl(t.Context(), 30*time.Second, kubectlBin, kubeconfig, stdin, args...)
 }
 
 func client(t *testing.T) *kubernetes.Clientset {

@@ -9,10 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 
 	"github.com/berth-project/berth/internal/kubelet"
 	"github.com/berth-project/berth/internal/pki"
+	"github.com/berth-project/berth/test/e2e/internal/berthserver"
 )
 
 const nodeName = "tkl-node"
@@ -111,44 +110,12 @@ func run(m *testing.M) int {
 }
 
 func startServer(dir string) (func(), error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, err := berthserver.Start(dir, "--disable-agent")
 	if err != nil {
 		return nil, err
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	kubeconfig = filepath.Join(dir, "kubeconfig")
-	root, _ := filepath.Abs("../../..")
-	logf, _ := os.Create(filepath.Join(dir, "server.log"))
-	cmd := exec.Command(filepath.Join(root, "bin", "berth"), "server", "--data-dir", filepath.Join(dir, "data"),
-		"--run-dir", filepath.Join(dir, "run"), "--api-port", fmt.Sprint(port), "--kubeconfig", kubeconfig, "--disable-agent")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting berth server (make build first): %w", err)
-	}
-	stop := func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(kubeconfig); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			stop()
-			log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
-			return nil, fmt.Errorf("berth server wrote no kubeconfig within 30s:\n%s", log)
-		}
-		time.Sleep(20 * time.Millisecond) // polling for the file the server writes when ready
-	}
+	stop := func() { srv.Stop(10 * time.Second) }
+	kubeconfig = srv.Kubeconfig
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		stop()

@@ -4,16 +4,11 @@
 package scheduler
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/berth-project/berth/internal/scheduler"
+	"github.com/berth-project/berth/test/e2e/internal/berthserver"
 )
 
 var (
@@ -43,12 +39,12 @@ func run(m *testing.M) int {
 		return m.Run()
 	}
 	defer os.RemoveAll(dir)
-	stop, err := startServer(dir)
+	srv, err := startServer(dir)
 	if err != nil {
 		setupErr = err
 		return m.Run()
 	}
-	defer stop()
+	defer srv.Stop(10 * time.Second)
 	if os.Getenv("BERTH_SCHEDULER") != "server" {
 		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 		if err != nil {
@@ -81,50 +77,19 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-func startServer(dir string) (stop func(), err error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// startServer runs `berth server` without nodes' agents. The nodes have no kubelet, so
+// no controllers either: node lifecycle would taint them.
+func startServer(dir string) (*berthserver.Server, error) {
+	flags := []string{"--disable-agent", "--disable-controller-manager"}
+	if os.Getenv("BERTH_SCHEDULER") != "server" {
+		flags = append(flags, "--disable-scheduler") // the test runs its own
+	}
+	srv, err := berthserver.Start(dir, flags...)
 	if err != nil {
 		return nil, err
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	kubeconfig = filepath.Join(dir, "kubeconfig")
-	root, _ := filepath.Abs("../../..")
-	logf, _ := os.Create(filepath.Join(dir, "server.log"))
-	args := []string{"server", "--data-dir", filepath.Join(dir, "data"), "--run-dir", filepath.Join(dir, "run"),
-		"--api-port", fmt.Sprint(port), "--kubeconfig", kubeconfig, "--disable-agent",
-		"--disable-controller-manager"} // the nodes have no kubelet: node lifecycle would taint them
-	if os.Getenv("BERTH_SCHEDULER") != "server" {
-		args = append(args, "--disable-scheduler") // the test runs its own
-	}
-	cmd := exec.Command(filepath.Join(root, "bin", "berth"), args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting berth server (make build first): %w", err)
-	}
-	stop = func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(kubeconfig); err == nil {
-			return stop, nil
-		}
-		if time.Now().After(deadline) {
-			stop()
-			log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
-			return nil, fmt.Errorf("berth server wrote no kubeconfig within 30s:\n%s", log)
-		}
-		time.Sleep(20 * time.Millisecond) // polling for the file the server writes when ready
-	}
+	kubeconfig = srv.Kubeconfig
+	return srv, nil
 }
 
 func need(t *testing.T) {
@@ -162,11 +127,5 @@ func kubectlRun(t *testing.T, args ...string) (string, error) {
 	if _, err := os.Stat(kubectlBin); err != nil {
 		t.Skip("kubectl is not installed at " + kubectlBin)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, kubectlBin, append([]string{"--kubeconfig", kubeconfig}, args...)...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.String(), err
+	return berthserver.Kubectl(t.Context(), 30*time.Second, kubectlBin, kubeconfig, nil, args...)
 }

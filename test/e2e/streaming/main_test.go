@@ -5,16 +5,12 @@
 package streaming
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +19,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/berth-project/berth/test/e2e/internal/berthserver"
 )
 
 const (
@@ -56,7 +54,10 @@ func run(m *testing.M) int {
 		return m.Run()
 	}
 	server, err := startServer()
-	defer cleanup(server)
+	defer func() {
+		berthserver.RemoveNode(dir, server, berthserver.Node{Bridges: []string{"tws0b", "tws0p"}, Cgroup: cgroup})
+		os.RemoveAll(dir)
+	}()
 	if err == nil {
 		err = prepare()
 	}
@@ -66,44 +67,25 @@ func run(m *testing.M) int {
 	code := m.Run()
 	if code != 0 {
 		log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
-		fmt.Fprintf(os.Stderr, "--- server log (last 16 KiB):\n%s\n", tail(log, 16<<10))
+		fmt.Fprintf(os.Stderr, "--- server log (last 16 KiB):\n%s\n", berthserver.Tail(log, 16<<10))
 	}
 	return code
 }
 
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startServer runs bin/berth server with its agent and waits for its kubeconfig.
-func startServer() (*exec.Cmd, error) {
-	root, _ := filepath.Abs("../../..")
-	kubeconfig = filepath.Join(dir, "kubeconfig")
-	logf, err := os.Create(filepath.Join(dir, "server.log"))
+func startServer() (*berthserver.Server, error) {
+	srv, err := berthserver.Start(dir, "--node-name", nodeName, "--kubelet-port", strconv.Itoa(berthserver.FreePort()),
+		"--bridge", "tws0b", "--bridge-cidr", "10.225.0.0/24", "--pod-bridge", "tws0p", "--cluster-cidr", "10.226.0.0/16",
+		"--cgroup-parent", cgroup)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(filepath.Join(root, "bin", "berth"), "server", "--data-dir", filepath.Join(dir, "data"),
-		"--run-dir", filepath.Join(dir, "run"), "--api-port", strconv.Itoa(freePort()), "--kubeconfig", kubeconfig,
-		"--node-name", nodeName, "--kubelet-port", strconv.Itoa(freePort()), "--bridge", "tws0b", "--bridge-cidr", "10.225.0.0/24",
-		"--pod-bridge", "tws0p", "--cluster-cidr", "10.226.0.0/16", "--cgroup-parent", cgroup)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting berth server (make build first): %w", err)
-	}
-	if err := poll(30*time.Second, func() error { _, err := os.Stat(kubeconfig); return err }); err != nil {
-		return cmd, fmt.Errorf("berth server wrote no kubeconfig: %w", err)
-	}
+	kubeconfig = srv.Kubeconfig
 	if restConfig, err = clientcmd.BuildConfigFromFlags("", kubeconfig); err != nil {
-		return cmd, err
+		return srv, err
 	}
 	cs, err = kubernetes.NewForConfig(restConfig)
-	return cmd, err
+	return srv, err
 }
 
 // prepare waits for the node, imports the image and starts the web pod.
@@ -194,86 +176,4 @@ func poll(d time.Duration, f func() error) error {
 		}
 		time.Sleep(100 * time.Millisecond) // polling the cluster's state
 	}
-}
-
-func tail(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[len(b)-n:]
-	}
-	return b
-}
-
-// cleanup stops the server and removes what it and its containers left: containers
-// (they outlive the engine), processes of the node's cgroup, links, nftables tables,
-// mounts and cgroups, then the directory.
-func cleanup(server *exec.Cmd) {
-	sock := "unix://" + filepath.Join(dir, "run", "docker.sock")
-	if ids, _ := exec.Command("docker", "-H", sock, "ps", "-aq").Output(); len(bytes.TrimSpace(ids)) > 0 {
-		exec.Command("docker", append([]string{"-H", sock, "rm", "-f"}, strings.Fields(string(ids))...)...).Run()
-	}
-	if server != nil && server.Process != nil {
-		server.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { server.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			server.Process.Kill()
-			<-done
-		}
-	}
-	for _, pid := range cgroupPIDs() {
-		syscall.Kill(pid, syscall.SIGKILL)
-	}
-	for _, l := range []string{"tws0b", "tws0p"} {
-		exec.Command("ip", "link", "del", l).Run()
-	}
-	for _, tb := range []string{"berth_tws0b", "berth_tws0p"} {
-		exec.Command("nft", "delete", "table", "ip", tb).Run()
-	}
-	mounts, _ := os.ReadFile("/proc/self/mounts")
-	var ours []string
-	for _, l := range strings.Split(string(mounts), "\n") {
-		if f := strings.Fields(l); len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
-			ours = append(ours, f[1])
-		}
-	}
-	for i := len(ours) - 1; i >= 0; i-- {
-		syscall.Unmount(ours[i], syscall.MNT_DETACH)
-	}
-	poll(5*time.Second, func() error { // the cgroups go once the killed processes have left
-		var ours []string
-		filepath.WalkDir("/sys/fs/cgroup", func(p string, d os.DirEntry, err error) error {
-			if err == nil && d.IsDir() && d.Name() == cgroup {
-				ours = append(ours, p)
-				return filepath.SkipDir
-			}
-			return nil
-		})
-		for _, p := range ours {
-			exec.Command("find", p, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";").Run()
-			if _, err := os.Stat(p); err == nil {
-				return fmt.Errorf("cgroup %s is busy", p)
-			}
-		}
-		return nil
-	})
-	os.RemoveAll(dir)
-}
-
-// cgroupPIDs are the processes left in the node's cgroup (container supervisors).
-func cgroupPIDs() []int {
-	var pids []int
-	filepath.Walk("/sys/fs/cgroup", func(p string, info os.FileInfo, err error) error {
-		if err == nil && info.Name() == "cgroup.procs" && strings.Contains(p, "/"+cgroup+"/") {
-			data, _ := os.ReadFile(p)
-			for _, f := range strings.Fields(string(data)) {
-				if pid, err := strconv.Atoi(f); err == nil {
-					pids = append(pids, pid)
-				}
-			}
-		}
-		return nil
-	})
-	return pids
 }
