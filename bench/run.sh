@@ -1030,7 +1030,8 @@ report() {
       done
     done
     echo "  engine idle RSS is: berth = the 'berth engine' process; docker = dockerd + its containerd"
-    echo "  published ports: berth forwards with nftables DNAT in the kernel; docker 20.10 sends traffic to"
+    echo "  published ports: berth forwards with nftables DNAT in the kernel, and connects clients of"
+    echo "  127.0.0.1:PORT straight to the container (eBPF connect4, docs/networking.md); docker 20.10 sends traffic to"
     echo "  127.0.0.1 through its userland docker-proxy (one process per port), which is what the first200"
     echo "  and throughput rows measure for it"
     if [ -n "${MED[cli.docker]:-}" ]; then

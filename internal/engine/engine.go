@@ -53,6 +53,7 @@ type Engine struct {
 	ctrs       *container.Store
 	vols       *volume.Store
 	nets       *network.Registry
+	shortcut   *network.Shortcut // loopback clients of published ports to containers
 	resolver   *network.Resolver
 	dnsMu      sync.Mutex
 	dns        map[string]*network.DNSServer // container id -> its embedded DNS server
@@ -107,7 +108,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if e.vols, err = volume.Open(filepath.Join(cfg.DataDir, "volumes")); err != nil {
 		return nil, fmt.Errorf("volumes: %w", err)
 	}
-	def := network.Config{Bridge: cfg.Bridge, CIDR: cfg.BridgeCIDR, StateDir: filepath.Join(cfg.RunDir, "network")}
+	e.shortcut = network.NewShortcut(e.log)
+	def := network.Config{Bridge: cfg.Bridge, CIDR: cfg.BridgeCIDR, StateDir: filepath.Join(cfg.RunDir, "network"), Shortcut: e.shortcut}
 	if e.nets, err = network.NewRegistry(def, cfg.RunDir, filepath.Join(cfg.DataDir, "network")); err != nil {
 		return nil, fmt.Errorf("network: %w", err)
 	}
@@ -183,6 +185,7 @@ func (e *Engine) restore(ctx context.Context) {
 // so a stopped engine leaves the host's network as it found it.
 func (e *Engine) Close() error {
 	e.rt.Close()
+	e.shortcut.Close()
 	e.snaps.Wait()
 	for _, c := range e.ctrs.List() {
 		if c.Running() || c.State.Status == container.Restarting {

@@ -69,7 +69,7 @@ func (e *Engine) setPodCIDR(cidr string) error {
 	if e.cfg.ClusterCIDR != "" {
 		noMasq = []string{e.cfg.ClusterCIDR}
 	}
-	m, err := network.New(network.Config{Bridge: e.cfg.PodBridge, CIDR: cidr, StateDir: e.podNetStateDir(), NoMasquerade: noMasq})
+	m, err := network.New(network.Config{Bridge: e.cfg.PodBridge, CIDR: cidr, StateDir: e.podNetStateDir(), NoMasquerade: noMasq, Shortcut: e.shortcut})
 	if err != nil {
 		return fmt.Errorf("pod network: %w", err)
 	}

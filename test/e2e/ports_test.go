@@ -107,6 +107,7 @@ func TestPortsPublished(t *testing.T) {
 	mustContain(t, "PORTS column", e.ok(t, "ps", "-f", "name="+web, "--format", "{{.Ports}}"), fmt.Sprintf("0.0.0.0:%d->80/tcp", port))
 
 	ns, hostIP := otherHost(t)
+	eventuallyServes(t, "the published port answers on the host's own (non-loopback) address", fmt.Sprintf("%s:%d", hostIP, port))
 	eventually(t, 15*time.Second, "another host reaches the published port", func() (bool, string) {
 		out, _ := exec.Command("ip", "netns", "exec", ns, "sh", "-c",
 			fmt.Sprintf("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 3 /bin/busybox nc %s %d", hostIP, port)).CombinedOutput()

@@ -42,6 +42,12 @@ func TestReliabilityEngineCrash(t *testing.T) {
 		names = append(names, name)
 		ids[name] = e.ok(t, "run", "-d", "--name", name, bbImage, "sh", "-c", fmt.Sprintf("echo hello-%d; exec sleep 3600", i))
 	}
+	// A published port goes on answering while the engine is down (the DNAT rules stay; the
+	// loopback shortcut goes with the engine's process) and after it is back.
+	web, port := "relweb-"+randHex(4), freePort(t)
+	ids[web] = e.ok(t, "run", "-d", "--name", web, "-p", fmt.Sprintf("%d:80", port), bbImage, "httpd", "-f", "-p", "80", "-h", "/www")
+	published := fmt.Sprintf("127.0.0.1:%d", port)
+	eventuallyServes(t, "the published port answers", published)
 	ticker := "reltick-" + randHex(4)
 	ids[ticker] = e.ok(t, "run", "-d", "--name", ticker, bbImage, "sh", "-c", "i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.2; done")
 	for i, name := range names {
@@ -96,10 +102,12 @@ func TestReliabilityEngineCrash(t *testing.T) {
 			t.Fatalf("after the engine was killed, %s's process %s is gone", name, pid)
 		}
 	}
+	eventuallyServes(t, "the published port answers while the engine is down", published)
 	if err := e.start(); err != nil {
 		t.Fatalf("restart after SIGKILL: %v", err)
 	}
 	check("after SIGKILL")
+	eventuallyServes(t, "the published port answers after the restart", published)
 	if after := ticks(); after <= before {
 		t.Fatalf("the ticker's log did not grow across the crash: %d -> %d", before, after)
 	}

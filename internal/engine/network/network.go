@@ -31,6 +31,9 @@ type Config struct {
 	// NoMasquerade lists destinations reached from the subnet without NAT: the rest of
 	// a cluster's pod network, whose nodes route each other's pod subnets.
 	NoMasquerade []string
+	// Shortcut, if set, lets loopback clients of published TCP ports connect straight
+	// to the container (see Shortcut); the DNAT rules are written either way.
+	Shortcut *Shortcut
 }
 
 // Manager owns the bridge and the containers' namespaces on it.

@@ -74,6 +74,7 @@ func (m *Manager) Publish(id, name string, want []Mapping) ([]Mapping, error) {
 		return fail(fmt.Errorf("nftables: %w", err))
 	}
 	m.reserved[id] = held
+	m.cfg.Shortcut.set(m.cfg.Bridge, m.allMappings())
 	return got, nil
 }
 
@@ -91,6 +92,7 @@ func (m *Manager) Restore(all map[string][]Mapping) error {
 			}
 		}
 	}
+	m.cfg.Shortcut.set(m.cfg.Bridge, m.allMappings())
 	return m.writeRules(m.allMappings())
 }
 
@@ -106,6 +108,7 @@ func (m *Manager) Unpublish(id string) {
 	}
 	delete(m.reserved, id)
 	delete(m.published, id)
+	m.cfg.Shortcut.set(m.cfg.Bridge, m.allMappings())
 	m.writeRules(m.allMappings())
 }
 

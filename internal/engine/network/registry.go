@@ -40,13 +40,14 @@ type Net struct {
 type Registry struct {
 	runDir, dataDir string
 	defBridge       string
+	shortcut        *Shortcut
 	mu              sync.Mutex
 	nets            map[string]*Net
 }
 
 // NewRegistry sets up the default bridge and every user network kept in dataDir.
 func NewRegistry(def Config, runDir, dataDir string) (*Registry, error) {
-	r := &Registry{runDir: runDir, dataDir: dataDir, nets: map[string]*Net{}, defBridge: def.Bridge}
+	r := &Registry{runDir: runDir, dataDir: dataDir, nets: map[string]*Net{}, defBridge: def.Bridge, shortcut: def.Shortcut}
 	def.Isolate = []string{userBridgePrefix + "*"}
 	m, err := New(def)
 	if err != nil {
@@ -78,7 +79,8 @@ func (r *Registry) file() string { return filepath.Join(r.dataDir, "networks.jso
 
 func (r *Registry) open(n *Net) error {
 	m, err := New(Config{Bridge: userBridgePrefix + n.ID[:12], CIDR: n.CIDR,
-		StateDir: filepath.Join(r.runDir, "network", n.ID[:12]), Isolate: []string{userBridgePrefix + "*", r.defBridge}})
+		StateDir: filepath.Join(r.runDir, "network", n.ID[:12]), Isolate: []string{userBridgePrefix + "*", r.defBridge},
+		Shortcut: r.shortcut})
 	if err != nil {
 		return err
 	}
@@ -245,6 +247,7 @@ func (r *Registry) Remove(name string) error {
 
 // teardown removes the network's bridge, rules and state.
 func (m *Manager) teardown() {
+	m.cfg.Shortcut.set(m.cfg.Bridge, nil)
 	m.RemoveRules()
 	if l, err := netlink.LinkByName(m.cfg.Bridge); err == nil {
 		netlink.LinkDel(l)
