@@ -59,7 +59,7 @@ func (c *Controller) reconcileOld(ctx context.Context, d *appsv1.Deployment, all
 	minAvailable := desired(d) - maxUnavailable(d)
 	newUnavailable := specReplicas(newRS) - newRS.Status.AvailableReplicas
 	maxScaledDown := sumSpec(all) - minAvailable - newUnavailable
-	if maxScaledDown <= 0 {
+	if maxScaledDown <= 0 || behind(oldRSs) {
 		return false, nil
 	}
 	oldRSs, cleaned, err := c.cleanupUnhealthy(ctx, d, oldRSs, maxScaledDown)
@@ -74,6 +74,20 @@ func (c *Controller) reconcileOld(ctx context.Context, d *appsv1.Deployment, all
 	return cleaned+scaled > 0, nil
 }
 
+// behind reports whether an old ReplicaSet shows more available pods than it asks
+// for: it was just scaled down and its status still counts the pods about to go.
+// Acting on that view would take them for unhealthy replicas to clean up (scaling
+// the ReplicaSet back up) and for availability to spend; upstream also skips the
+// round. The ReplicaSet's status update brings the next sync.
+func behind(oldRSs []*appsv1.ReplicaSet) bool {
+	for _, rs := range oldRSs {
+		if specReplicas(rs) > 0 && rs.Status.AvailableReplicas > specReplicas(rs) {
+			return true
+		}
+	}
+	return false
+}
+
 // cleanupUnhealthy removes up to maxCleanup unavailable replicas from old
 // ReplicaSets, oldest first.
 func (c *Controller) cleanupUnhealthy(ctx context.Context, d *appsv1.Deployment, oldRSs []*appsv1.ReplicaSet, maxCleanup int32) ([]*appsv1.ReplicaSet, int32, error) {
@@ -84,7 +98,7 @@ func (c *Controller) cleanupUnhealthy(ctx context.Context, d *appsv1.Deployment,
 		if total >= maxCleanup {
 			break
 		}
-		if specReplicas(rs) == 0 || specReplicas(rs) == rs.Status.AvailableReplicas {
+		if specReplicas(rs) <= rs.Status.AvailableReplicas {
 			continue
 		}
 		n := min(maxCleanup-total, specReplicas(rs)-rs.Status.AvailableReplicas)
