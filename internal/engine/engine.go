@@ -187,6 +187,7 @@ func (e *Engine) Close() error {
 	e.rt.Close()
 	e.shortcut.Close()
 	e.snaps.Wait()
+	e.ctrs.Wait()
 	for _, c := range e.ctrs.List() {
 		if c.Running() || c.State.Status == container.Restarting {
 			return nil

@@ -229,8 +229,11 @@ func (e *Engine) handleExit(c *container.Container, l *live, ex runtime.Exit) {
 	}
 	e.publish(events.ContainerEventType, events.ActionDie, c.ID, map[string]string{"name": c.Name, "exitCode": fmt.Sprint(ex.Code)})
 	if c.HostConfig.AutoRemove {
-		e.ctrs.Save(c)
-		go e.Remove(context.Background(), c.ID, RemoveOptions{Force: true, Volumes: true})
+		// Removed at once, under the same lock: nothing is saved that is deleted next.
+		if err := e.removeLocked(c, l, RemoveOptions{Force: true, Volumes: true}); err != nil {
+			e.log.Error("auto-remove", "container", c.ID[:12], "err", err)
+			e.ctrs.Save(c)
+		}
 		return
 	}
 	if container.ShouldRestart(c.HostConfig.RestartPolicy, ex.Code, c.Restarts, c.ManuallyStopped) {
@@ -457,6 +460,11 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return e.removeLocked(c, l, o)
+}
+
+// removeLocked deletes a container that is not running. Callers hold l.mu.
+func (e *Engine) removeLocked(c *container.Container, l *live, o RemoveOptions) error {
 	if l.removed {
 		return nil
 	}

@@ -7,7 +7,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -153,6 +155,7 @@ type Store struct {
 	root string
 	mu   sync.RWMutex
 	byID map[string]*Container
+	bg   sync.WaitGroup // directories being deleted in the background
 }
 
 // Open loads every record under root.
@@ -166,6 +169,10 @@ func Open(root string) (*Store, error) {
 		return nil, err
 	}
 	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), removedPrefix) { // a removal the last engine did not finish
+			os.RemoveAll(filepath.Join(root, e.Name()))
+			continue
+		}
 		data, err := os.ReadFile(filepath.Join(root, e.Name(), "config.v2.json"))
 		if err != nil {
 			continue
@@ -246,13 +253,30 @@ func (s *Store) saveLocked(c *Container) error {
 	return os.Rename(p+".tmp", p)
 }
 
-// Delete forgets a container and removes its directory.
+// Delete forgets a container and removes its directory: renamed aside at once (a
+// name no container has), deleted in the background (docker run --rm waits for the
+// removal, not for the unlinking of its log).
 func (s *Store) Delete(c *Container) error {
+	aside := filepath.Join(s.root, removedPrefix+c.ID)
+	if err := os.Rename(c.dir, aside); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	s.mu.Lock()
 	delete(s.byID, c.ID)
 	s.mu.Unlock()
-	return os.RemoveAll(c.dir)
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		os.RemoveAll(aside)
+	}()
+	return nil
 }
+
+// removedPrefix starts the name of a removed container's directory until it is gone.
+const removedPrefix = ".removed-"
+
+// Wait returns once the deletions running in the background are done.
+func (s *Store) Wait() { s.bg.Wait() }
 
 // Get finds a container by full id, name (with or without "/"), or unique id prefix.
 func (s *Store) Get(ref string) (*Container, error) {
