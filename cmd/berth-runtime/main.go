@@ -16,6 +16,7 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"syscall"
+	"unsafe"
 
 	_ "github.com/opencontainers/cgroups/devices" // device cgroup rules
 	"github.com/opencontainers/runc/libcontainer"
@@ -86,9 +87,12 @@ func create(args []string) error {
 	if *id == "" || *bundle == "" || *root == "" || *logPath == "" || *socket == "" {
 		return report(errors.New("create needs --id, --bundle, --root, --log and --socket"))
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return report(err)
+	self := os.Getenv("BERTH_RUNTIME") // a standby run from a sealed copy (see standby)
+	if self == "" {
+		var err error
+		if self, err = os.Executable(); err != nil {
+			return report(err)
+		}
 	}
 	shim := filepath.Join(filepath.Dir(self), "berth-shim")
 	c, err := libct.Create(*root, *id, *bundle, *stdin)
@@ -143,6 +147,12 @@ func create(args []string) error {
 // carries it out as `create` would, in the directory and with the output file the
 // engine names (see runtime.standby). End of file on fd 4 means it is not needed.
 func standby() error {
+	if os.Getenv("BERTH_RUNTIME") != "" {
+		unix.CloseOnExec(5) // the sealed copy it was started from: not for the shim
+		// Executed as /proc/self/fd/5, its command name would be "5".
+		unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte("berth-runtime\x00")[0])), 0, 0, 0)
+	}
+	libct.Warm()
 	req := os.NewFile(4, "request")
 	var r runtime.StandbyRequest
 	err := json.NewDecoder(req).Decode(&r)

@@ -85,6 +85,7 @@ func (r *Runtime) Create(ctx context.Context, o StartOptions) (int, error) {
 		return 0, err
 	}
 	defer pr.Close()
+	defer func() { go r.standby.fill(r.Path) }()
 	var rep Reply
 	if err := json.NewDecoder(pr).Decode(&rep); err != nil {
 		logTail, _ := os.ReadFile(filepath.Join(o.Bundle, "shim.log"))

@@ -59,8 +59,14 @@ func (p *Primer) run() {
 	t := time.NewTicker(primeTick)
 	defer t.Stop()
 	pid := []byte(strconv.Itoa(os.Getpid()))
+	// The cgroup is looked up once per spell (a move by someone else, systemd, is
+	// followed at the next spell); each tick is then one write.
+	procs := openOwnCgroupProcs()
+	if procs != nil {
+		defer procs.Close()
+	}
 	for {
-		if !rejoinOwnCgroup(pid) {
+		if procs == nil || !rejoin(procs, pid) {
 			p.mu.Lock()
 			p.off, p.active = true, false
 			p.mu.Unlock()
@@ -77,20 +83,23 @@ func (p *Primer) run() {
 	}
 }
 
-// rejoinOwnCgroup writes pid into the cgroup.procs of the cgroup this process is in
-// (its pids hierarchy on cgroup v1, the unified one on v2), read afresh each time so
-// that a move by someone else (systemd) is never undone.
-func rejoinOwnCgroup(pid []byte) bool {
+// openOwnCgroupProcs opens, for writing, the cgroup.procs of the cgroup this process
+// is in (its pids hierarchy on cgroup v1, the unified one on v2).
+func openOwnCgroupProcs() *os.File {
 	dir := ownCgroupDir()
 	if dir == "" {
-		return false
+		return nil
 	}
 	f, err := os.OpenFile(filepath.Join(dir, "cgroup.procs"), os.O_WRONLY, 0)
 	if err != nil {
-		return false
+		return nil
 	}
-	_, err = f.Write(pid)
-	f.Close()
+	return f
+}
+
+// rejoin writes pid into the open cgroup.procs: a move into the cgroup it is in.
+func rejoin(procs *os.File, pid []byte) bool {
+	_, err := procs.Write(pid)
 	return err == nil
 }
 

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/opencontainers/runc/libcontainer/exeseal"
 )
 
 // runtimeEnv is the environment of berth-runtime and so of the shim it becomes.
@@ -28,6 +30,8 @@ type standby struct {
 	p      *standbyProc
 	timer  *time.Timer
 	closed bool
+	sealed *os.File // a sealed in-memory copy of berth-runtime (see sealedCopy); nil if none
+	tried  bool
 }
 
 type standbyProc struct {
@@ -51,7 +55,11 @@ func (s *standby) fill(path string) {
 	if s.closed || s.p != nil || path == "" {
 		return
 	}
-	p, err := startStandby(path)
+	if !s.tried {
+		s.tried = true
+		s.sealed = sealedCopy(path)
+	}
+	p, err := startStandby(path, s.sealed)
 	if err != nil {
 		return
 	}
@@ -84,11 +92,44 @@ func (s *standby) close() {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
+	sealed := s.sealed
+	s.sealed = nil
 	s.mu.Unlock()
 	s.expire()
+	if sealed != nil {
+		sealed.Close()
+	}
 }
 
-func startStandby(path string) (*standbyProc, error) {
+// sealedCopy copies the berth-runtime binary at path into a sealed memfd, once per
+// engine. A standby runs from it, so that libcontainer finds its own executable already
+// safe from a container that would overwrite it (CVE-2019-5736) and runs the container's
+// init from it as it is; otherwise it makes a sealed copy (a temporary overlay mount) for
+// every container. Nil if the copy cannot be made: standbys then run from path.
+func sealedCopy(path string) *os.File {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil
+	}
+	sealed, err := exeseal.CloneBinary(f, st.Size(), path, os.TempDir())
+	if err != nil || !exeseal.IsCloned(sealed) {
+		if sealed != nil {
+			sealed.Close()
+		}
+		return nil
+	}
+	return sealed
+}
+
+// sealedExeFd is the descriptor a standby started from the sealed copy finds it on.
+const sealedExeFd = 5
+
+func startStandby(path string, sealed *os.File) (*standbyProc, error) {
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -103,9 +144,16 @@ func startStandby(path string) (*standbyProc, error) {
 	cmd.Args[0] = "berth-runtime"
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{readyW, reqR}
+	cmd.Env = runtimeEnv
+	if sealed != nil {
+		// Executed through the child's own descriptor; BERTH_RUNTIME tells it where
+		// the binary (and berth-shim beside it) is on disk.
+		cmd.Path = fmt.Sprintf("/proc/self/fd/%d", sealedExeFd)
+		cmd.ExtraFiles = append(cmd.ExtraFiles, sealed)
+		cmd.Env = append(append([]string{}, runtimeEnv...), "BERTH_RUNTIME="+path)
+	}
 	// Its own session: the shim it becomes must survive the engine and its signals.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.Env = runtimeEnv
 	err = cmd.Start()
 	readyW.Close()
 	reqR.Close()
@@ -127,14 +175,14 @@ func (p *standbyProc) stop() {
 
 // launch starts berth-runtime with args (a create) in dir, its output going to dir's
 // shim.log, and returns the read end of its reply pipe. A waiting standby is used when
-// there is one, and another one is started for the next start.
+// there is one; Create starts another for the next start once this one has replied
+// (not during it: on a small machine the new one's start-up would take CPU from this).
 func (r *Runtime) launch(args []string, dir string) (*os.File, error) {
 	logPath := filepath.Join(dir, "shim.log")
 	if p := r.standby.take(); p != nil {
 		req, _ := json.Marshal(StandbyRequest{Args: args[1:], Dir: dir, Log: logPath})
 		_, err := p.request.Write(append(req, '\n'))
 		p.request.Close()
-		go r.standby.fill(r.Path)
 		if err == nil {
 			return p.ready, nil
 		}
