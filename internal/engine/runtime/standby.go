@@ -80,9 +80,18 @@ func (s *standby) take() *standbyProc {
 	return p
 }
 
+// expire lets the waiting standby go after standbyIdle without a start, and the sealed
+// copy with it (8 MB of memory): the next start makes a new one.
 func (s *standby) expire() {
 	if p := s.take(); p != nil {
 		p.stop()
+	}
+	s.mu.Lock()
+	sealed := s.sealed
+	s.sealed, s.tried = nil, false
+	s.mu.Unlock()
+	if sealed != nil {
+		sealed.Close()
 	}
 }
 
@@ -92,17 +101,12 @@ func (s *standby) close() {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
-	sealed := s.sealed
-	s.sealed = nil
 	s.mu.Unlock()
 	s.expire()
-	if sealed != nil {
-		sealed.Close()
-	}
 }
 
-// sealedCopy copies the berth-runtime binary at path into a sealed memfd, once per
-// engine. A standby runs from it, so that libcontainer finds its own executable already
+// sealedCopy copies the berth-runtime binary at path into a sealed memfd, kept while
+// starts come (see expire). A standby runs from it, so that libcontainer finds its own executable already
 // safe from a container that would overwrite it (CVE-2019-5736) and runs the container's
 // init from it as it is; otherwise it makes a sealed copy (a temporary overlay mount) for
 // every container. Nil if the copy cannot be made: standbys then run from path.
