@@ -21,6 +21,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/berth-project/berth/test/e2e/internal/berthserver"
 )
 
 const (
@@ -191,6 +193,9 @@ func (c *cluster) cleanup() {
 			}
 			return nil
 		})
+	}
+	for _, pid := range berthserver.InfraPIDs(c.dir) { // the pods' infra processes
+		syscall.Kill(pid, syscall.SIGKILL)
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
