@@ -87,7 +87,7 @@ func create(args []string) error {
 	if *id == "" || *bundle == "" || *root == "" || *logPath == "" || *socket == "" {
 		return report(errors.New("create needs --id, --bundle, --root, --log and --socket"))
 	}
-	self := os.Getenv("BERTH_RUNTIME") // a standby run from a sealed copy (see standby)
+	self := os.Getenv(runtime.RuntimePathEnv) // a standby run from a sealed copy (see standby)
 	if self == "" {
 		var err error
 		if self, err = os.Executable(); err != nil {
@@ -147,9 +147,9 @@ func create(args []string) error {
 // carries it out as `create` would, in the directory and with the output file the
 // engine names (see runtime.standby). End of file on fd 4 means it is not needed.
 func standby() error {
-	if os.Getenv("BERTH_RUNTIME") != "" {
-		unix.CloseOnExec(5) // the sealed copy it was started from: not for the shim
-		// Executed as /proc/self/fd/5, its command name would be "5".
+	if os.Getenv(runtime.RuntimePathEnv) != "" {
+		unix.CloseOnExec(runtime.SealedExeFd) // the sealed copy it was started from: not for the shim
+		// Executed as /proc/self/fd/N, its command name would be "N".
 		unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte("berth-runtime\x00")[0])), 0, 0, 0)
 	}
 	libct.Warm()

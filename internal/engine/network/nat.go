@@ -160,8 +160,10 @@ func dnatRule(p Mapping) []expr.Any {
 	)
 }
 
-// RemoveRules deletes Berth's table for this bridge (used when tearing a network down).
+// RemoveRules deletes Berth's table for this bridge, and its ports from the loopback
+// shortcut (used when tearing a network down).
 func (m *Manager) RemoveRules() error {
+	m.cfg.Shortcut.set(m.cfg.Bridge, nil)
 	c, err := nftables.New()
 	if err != nil {
 		return err

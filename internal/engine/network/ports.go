@@ -68,13 +68,12 @@ func (m *Manager) Publish(id, name string, want []Mapping) ([]Mapping, error) {
 		got = append(got, p)
 	}
 	m.published[id] = got
-	if err := m.writeRules(m.allMappings()); err != nil {
+	if err := m.program(); err != nil {
 		delete(m.published, id)
-		m.writeRules(m.allMappings())
+		m.program()
 		return fail(fmt.Errorf("nftables: %w", err))
 	}
 	m.reserved[id] = held
-	m.cfg.Shortcut.set(m.cfg.Bridge, m.allMappings())
 	return got, nil
 }
 
@@ -92,8 +91,7 @@ func (m *Manager) Restore(all map[string][]Mapping) error {
 			}
 		}
 	}
-	m.cfg.Shortcut.set(m.cfg.Bridge, m.allMappings())
-	return m.writeRules(m.allMappings())
+	return m.program()
 }
 
 // Unpublish releases a container's host ports and removes its rules.
@@ -108,8 +106,15 @@ func (m *Manager) Unpublish(id string) {
 	}
 	delete(m.reserved, id)
 	delete(m.published, id)
-	m.cfg.Shortcut.set(m.cfg.Bridge, m.allMappings())
-	m.writeRules(m.allMappings())
+	m.program()
+}
+
+// program puts the ports published now into the kernel: Berth's nftables table for the
+// bridge, and the loopback shortcut's table.
+func (m *Manager) program() error {
+	maps := m.allMappings()
+	m.cfg.Shortcut.set(m.cfg.Bridge, maps)
+	return m.writeRules(maps)
 }
 
 func (m *Manager) allMappings() []Mapping {

@@ -247,7 +247,6 @@ func (r *Registry) Remove(name string) error {
 
 // teardown removes the network's bridge, rules and state.
 func (m *Manager) teardown() {
-	m.cfg.Shortcut.set(m.cfg.Bridge, nil)
 	m.RemoveRules()
 	if l, err := netlink.LinkByName(m.cfg.Bridge); err == nil {
 		netlink.LinkDel(l)

@@ -60,27 +60,29 @@ func (p *Primer) run() {
 	defer t.Stop()
 	pid := []byte(strconv.Itoa(os.Getpid()))
 	// The cgroup is looked up once per spell (a move by someone else, systemd, is
-	// followed at the next spell); each tick is then one write.
+	// followed at the next spell); each tick is then one write, a move into the cgroup
+	// it is in.
 	procs := openOwnCgroupProcs()
 	if procs != nil {
 		defer procs.Close()
-	}
-	for {
-		if procs == nil || !rejoin(procs, pid) {
+		for {
+			if _, err := procs.Write(pid); err != nil {
+				break
+			}
+			<-t.C
 			p.mu.Lock()
-			p.off, p.active = true, false
+			if time.Now().After(p.until) {
+				p.active = false
+				p.mu.Unlock()
+				return
+			}
 			p.mu.Unlock()
-			return
 		}
-		<-t.C
-		p.mu.Lock()
-		if time.Now().After(p.until) {
-			p.active = false
-			p.mu.Unlock()
-			return
-		}
-		p.mu.Unlock()
 	}
+	// The cgroup cannot be written: priming does nothing here.
+	p.mu.Lock()
+	p.off, p.active = true, false
+	p.mu.Unlock()
 }
 
 // openOwnCgroupProcs opens, for writing, the cgroup.procs of the cgroup this process
@@ -95,12 +97,6 @@ func openOwnCgroupProcs() *os.File {
 		return nil
 	}
 	return f
-}
-
-// rejoin writes pid into the open cgroup.procs: a move into the cgroup it is in.
-func rejoin(procs *os.File, pid []byte) bool {
-	_, err := procs.Write(pid)
-	return err == nil
 }
 
 // ownCgroupDir is the directory of this process's cgroup in one hierarchy it can write:

@@ -130,8 +130,12 @@ func sealedCopy(path string) *os.File {
 	return sealed
 }
 
-// sealedExeFd is the descriptor a standby started from the sealed copy finds it on.
-const sealedExeFd = 5
+// A standby started from the sealed copy finds it on SealedExeFd, and the path of the
+// binary on disk (berth-shim sits beside it) in the environment variable RuntimePathEnv.
+const (
+	SealedExeFd    = 5
+	RuntimePathEnv = "BERTH_RUNTIME"
+)
 
 func startStandby(path string, sealed *os.File) (*standbyProc, error) {
 	readyR, readyW, err := os.Pipe()
@@ -150,11 +154,10 @@ func startStandby(path string, sealed *os.File) (*standbyProc, error) {
 	cmd.ExtraFiles = []*os.File{readyW, reqR}
 	cmd.Env = runtimeEnv
 	if sealed != nil {
-		// Executed through the child's own descriptor; BERTH_RUNTIME tells it where
-		// the binary (and berth-shim beside it) is on disk.
-		cmd.Path = fmt.Sprintf("/proc/self/fd/%d", sealedExeFd)
+		// Executed through the child's own descriptor.
+		cmd.Path = fmt.Sprintf("/proc/self/fd/%d", SealedExeFd)
 		cmd.ExtraFiles = append(cmd.ExtraFiles, sealed)
-		cmd.Env = append(append([]string{}, runtimeEnv...), "BERTH_RUNTIME="+path)
+		cmd.Env = append(append([]string{}, runtimeEnv...), RuntimePathEnv+"="+path)
 	}
 	// Its own session: the shim it becomes must survive the engine and its signals.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

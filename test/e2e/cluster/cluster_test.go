@@ -194,9 +194,7 @@ func (c *cluster) cleanup() {
 			return nil
 		})
 	}
-	for _, pid := range berthserver.InfraPIDs(c.dir) { // the pods' infra processes
-		syscall.Kill(pid, syscall.SIGKILL)
-	}
+	berthserver.KillInfras(c.dir) // the pods' infra processes
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		if data, err := os.ReadFile(p); err == nil && strings.Contains(string(data), c.dir) {

@@ -1,53 +1,27 @@
 package berthserver
 
 import (
-	"encoding/json"
 	"io/fs"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
+
+	"github.com/berth-project/berth/internal/engine/sandbox"
 )
 
-// InfraPIDs finds the pod sandboxes' infra processes of every node whose data lives
-// under dir, from their sandbox records. They run in the host's cgroup and their command
-// lines name no directory, so neither of the other searches finds them; a pid whose
-// start time no longer matches the record is someone else's and is left out.
-func InfraPIDs(dir string) []int {
-	var pids []int
+// KillInfras ends the pod sandboxes' infra processes of every node whose data lives
+// under dir, as the nodes' sandbox stores record them. They run in the host's cgroup and
+// their command lines name no directory, so the searches by cgroup and by command line
+// miss them; a recorded pid whose start time no longer matches is left alone (see
+// runtime.Infra.Kill).
+func KillInfras(dir string) {
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || d.Name() != "sandbox.json" {
+		if err != nil || !d.IsDir() || d.Name() != "sandboxes" {
 			return nil
 		}
-		var rec struct {
-			Infra struct {
-				Pid   int    `json:"pid"`
-				Start uint64 `json:"start"`
-			} `json:"infra"`
+		if st, err := sandbox.Open(p); err == nil {
+			for _, s := range st.List() {
+				s.Infra.Kill()
+			}
 		}
-		data, err := os.ReadFile(p)
-		if err != nil || json.Unmarshal(data, &rec) != nil || rec.Infra.Pid <= 0 {
-			return nil
-		}
-		if startTime(rec.Infra.Pid) == rec.Infra.Start {
-			pids = append(pids, rec.Infra.Pid)
-		}
-		return nil
+		return filepath.SkipDir
 	})
-	return pids
-}
-
-// startTime is field 22 of /proc/PID/stat, or 0 when the process is gone.
-func startTime(pid int) uint64 {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	s := string(data)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 20 {
-		return 0
-	}
-	v, _ := strconv.ParseUint(f[19], 10, 64)
-	return v
 }

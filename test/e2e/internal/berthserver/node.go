@@ -30,7 +30,8 @@ func RemoveNode(dir string, srv *Server, n Node) {
 	if srv != nil {
 		srv.Stop(15 * time.Second)
 	}
-	for _, pid := range append(leftPIDs(dir, n.Cgroup), InfraPIDs(dir)...) {
+	KillInfras(dir)
+	for _, pid := range leftPIDs(dir, n.Cgroup) {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 	for _, l := range n.Bridges {
