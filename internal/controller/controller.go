@@ -39,17 +39,8 @@ type Config struct {
 
 	// Resync is how often informers replay their caches to the controllers.
 	Resync time.Duration // 10m
-	// Disabled names controllers not to start (see Names).
+	// Disabled names controllers not to start.
 	Disabled []string
-}
-
-// Names lists the controllers Run starts.
-func Names() []string {
-	var out []string
-	for _, c := range controllers {
-		out = append(out, c.name)
-	}
-	return out
 }
 
 func (c *Config) defaults() {

@@ -6,7 +6,6 @@ package cronjob
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -70,9 +69,5 @@ func New(client kubernetes.Interface, cjInformer batchinformers.CronJobInformer,
 
 // Run syncs CronJobs with the given number of workers until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return fmt.Errorf("cronjob controller: informers did not sync")
-	}
-	c.queue.Run(ctx, workers)
-	return nil
+	return c.queue.RunSynced(ctx, workers, c.synced...)
 }

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/berth-project/berth/internal/controller/jobstate"
 	"github.com/berth-project/berth/internal/controller/ownerref"
 )
 
@@ -58,12 +59,8 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 }
 
 func finished(j *batchv1.Job) (bool, batchv1.JobConditionType) {
-	for _, c := range j.Status.Conditions {
-		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
-			return true, c.Type
-		}
-	}
-	return false, ""
+	how, _ := jobstate.Finished(j)
+	return how != "", how
 }
 
 // trackActive lists the CronJob's unfinished Jobs in status.active and records when

@@ -6,7 +6,6 @@ package daemonset
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -103,11 +102,7 @@ func New(client kubernetes.Interface, dsInformer appsinformers.DaemonSetInformer
 
 // Run syncs DaemonSets with the given number of workers until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return fmt.Errorf("daemonset controller: informers did not sync")
-	}
-	c.queue.Run(ctx, workers)
-	return nil
+	return c.queue.RunSynced(ctx, workers, c.synced...)
 }
 
 func (c *Controller) ownerKey(obj any) (string, bool) {

@@ -5,7 +5,6 @@ package deployment
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -64,11 +63,7 @@ func New(client kubernetes.Interface, dInformer appsinformers.DeploymentInformer
 
 // Run syncs Deployments with the given number of workers until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return fmt.Errorf("deployment controller: informers did not sync")
-	}
-	c.queue.Run(ctx, workers)
-	return nil
+	return c.queue.RunSynced(ctx, workers, c.synced...)
 }
 
 // replicaSetChanged queues the Deployment controlling a ReplicaSet (before and after

@@ -6,7 +6,6 @@ package disruption
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -82,11 +81,7 @@ func New(client kubernetes.Interface, inf Informers, recorder record.EventRecord
 
 // Run keeps budgets' status current with the given number of workers until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return fmt.Errorf("disruption controller: informers did not sync")
-	}
-	c.queue.Run(ctx, workers)
-	return nil
+	return c.queue.RunSynced(ctx, workers, c.synced...)
 }
 
 // podChanged queues the budgets selecting the pod.

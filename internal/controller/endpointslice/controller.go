@@ -6,7 +6,6 @@ package endpointslice
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 
 	corev1 "k8s.io/api/core/v1"
@@ -97,11 +96,7 @@ func New(client kubernetes.Interface, svcInformer coreinformers.ServiceInformer,
 
 // Run keeps endpoints current with the given number of workers until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return fmt.Errorf("endpointslice controller: informers did not sync")
-	}
-	c.queue.Run(ctx, workers)
-	return nil
+	return c.queue.RunSynced(ctx, workers, c.synced...)
 }
 
 // podChanged queues the Services selecting the pod, before and after the change.

@@ -6,7 +6,6 @@ package job
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -92,11 +91,7 @@ func New(client kubernetes.Interface, jobInformer batchinformers.JobInformer, po
 
 // Run syncs Jobs with the given number of workers until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return fmt.Errorf("job controller: informers did not sync")
-	}
-	c.queue.Run(ctx, workers)
-	return nil
+	return c.queue.RunSynced(ctx, workers, c.synced...)
 }
 
 // ownerKey is the key of the Job controlling obj, a pod, if it exists.

@@ -14,6 +14,7 @@ import (
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/berth-project/berth/internal/controller/jobstate"
 	"github.com/berth-project/berth/internal/controller/ownerref"
 	"github.com/berth-project/berth/internal/controller/pods"
 )
@@ -144,12 +145,8 @@ func readyCount(active []*corev1.Pod) int32 {
 }
 
 func finished(j *batchv1.Job) bool {
-	for _, c := range j.Status.Conditions {
-		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
-			return true
-		}
-	}
-	return false
+	how, _ := jobstate.Finished(j)
+	return how != ""
 }
 
 // complete: enough pods succeeded (every index, for an Indexed Job); without

@@ -4,6 +4,7 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -67,6 +68,15 @@ func (q *Queue[K]) Run(ctx context.Context, workers int) {
 	<-ctx.Done()
 	q.q.ShutDown()
 	wg.Wait()
+}
+
+// RunSynced waits for the informers' caches, then runs the workers as Run does.
+func (q *Queue[K]) RunSynced(ctx context.Context, workers int, synced ...cache.InformerSynced) error {
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		return fmt.Errorf("%s controller: informers did not sync", q.name)
+	}
+	q.Run(ctx, workers)
+	return nil
 }
 
 func (q *Queue[K]) next(ctx context.Context) bool {

@@ -4,7 +4,6 @@ package replicaset
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -72,11 +71,7 @@ func New(client kubernetes.Interface, rsInformer appsinformers.ReplicaSetInforme
 
 // Run syncs ReplicaSets with the given number of workers until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return fmt.Errorf("replicaset controller: informers did not sync")
-	}
-	c.queue.Run(ctx, workers)
-	return nil
+	return c.queue.RunSynced(ctx, workers, c.synced...)
 }
 
 // owner returns the ReplicaSet a controller reference points at, if it still exists.

@@ -7,7 +7,6 @@ package statefulset
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -82,9 +81,5 @@ func New(client kubernetes.Interface, setInformer appsinformers.StatefulSetInfor
 
 // Run syncs StatefulSets with the given number of workers until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return fmt.Errorf("statefulset controller: informers did not sync")
-	}
-	c.queue.Run(ctx, workers)
-	return nil
+	return c.queue.RunSynced(ctx, workers, c.synced...)
 }

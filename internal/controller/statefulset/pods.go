@@ -14,6 +14,7 @@ import (
 
 	"github.com/berth-project/berth/internal/controller/history"
 	"github.com/berth-project/berth/internal/controller/ownerref"
+	"github.com/berth-project/berth/internal/controller/pods"
 )
 
 // ordinal is the index in a pod's name NAME-i, or -1 for a pod not named so.
@@ -40,14 +41,8 @@ func claimName(t *corev1.PersistentVolumeClaim, set *appsv1.StatefulSet, i int) 
 // and subdomain, its claims mounted in place of the template's volumes of the same name.
 func newPod(set *appsv1.StatefulSet, t *corev1.PodTemplateSpec, hash string, i int) *corev1.Pod {
 	name := podName(set, i)
-	p := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: name, Namespace: set.Namespace,
-			Labels: maps.Clone(t.Labels), Annotations: maps.Clone(t.Annotations), Finalizers: append([]string(nil), t.Finalizers...),
-			OwnerReferences: []metav1.OwnerReference{ownerref.ControllerRef(set, Kind)},
-		},
-		Spec: *t.Spec.DeepCopy(),
-	}
+	p := pods.FromTemplate(t, set, ownerref.ControllerRef(set, Kind))
+	p.GenerateName, p.Name = "", name
 	if p.Labels == nil {
 		p.Labels = map[string]string{}
 	}

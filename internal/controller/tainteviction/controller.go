@@ -94,11 +94,7 @@ func sameTaint(a, b corev1.Taint) bool { return a.MatchTaint(&b) && a.Value == b
 
 // Run evicts with the given number of workers until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return fmt.Errorf("taint eviction controller: informers did not sync")
-	}
-	c.queue.Run(ctx, workers)
-	return nil
+	return c.queue.RunSynced(ctx, workers, c.synced...)
 }
 
 func noExecute(taints []corev1.Taint) []corev1.Taint {

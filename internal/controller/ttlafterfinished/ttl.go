@@ -4,12 +4,10 @@ package ttlafterfinished
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	batchinformers "k8s.io/client-go/informers/batch/v1"
@@ -17,6 +15,7 @@ import (
 	batchlisters "k8s.io/client-go/listers/batch/v1"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/berth-project/berth/internal/controller/jobstate"
 	"github.com/berth-project/berth/internal/controller/queue"
 )
 
@@ -48,24 +47,7 @@ func New(client kubernetes.Interface, jobInformer batchinformers.JobInformer, lo
 
 // Run deletes expired Jobs until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
-		return fmt.Errorf("ttl-after-finished controller: informers did not sync")
-	}
-	c.queue.Run(ctx, workers)
-	return nil
-}
-
-// finishedAt is when the Job completed or failed; zero while it runs.
-func finishedAt(j *batchv1.Job) time.Time {
-	for _, c := range j.Status.Conditions {
-		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
-			if c.Type == batchv1.JobComplete && j.Status.CompletionTime != nil {
-				return j.Status.CompletionTime.Time
-			}
-			return c.LastTransitionTime.Time
-		}
-	}
-	return time.Time{}
+	return c.queue.RunSynced(ctx, workers, c.synced)
 }
 
 // sync deletes the Job if its TTL has run out, or comes back when it will.
@@ -81,7 +63,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	done := finishedAt(j)
+	_, done := jobstate.Finished(j)
 	if j.Spec.TTLSecondsAfterFinished == nil || done.IsZero() || j.DeletionTimestamp != nil {
 		return nil
 	}
