@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
-	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -67,24 +66,6 @@ func startScheduler(ctx context.Context, log *slog.Logger, ca *pki.CA, pkiDir st
 	if err != nil {
 		return err
 	}
-	slog := log.With("component", "scheduler")
-	// Leader-elected, so that servers sharing one etcd run one scheduler between them; a
-	// scheduler that loses the lease ends, and a new one stands for election again.
-	go func() {
-		for ctx.Err() == nil {
-			sched, err := scheduler.New(cs, scheduler.Options{Log: slog, LeaderElect: true})
-			if err == nil {
-				err = sched.Run(ctx)
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			slog.Error("scheduler stopped; starting another", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-		}
-	}()
+	go scheduler.RunElected(ctx, cs, scheduler.Options{Log: log.With("component", "scheduler")})
 	return nil
 }

@@ -100,7 +100,7 @@ func runServer(parent context.Context, c serverConfig) error {
 			return fmt.Errorf("etcd: %w", err)
 		}
 		defer emb.Close()
-		ecfg.Endpoints = emb.Endpoints()
+		ecfg.Embedded = emb // in-process: no gRPC between the API server and its own etcd
 	} else if c.etcdCA != "" || c.etcdCert != "" {
 		if ecfg.TLS, err = storage.TLSFromFiles(c.etcdCA, c.etcdCert, c.etcdKey); err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
@@ -79,4 +80,27 @@ func (s *Scheduler) runLeading(ctx context.Context) error {
 		return ErrLostLeadership
 	}
 	return nil
+}
+
+// RunElected runs a leader-elected scheduler until ctx is done. A Scheduler runs once;
+// one that loses the lease ends, and a new one stands for election again a second
+// later, so that servers sharing one etcd always have one scheduler between them.
+func RunElected(ctx context.Context, cs kubernetes.Interface, o Options) {
+	o.LeaderElect = true
+	for ctx.Err() == nil {
+		sched, err := New(cs, o)
+		if err == nil {
+			err = sched.Run(ctx)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if o.Log != nil {
+			o.Log.Error("scheduler stopped; starting another", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
 }

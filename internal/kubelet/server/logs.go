@@ -130,6 +130,15 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) {
 func copyLog(ctx context.Context, f *os.File, w io.Writer, o logOptions, alive func() bool, fl http.Flusher) {
 	path := f.Name()
 	var next *os.File // the log's new file, once it was rotated
+	own := false      // f is one this function opened (the caller closes its own)
+	defer func() {
+		if next != nil {
+			next.Close()
+		}
+		if own {
+			f.Close()
+		}
+	}()
 	br := bufio.NewReaderSize(f, 64<<10)
 	var pending []byte
 	lastCheck := time.Now()
@@ -157,8 +166,10 @@ func copyLog(ctx context.Context, f *os.File, w io.Writer, o logOptions, alive f
 		case next != nil:
 			// The old file has been read to its end once more since the new one appeared:
 			// the runtime's last lines to it, written while it reopened, are in.
-			f, next = next, nil
-			defer f.Close()
+			if own {
+				f.Close()
+			}
+			f, next, own = next, nil, true
 			br.Reset(f)
 			continue
 		case o.follow:

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -51,13 +52,16 @@ type Set struct {
 	root    string
 	plugins []Plugin
 	log     *slog.Logger
+
+	mu   sync.Mutex
+	good map[types.UID]map[string]string // pod -> volume -> the path of its last good set-up
 }
 
 // NewSet returns the built-in plugins: emptyDir, hostPath, configMap, secret, downwardAPI,
 // projected and persistentVolumeClaim (of hostPath and local PVs).
 func NewSet(client kubernetes.Interface, root string, log *slog.Logger) *Set {
 	src := &sources{client: client}
-	return &Set{root: root, log: log, plugins: []Plugin{
+	return &Set{root: root, log: log, good: map[types.UID]map[string]string{}, plugins: []Plugin{
 		emptyDir{}, hostPath{},
 		&configMap{src}, &secret{src}, &downwardAPI{}, &projected{src}, &claim{client},
 	}}
@@ -80,7 +84,9 @@ func (s *Set) SetUp(ctx context.Context, pod *corev1.Pod) (map[string]Mount, err
 		host, err := p.SetUp(ctx, pod, v, dir)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("MountVolume.SetUp failed for volume %q: %w", v.Name, err))
-			host = dir
+			host = s.lastGood(pod.UID, v.Name, dir)
+		} else {
+			s.remember(pod.UID, v.Name, host)
 		}
 		ro, _ := p.(ReadOnly)
 		out[v.Name] = Mount{Path: host, ReadOnly: ro != nil && ro.ReadOnly(v)}
@@ -97,10 +103,33 @@ func (s *Set) plugin(v *corev1.Volume) Plugin {
 	return nil
 }
 
+// lastGood is where the volume was set up the last time that worked (a claim's PV,
+// a configMap's files), or dir if it never did.
+func (s *Set) lastGood(uid types.UID, name, dir string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.good[uid][name]; ok {
+		return p
+	}
+	return dir
+}
+
+func (s *Set) remember(uid types.UID, name, path string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.good[uid] == nil {
+		s.good[uid] = map[string]string{}
+	}
+	s.good[uid][name] = path
+}
+
 // TearDown undoes the pod's volumes (unmounting memory-backed emptyDirs) and removes their
 // directories. A mount that will not go leaves everything in place and is an error, so a
 // later RemoveAll can never reach through it.
 func (s *Set) TearDown(uid types.UID) error {
+	s.mu.Lock()
+	delete(s.good, uid)
+	s.mu.Unlock()
 	base := filepath.Join(s.root, string(uid), "volumes")
 	kinds, err := os.ReadDir(base)
 	if errors.Is(err, os.ErrNotExist) {
