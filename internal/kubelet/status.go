@@ -77,7 +77,7 @@ func (k *Kubelet) podStatus(pod *corev1.Pod, st *podState, res *syncResult) core
 	}
 	s.EphemeralContainerStatuses = nil
 	for i := range pod.Spec.EphemeralContainers {
-		c := (*corev1.Container)(&pod.Spec.EphemeralContainers[i].EphemeralContainerCommon)
+		c := ephemeral(pod, i)
 		s.EphemeralContainerStatuses = append(s.EphemeralContainerStatuses, k.containerStatus(pod, c, st, res, ""))
 	}
 	s.Phase = podPhase(pod, s, initDone)

@@ -157,7 +157,7 @@ func (k *Kubelet) startPod(ctx context.Context, pod *corev1.Pod, st *podState, r
 	}
 	// Ephemeral containers (kubectl debug) run once, never restarted.
 	for i := range pod.Spec.EphemeralContainers {
-		c := (*corev1.Container)(&pod.Spec.EphemeralContainers[i].EphemeralContainerCommon)
+		c := ephemeral(pod, i)
 		if st.latest(c.Name) == nil {
 			if err := k.startContainer(ctx, pod, c, "ephemeral", st, res, podIP, mounts); err != nil {
 				errs = append(errs, err)

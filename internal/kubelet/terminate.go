@@ -185,6 +185,11 @@ func (k *Kubelet) stopContainer(ctx context.Context, id string, grace int64) {
 	}
 }
 
+// ephemeral is the pod's i-th ephemeral container as a Container (the same fields).
+func ephemeral(pod *corev1.Pod, i int) *corev1.Container {
+	return (*corev1.Container)(&pod.Spec.EphemeralContainers[i].EphemeralContainerCommon)
+}
+
 func findContainer(pod *corev1.Pod, name string) *corev1.Container {
 	for i := range pod.Spec.InitContainers {
 		if pod.Spec.InitContainers[i].Name == name {
@@ -198,7 +203,7 @@ func findContainer(pod *corev1.Pod, name string) *corev1.Container {
 	}
 	for i := range pod.Spec.EphemeralContainers {
 		if pod.Spec.EphemeralContainers[i].Name == name {
-			return (*corev1.Container)(&pod.Spec.EphemeralContainers[i].EphemeralContainerCommon)
+			return ephemeral(pod, i)
 		}
 	}
 	return nil

@@ -179,67 +179,11 @@ func (c *cluster) cleanup() {
 			c.t.Logf("--- %s (tail)\n%s", f, data)
 		}
 	}
-	// What the kubelets started again after the removal above, and the supervisors of
-	// it all: every process of the nodes' cgroups, and every shim of this test.
-	for _, cg := range []string{"berth-tcl1", "berth-tcl2"} {
-		filepath.Walk("/sys/fs/cgroup", func(p string, info os.FileInfo, err error) error {
-			if err == nil && info.Name() == "cgroup.procs" && strings.Contains(p, "/"+cg+"/") {
-				data, _ := os.ReadFile(p)
-				for _, f := range strings.Fields(string(data)) {
-					if pid, err := strconv.Atoi(f); err == nil {
-						syscall.Kill(pid, syscall.SIGKILL)
-					}
-				}
-			}
-			return nil
-		})
-	}
-	berthserver.KillInfras(c.dir) // the pods' infra processes
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		if data, err := os.ReadFile(p); err == nil && strings.Contains(string(data), c.dir) {
-			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil && pid != os.Getpid() {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	}
+	// What the kubelets started again after the removal above, the supervisors and the
+	// pods' infra processes of both nodes, their links, tables, mounts and cgroups.
+	berthserver.Sweep(c.dir, berthserver.Node{Bridges: []string{"tcl1b", "tcl1p"}, Cgroups: []string{"berth-tcl1", "berth-tcl2"}})
 	exec.Command("ip", "netns", "del", c.netns).Run()
-	for _, l := range []string{"tclv0", "tcl1b", "tcl1p"} {
-		exec.Command("ip", "link", "del", l).Run()
-	}
-	for _, tb := range []string{"berth_tcl1b", "berth_tcl1p"} {
-		exec.Command("nft", "delete", "table", "ip", tb).Run()
-	}
-	mounts, _ := os.ReadFile("/proc/self/mounts")
-	var ours []string
-	for _, l := range strings.Split(string(mounts), "\n") {
-		if f := strings.Fields(l); len(f) > 1 && strings.HasPrefix(f[1], c.dir) {
-			ours = append(ours, f[1])
-		}
-	}
-	for i := len(ours) - 1; i >= 0; i-- {
-		syscall.Unmount(ours[i], syscall.MNT_DETACH)
-	}
-	// The cgroups go once the killed processes have left them.
-	deadline := time.Now().Add(5 * time.Second)
-	for _, cg := range []string{"berth-tcl1", "berth-tcl2"} {
-		for {
-			left := 0
-			filepath.Walk("/sys/fs/cgroup", func(p string, info os.FileInfo, err error) error {
-				if err == nil && info.IsDir() && filepath.Base(p) == cg {
-					if exec.Command("find", p, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";").Run() != nil {
-						left++
-					}
-					return filepath.SkipDir
-				}
-				return nil
-			})
-			if left == 0 || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(50 * time.Millisecond) // polling for the cgroups to empty
-		}
-	}
+	exec.Command("ip", "link", "del", "tclv0").Run()
 }
 
 func (c *cluster) eventually(d time.Duration, what string, f func() error) {

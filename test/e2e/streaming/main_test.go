@@ -55,7 +55,7 @@ func run(m *testing.M) int {
 	}
 	server, err := startServer()
 	defer func() {
-		berthserver.RemoveNode(dir, server, berthserver.Node{Bridges: []string{"tws0b", "tws0p"}, Cgroup: cgroup})
+		berthserver.RemoveNode(dir, server, berthserver.Node{Bridges: []string{"tws0b", "tws0p"}, Cgroups: []string{cgroup}})
 		os.RemoveAll(dir)
 	}()
 	if err == nil {

@@ -48,7 +48,7 @@ func run(m *testing.M) int {
 	}
 	server, err := startServer()
 	defer func() {
-		berthserver.RemoveNode(dir, server, berthserver.Node{Bridges: []string{"tgr0b", "tgr0p"}, Cgroup: cgroup})
+		berthserver.RemoveNode(dir, server, berthserver.Node{Bridges: []string{"tgr0b", "tgr0p"}, Cgroups: []string{cgroup}})
 		if os.Getenv("TGR_KEEP") == "" {
 			os.RemoveAll(dir)
 		}

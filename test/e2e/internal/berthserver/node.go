@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,7 +16,7 @@ import (
 // and --cgroup-parent makes on the host, so that RemoveNode can take it away.
 type Node struct {
 	Bridges []string // each with its nftables table berth_NAME
-	Cgroup  string   // the --cgroup-parent
+	Cgroups []string // the --cgroup-parent of each node under dir
 }
 
 // RemoveNode removes the pods' containers through the node's engine (they outlive it),
@@ -30,8 +31,16 @@ func RemoveNode(dir string, srv *Server, n Node) {
 	if srv != nil {
 		srv.Stop(15 * time.Second)
 	}
+	Sweep(dir, n)
+}
+
+// Sweep removes what the nodes whose data lives under dir left on the host once their
+// servers and agents are stopped: the pods' infra processes, processes in their cgroups
+// or with dir in their command line, their bridges and nftables tables, the mounts
+// under dir and their cgroups.
+func Sweep(dir string, n Node) {
 	KillInfras(dir)
-	for _, pid := range leftPIDs(dir, n.Cgroup) {
+	for _, pid := range leftPIDs(dir, n.Cgroups) {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 	for _, l := range n.Bridges {
@@ -49,10 +58,10 @@ func RemoveNode(dir string, srv *Server, n Node) {
 		syscall.Unmount(ours[i], syscall.MNT_DETACH)
 	}
 	// The cgroups go once the killed processes have left.
-	for deadline := time.Now().Add(5 * time.Second); n.Cgroup != ""; {
+	for deadline := time.Now().Add(5 * time.Second); len(n.Cgroups) > 0; {
 		busy := false
 		filepath.WalkDir("/sys/fs/cgroup", func(p string, d os.DirEntry, err error) error {
-			if err != nil || !d.IsDir() || d.Name() != n.Cgroup {
+			if err != nil || !d.IsDir() || !slices.Contains(n.Cgroups, d.Name()) {
 				return nil
 			}
 			exec.Command("find", p, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";").Run()
@@ -70,7 +79,7 @@ func RemoveNode(dir string, srv *Server, n Node) {
 
 // leftPIDs are the processes of the node left behind: container supervisors in its
 // cgroups, and anything else running from dir.
-func leftPIDs(dir, cgroup string) []int {
+func leftPIDs(dir string, cgroups []string) []int {
 	var pids []int
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
@@ -82,11 +91,8 @@ func leftPIDs(dir, cgroup string) []int {
 			pids = append(pids, pid)
 		}
 	}
-	if cgroup == "" {
-		return pids
-	}
 	filepath.WalkDir("/sys/fs/cgroup", func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.Name() == "cgroup.procs" && strings.Contains(p, "/"+cgroup+"/") {
+		if err == nil && d.Name() == "cgroup.procs" && slices.ContainsFunc(cgroups, func(cg string) bool { return strings.Contains(p, "/"+cg+"/") }) {
 			data, _ := os.ReadFile(p)
 			for _, f := range strings.Fields(string(data)) {
 				if pid, err := strconv.Atoi(f); err == nil {
