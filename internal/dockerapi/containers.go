@@ -640,10 +640,10 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []dcontainer.Summary{}
 	for _, c := range s.e.List() {
-		sum := s.summary(c)
 		if !all && !(c.Running() || c.State.Status == container.Restarting) {
 			continue
 		}
+		sum := s.summary(c)
 		if ids := f["id"]; len(ids) > 0 && !anyMatch(ids, func(v string) bool { return strings.HasPrefix(c.ID, v) }) {
 			continue
 		}

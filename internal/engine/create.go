@@ -79,6 +79,10 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*container.Contai
 	if hc.NetworkMode == "" || hc.NetworkMode == "default" {
 		hc.NetworkMode = "bridge"
 	}
+	if hc.CgroupnsMode == "" {
+		// Recorded as Docker records its daemon's default (private on cgroup v2).
+		hc.CgroupnsMode = dcontainer.CgroupnsModePrivate
+	}
 	switch mode := string(hc.NetworkMode); {
 	case o.Pod != nil: // the sandbox's network
 	case mode == "bridge" || mode == "host" || mode == "none":
@@ -161,6 +165,9 @@ func validateHostConfig(hc *dcontainer.HostConfig) error {
 	}
 	if hc.NanoCPUs < 0 || hc.CPUQuota < 0 {
 		return errdefs.Invalid("Range of CPUs is from 0.01 to the number of CPUs available")
+	}
+	if !hc.CgroupnsMode.Valid() {
+		return errdefs.Invalid(fmt.Sprintf("invalid cgroup namespace mode: %v", hc.CgroupnsMode))
 	}
 	return nil
 }

@@ -62,6 +62,7 @@ type Engine struct {
 	registries *image.Registries
 	events     *eventBus
 	started    time.Time
+	runTmpfs   bool // the engine mounted a tmpfs on the run dir (see mountRunDir)
 
 	// imageMu serialises image deletes against creates that pin an image.
 	imageMu sync.Mutex
@@ -96,6 +97,11 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, events: newEventBus(), live: map[string]*live{}, held: map[digest.Digest]int{}, execs: map[string]*Exec{}, started: time.Now(), sbLocks: map[string]*sync.Mutex{}}
 	var err error
+	if e.runTmpfs, err = mountRunDir(cfg.RunDir); err != nil {
+		e.log.Warn("run dir stays on its disk filesystem", "dir", cfg.RunDir, "err", err)
+	} else if e.runTmpfs {
+		e.log.Info("mounted a tmpfs on the run dir", "dir", cfg.RunDir)
+	}
 	if e.images, err = image.Open(filepath.Join(cfg.DataDir, "image")); err != nil {
 		return nil, fmt.Errorf("image store: %w", err)
 	}
@@ -200,6 +206,9 @@ func (e *Engine) Close() error {
 		pn.Down()
 	}
 	e.nets.Teardown()
+	if e.runTmpfs {
+		unmountRunDir(e.cfg.RunDir)
+	}
 	return nil
 }
 

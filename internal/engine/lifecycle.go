@@ -215,13 +215,15 @@ func (e *Engine) handleExit(c *container.Container, l *live, ex runtime.Exit) {
 	if c.State.FinishedAt.IsZero() {
 		c.State.FinishedAt = time.Now().UTC()
 	}
-	t0 := time.Now()
-	e.releaseRootfs(c)
-	t1 := time.Now()
-	e.detachNet(c)
-	t2 := time.Now()
-	os.RemoveAll(e.bundle(c.ID))
-	e.log.Debug("exited", "container", c.ID[:12], "rootfs", t1.Sub(t0), "net", t2.Sub(t1), "bundle", time.Since(t2))
+	if !c.HostConfig.AutoRemove { // else removeLocked releases all of it, below
+		t0 := time.Now()
+		e.releaseRootfs(c)
+		t1 := time.Now()
+		e.detachNet(c)
+		t2 := time.Now()
+		e.dropBundle(c.ID)
+		e.log.Debug("exited", "container", c.ID[:12], "rootfs", t1.Sub(t0), "net", t2.Sub(t1), "bundle", time.Since(t2))
+	}
 	select {
 	case <-l.exitCh:
 	default:
@@ -472,17 +474,11 @@ func (e *Engine) removeLocked(c *container.Container, l *live, o RemoveOptions) 
 		l.restart.Stop()
 	}
 	t0 := time.Now()
-	e.releaseRootfs(c)
+	e.snaps.Remove(c.ID) // unmounts the rootfs first
 	t1 := time.Now()
-	e.snaps.Remove(c.ID)
-	t2 := time.Now()
-	e.detachNet(c)
-	t3 := time.Now()
-	os.RemoveAll(e.bundle(c.ID))
 	if err := e.ctrs.Delete(c); err != nil {
 		return err
 	}
-	e.log.Debug("removed", "container", c.ID[:12], "rootfs", t1.Sub(t0), "snapshot", t2.Sub(t1), "net", t3.Sub(t2), "files", time.Since(t3))
 	if o.Volumes {
 		for _, m := range c.Mounts {
 			if m.Type == "volume" && m.Anonymous && !e.volumeInUse(m.Name) {
@@ -490,17 +486,31 @@ func (e *Engine) removeLocked(c *container.Container, l *live, o RemoveOptions) 
 			}
 		}
 	}
+	// Gone for every client from here: wake `docker run --rm` (waiting for the removal)
+	// before the clean-up that no client can observe.
 	l.removed = true
 	close(l.removedCh)
 	e.mu.Lock()
 	delete(e.live, c.ID)
 	last := len(e.live) == 0
 	e.mu.Unlock()
-	if last && len(e.ctrs.List()) == 0 {
-		runtime.RemoveCgroupParent(e.cfg.CgroupParent)
-	}
 	e.publish(events.ContainerEventType, events.ActionDestroy, c.ID, map[string]string{"name": c.Name})
+	t2 := time.Now()
+	e.detachNet(c)
+	e.dropBundle(c.ID)
+	if last && len(e.ctrs.List()) == 0 {
+		// Off the removal's path: with other engines' or the kubelet's containers in the
+		// parent this fails (busy), one rmdir per hierarchy.
+		go runtime.RemoveCgroupParent(e.cfg.CgroupParent)
+	}
+	e.log.Debug("removed", "container", c.ID[:12], "rootfs", t1.Sub(t0), "record", t2.Sub(t1), "net and files", time.Since(t2))
 	return nil
+}
+
+// dropBundle removes the files of a container's last shim: its bundle and its socket.
+func (e *Engine) dropBundle(id string) {
+	os.RemoveAll(e.bundle(id))
+	os.Remove(e.shimSocket(id))
 }
 
 // Rename gives a container a new name.

@@ -43,6 +43,7 @@ func (e *Engine) linuxSpec(c *container.Container, s *runtime.Spec) error {
 	if hc.PidMode.IsHost() {
 		l.HostPID = true
 	}
+	l.HostCgroupNS = hc.CgroupnsMode.IsHost()
 	if hc.CgroupParent != "" {
 		s.CgroupsPath = path.Join("/", hc.CgroupParent, c.ID)
 	}

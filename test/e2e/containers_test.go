@@ -181,6 +181,20 @@ func TestContainersRunOptions(t *testing.T) {
 		out := e.ok(t, "stats", "--no-stream", "--format", "{{.MemUsage}}", name)
 		mustContain(t, "stats shows the 64MiB limit", out, "64MiB")
 	})
+	t.Run("cgroupns", func(t *testing.T) {
+		// A cgroup namespace of its own by default: the container's cgroup is the root it
+		// sees, and /sys/fs/cgroup shows its own limits.
+		out := e.ok(t, "run", "--rm", "-m", "64m", bbImage, "sh", "-c",
+			"grep memory /proc/self/cgroup; cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max")
+		mustContain(t, "the default cgroupns is private", out, ":/\n")
+		mustContain(t, "the container sees its own memory limit", out, "67108864")
+		name := uniq("cgns")
+		e.rmOnCleanup(t, name)
+		out = e.ok(t, "run", "--name", name, "--cgroupns", "host", bbImage, "cat", "/proc/self/cgroup")
+		id := e.inspect(t, "{{.Id}}", name)
+		mustContain(t, "--cgroupns host shows the host's cgroup paths", out, id)
+		mustEqual(t, "inspect .HostConfig.CgroupnsMode", e.inspect(t, "{{.HostConfig.CgroupnsMode}}", name), "host")
+	})
 	t.Run("pids-limit", func(t *testing.T) {
 		name := uniq("pids")
 		e.rmOnCleanup(t, name)

@@ -16,6 +16,10 @@ type Linux struct {
 	// makes a new one. HostIPC and HostPID share the host's instead.
 	IPCNS, UTSNS, PIDNS string
 	HostIPC, HostPID    bool
+	// HostCgroupNS shares the host's cgroup namespace (docker run --cgroupns host). By
+	// default a container has its own, as Docker gives on cgroup v2: its cgroups are the
+	// root of /proc/self/cgroup and of the /sys/fs/cgroup it sees.
+	HostCgroupNS bool
 
 	CPUShares              uint64
 	CPUQuota               int64 // with CPUPeriod; overrides NanoCPUs when set
@@ -45,7 +49,7 @@ type Device struct {
 func applyLinux(sp *specs.Spec, s Spec) {
 	l := s.Linux
 	join := map[specs.LinuxNamespaceType]string{specs.IPCNamespace: l.IPCNS, specs.UTSNamespace: l.UTSNS, specs.PIDNamespace: l.PIDNS}
-	host := map[specs.LinuxNamespaceType]bool{specs.IPCNamespace: l.HostIPC, specs.PIDNamespace: l.HostPID}
+	host := map[specs.LinuxNamespaceType]bool{specs.IPCNamespace: l.HostIPC, specs.PIDNamespace: l.HostPID, specs.CgroupNamespace: l.HostCgroupNS}
 	ns := sp.Linux.Namespaces[:0]
 	for _, n := range sp.Linux.Namespaces {
 		if host[n.Type] {

@@ -21,7 +21,7 @@ func TestOCISpecJoinsAPodsNamespaces(t *testing.T) {
 	ns := namespaces(sp)
 	want := map[specs.LinuxNamespaceType]string{
 		specs.NetworkNamespace: "/run/netns/pod", specs.IPCNamespace: "/proc/42/ns/ipc",
-		specs.UTSNamespace: "/proc/42/ns/uts", specs.PIDNamespace: "/proc/42/ns/pid", specs.MountNamespace: "",
+		specs.UTSNamespace: "/proc/42/ns/uts", specs.PIDNamespace: "/proc/42/ns/pid", specs.MountNamespace: "", specs.CgroupNamespace: "",
 	}
 	if len(ns) != len(want) {
 		t.Fatalf("namespaces %v, want %v", ns, want)
@@ -49,6 +49,15 @@ func TestOCISpecSharesTheHostsIPCAndPID(t *testing.T) {
 		if m.Destination == "/dev/mqueue" {
 			t.Error("an mqueue of its own with the host's IPC namespace")
 		}
+	}
+}
+
+func TestOCISpecCgroupNamespace(t *testing.T) {
+	if _, ok := namespaces(OCISpec(Spec{}))[specs.CgroupNamespace]; !ok {
+		t.Error("no cgroup namespace of its own by default")
+	}
+	if _, ok := namespaces(OCISpec(Spec{Linux: Linux{HostCgroupNS: true}}))[specs.CgroupNamespace]; ok {
+		t.Error("a cgroup namespace of its own with HostCgroupNS (--cgroupns host)")
 	}
 }
 

@@ -104,6 +104,7 @@ func OCISpec(s Spec) *specs.Spec {
 			Namespaces: []specs.LinuxNamespace{
 				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace},
 				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
+				{Type: specs.CgroupNamespace},
 			},
 		},
 	}
