@@ -492,17 +492,11 @@ func (e *Engine) removeLocked(c *container.Container, l *live, o RemoveOptions) 
 	close(l.removedCh)
 	e.mu.Lock()
 	delete(e.live, c.ID)
-	last := len(e.live) == 0
 	e.mu.Unlock()
 	e.publish(events.ContainerEventType, events.ActionDestroy, c.ID, map[string]string{"name": c.Name})
 	t2 := time.Now()
 	e.detachNet(c)
 	e.dropBundle(c.ID)
-	if last && len(e.ctrs.List()) == 0 {
-		// Off the removal's path: with other engines' or the kubelet's containers in the
-		// parent this fails (busy), one rmdir per hierarchy.
-		go runtime.RemoveCgroupParent(e.cfg.CgroupParent)
-	}
 	e.log.Debug("removed", "container", c.ID[:12], "rootfs", t1.Sub(t0), "record", t2.Sub(t1), "net and files", time.Since(t2))
 	return nil
 }
