@@ -660,6 +660,13 @@ func TestContainersDiff(t *testing.T) {
 	if contains(out, "A /bin/busybox") || contains(out, "C /bin/busybox") {
 		t.Fatalf("diff shows untouched image files: %v", out)
 	}
+	// The mount points of every container live in the init layer, as Docker's do.
+	for _, unwanted := range []string{"A /proc", "A /sys", "A /dev", "A /etc/hosts", "A /etc/resolv.conf", "A /.dockerenv"} {
+		if contains(out, unwanted) {
+			t.Fatalf("diff shows the runtime's mount point %q: %v", unwanted, out)
+		}
+	}
+	e.ok(t, "exec", name, "test", "-f", "/.dockerenv")
 }
 
 // TestContainersCommit: commit makes an image with the container's changes and --change lines.

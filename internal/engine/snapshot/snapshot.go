@@ -32,7 +32,8 @@ func ChainIDs(diffIDs []digest.Digest) []digest.Digest {
 }
 
 // Store holds layers under root/layers and container layers under root/active;
-// root/tmp holds unpacks in progress and removed container layers being deleted.
+// root/tmp holds unpacks in progress and removed container layers being deleted;
+// root/init is the layer of mount points every container has on top of its image.
 type Store struct {
 	root string
 	bg   sync.WaitGroup // deletions in the background
@@ -47,6 +48,9 @@ func Open(root string) (*Store, error) {
 		}
 	}
 	s := &Store{root: root}
+	if err := makeInitLayer(s.initDir()); err != nil {
+		return nil, fmt.Errorf("init layer: %w", err)
+	}
 	if left, _ := os.ReadDir(filepath.Join(root, "tmp")); len(left) > 0 {
 		s.bg.Add(1)
 		go func() {
@@ -116,13 +120,9 @@ type Active struct {
 func (s *Store) Prepare(key string, chain []digest.Digest) (*Active, error) {
 	dir := filepath.Join(s.root, "active", key)
 	a := &Active{Dir: dir, Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work"), Merged: filepath.Join(dir, "merged")}
+	a.Lower = []string{s.initDir()}
 	for i := len(chain) - 1; i >= 0; i-- {
 		a.Lower = append(a.Lower, s.layerDir(chain[i]))
-	}
-	if len(a.Lower) == 0 {
-		empty := filepath.Join(dir, "empty")
-		os.MkdirAll(empty, 0o755)
-		a.Lower = []string{empty}
 	}
 	for _, d := range []string{a.Upper, a.Work, a.Merged} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
