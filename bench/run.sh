@@ -43,6 +43,8 @@
 #   KEEP=0                  KEEP=1: keep the work directory (engine logs) for a post-mortem
 #   NETNS=1                 NETNS=0: measure in the host's network namespace
 #   CMD_TIMEOUT=120         seconds before a hung docker client is killed (the run then fails)
+#   DOCKER_EXEC_TMPFS=1     dockerd's --exec-root on a tmpfs (as /run is on most systems);
+#                           0 keeps it on WORK's filesystem
 #   OUT=<root>/bench/results/latest.txt
 # Exit status: 0 measured, 1 setup/engine failure, 2 (STRICT=1 only) a target was missed.
 # shellcheck disable=SC2013 # the files read word by word hold pids / paths without spaces
@@ -74,6 +76,7 @@ NETNS=${NETNS:-1}
 STAGE=${BENCH_STAGE:-host} # host: prepare, then re-run in a new network namespace; netns: measure
 OUT=${OUT:-$ROOT/bench/results/latest.txt}
 CMD_TIMEOUT=${CMD_TIMEOUT:-120}
+DOCKER_EXEC_TMPFS=${DOCKER_EXEC_TMPFS:-1}
 IMAGE=bb:1.0
 SUITES=${SUITES:-engine build registry}
 REG_RUNS=${REG_RUNS:-3}
@@ -306,6 +309,12 @@ start_docker() {
   ip addr add "$DOCKER_ADDR" dev "$DOCKER_BRIDGE"
   ip link set "$DOCKER_BRIDGE" up
   mkdir -p "$WORK/d/data" "$WORK/d/exec" "$WORK/d/run"
+  # Docker's run-time state (exec root: containerd's state, runc's root) on a tmpfs, as it
+  # is under /run on most systems; Berth mounts a tmpfs on its run dir itself when that is
+  # on a disk (docs/engine.md), so both engines keep run-time state in memory.
+  if [ "$DOCKER_EXEC_TMPFS" = 1 ]; then
+    mount -t tmpfs -o mode=0711 tmpfs "$WORK/d/exec" || die "cannot mount a tmpfs on $WORK/d/exec"
+  fi
   SOCK[docker]=$WORK/d/run/docker.sock
   LOG[docker]=$WORK/dockerd.log
   log "starting dockerd"
@@ -993,6 +1002,7 @@ report() {
     echo "Berth vs Docker benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "host: $(nproc) CPUs, kernel $(uname -r); client: docker $("$DOCKER" version -f '{{.Client.Version}}' 2>/dev/null)"
     uses docker && echo "docker: $(dk docker version -f '{{.Server.Version}}' 2>/dev/null), storage $(dk docker info -f '{{.Driver}}' 2>/dev/null), containerd $(dk docker info -f '{{.ContainerdCommit.ID}}' 2>/dev/null)"
+    uses docker && echo "docker run-time state (--exec-root): $([ "$DOCKER_EXEC_TMPFS" = 1 ] && echo tmpfs || echo "on $(stat -f -c %T "$WORK")"); berth's run dir: $(stat -f -c %T "$WORK/b/run" 2>/dev/null || echo '?')"
     uses berth && echo "berth: $(dk berth version -f '{{.Server.Version}}' 2>/dev/null) ($BERTH)"
     echo "load average: $LOAD_START at start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
     if [ -s "$WORK/others" ]; then
