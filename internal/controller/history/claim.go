@@ -18,7 +18,10 @@ import (
 // claimed as upstream's controllers claim theirs: orphans the selector matches are
 // adopted — so a workload deleted with --cascade=orphan and created again takes back
 // its history instead of colliding with it — and owned ones it no longer matches are
-// released. An adopted revision is returned as the patch left it.
+// released. As upstream, an orphan the selector matches counts as the owner's even
+// when it is not adopted — while the owner is being deleted — so that an owner deleted
+// with --cascade=orphan does not, in its last syncs, take its orphaned history for a
+// collision. An adopted revision is returned as the patch left it.
 func (o Owner) revisions(ctx context.Context, client kubernetes.Interface, lister appslisters.ControllerRevisionLister) ([]*appsv1.ControllerRevision, error) {
 	if o.Selector == nil {
 		return Owned(lister, o.Object)
@@ -46,8 +49,8 @@ func (o Owner) revisions(ctx context.Context, client kubernetes.Interface, liste
 		if err != nil {
 			errs = append(errs, err)
 		}
-		if !ok {
-			continue
+		if !ok && (metav1.GetControllerOfNoCopy(cr) != nil || !o.Selector.Matches(labels.Set(cr.Labels))) {
+			continue // an orphan the selector matches counts even when not adopted (the owner is being deleted), as upstream
 		}
 		if p := patched[cr.Name]; p != nil {
 			cr = p

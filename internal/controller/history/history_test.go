@@ -159,7 +159,7 @@ func TestSyncWithSelectorAdoptsOrphanRevisions(t *testing.T) {
 	}
 }
 
-func TestSyncDoesNotAdoptForAnOwnerThatIsGone(t *testing.T) {
+func TestSyncDoesNotAdoptForAnOwnerGoneOrBeingDeleted(t *testing.T) {
 	set := owner()
 	client := fake.NewClientset(revision(t, "web-cur", 1, "nginx:1", nil))
 	o := Owner{
@@ -177,8 +177,12 @@ func TestSyncDoesNotAdoptForAnOwnerThatIsGone(t *testing.T) {
 	deleting := owner()
 	deleting.DeletionTimestamp = ptr.To(metav1.Now())
 	o.Object, o.CanAdopt = deleting, nil
-	if _, err := Sync(context.Background(), client, lister(t, client), o, map[string]bool{}); err != nil {
+	got, err := Sync(context.Background(), client, lister(t, client), o, map[string]bool{})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if n := numbers(t, client); got.Name != "web-cur" || len(n) != 1 {
+		t.Fatalf("Sync of an owner being deleted chose %s, revisions %v: the orphan it matches counts, nothing is created", got.Name, n)
 	}
 	cr, _ = client.AppsV1().ControllerRevisions("default").Get(context.Background(), "web-cur", metav1.GetOptions{})
 	if metav1.GetControllerOf(cr) != nil {
