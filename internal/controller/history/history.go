@@ -40,6 +40,11 @@ type Owner struct {
 	// BumpCollisionCount raises the owner's status.collisionCount, after which the
 	// next sync hashes to another name.
 	BumpCollisionCount func(ctx context.Context) error
+	// Selector, when set, has Sync claim revisions first (see claim); without it only
+	// the revisions the owner already controls count.
+	Selector labels.Selector
+	// CanAdopt is the Claimer's: it re-reads the owner before the first adoption.
+	CanAdopt func(ctx context.Context) error
 }
 
 // Patch is how a revision stores a template: the patch that puts it back.
@@ -87,16 +92,32 @@ func Owned(lister appslisters.ControllerRevisionLister, owner metav1.Object) ([]
 			out = append(out, cr)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Revision < out[j].Revision })
+	sortByRevision(out)
 	return out, nil
 }
 
-// Sync returns the revision of the owner's current template — created, or renumbered
-// as the newest when an old template came back — and deletes the oldest revisions
+// sortByRevision orders revisions oldest first: by number, then (for equal numbers)
+// by creation time and name, as upstream does.
+func sortByRevision(crs []*appsv1.ControllerRevision) {
+	sort.SliceStable(crs, func(i, j int) bool {
+		a, b := crs[i], crs[j]
+		switch {
+		case a.Revision != b.Revision:
+			return a.Revision < b.Revision
+		case !a.CreationTimestamp.Equal(&b.CreationTimestamp):
+			return a.CreationTimestamp.Before(&b.CreationTimestamp)
+		}
+		return a.Name < b.Name
+	})
+}
+
+// Sync returns the revision of the owner's current template — the newest revision
+// holding it (renumbered as the newest of all when an old template came back), or a
+// new one — and deletes the oldest revisions
 // beyond the limit that no pod uses (inUse holds the values of the pods' HashLabel:
 // the revision hash for DaemonSets, the revision name for StatefulSets).
 func Sync(ctx context.Context, client kubernetes.Interface, lister appslisters.ControllerRevisionLister, o Owner, inUse map[string]bool) (*appsv1.ControllerRevision, error) {
-	owned, err := Owned(lister, o.Object)
+	owned, err := o.revisions(ctx, client, lister)
 	if err != nil {
 		return nil, err
 	}
@@ -108,8 +129,8 @@ func Sync(ctx context.Context, client kubernetes.Interface, lister appslisters.C
 	var maxRev int64
 	for _, cr := range owned {
 		maxRev = max(maxRev, cr.Revision)
-		if cur == nil && sameJSON(cr.Data.Raw, data) {
-			cur = cr
+		if sameJSON(cr.Data.Raw, data) {
+			cur = cr // owned is oldest first: the last equal one is the newest
 		}
 	}
 	crs := client.AppsV1().ControllerRevisions(o.Object.GetNamespace())

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	appsinformers "k8s.io/client-go/informers/apps/v1"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
@@ -55,26 +53,10 @@ func New(client kubernetes.Interface, setInformer appsinformers.StatefulSetInfor
 		AddFunc:    func(obj any) { queue.Enqueue(c.queue, obj) },
 		UpdateFunc: func(_, obj any) { queue.Enqueue(c.queue, obj) },
 	})
-	podChanged := func(obj any) {
-		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = tomb.Obj
-		}
-		p, ok := obj.(*corev1.Pod)
-		if !ok {
-			return
-		}
-		if ref := metav1.GetControllerOfNoCopy(p); ref != nil && ref.Kind == Kind.Kind {
-			key := p.Namespace + "/" + ref.Name
-			c.queue.Add(key)
-			if set, err := c.setLister.StatefulSets(p.Namespace).Get(ref.Name); err == nil && set.Spec.MinReadySeconds > 0 {
-				c.queue.AddAfter(key, time.Duration(set.Spec.MinReadySeconds)*time.Second+time.Second)
-			}
-		}
-	}
 	podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    podChanged,
-		UpdateFunc: func(_, obj any) { podChanged(obj) },
-		DeleteFunc: podChanged,
+		AddFunc:    func(obj any) { c.podChanged(nil, obj, false) },
+		UpdateFunc: func(old, obj any) { c.podChanged(old, obj, false) },
+		DeleteFunc: func(obj any) { c.podChanged(nil, obj, true) },
 	})
 	return c
 }

@@ -109,7 +109,9 @@ func (c *Controller) createPod(ctx context.Context, set *appsv1.StatefulSet, t *
 	p := newPod(set, t, hash, i)
 	_, err := c.client.CoreV1().Pods(set.Namespace).Create(ctx, p, metav1.CreateOptions{})
 	switch {
-	case apierrors.IsAlreadyExists(err), apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+	case apierrors.IsAlreadyExists(err):
+		return c.nameTaken(ctx, set, p.Name, err)
+	case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
 		return nil
 	case err != nil:
 		c.recorder.Eventf(set, corev1.EventTypeWarning, "FailedCreate", "create Pod %s in StatefulSet %s failed error: %v", p.Name, set.Name, err)
@@ -117,6 +119,19 @@ func (c *Controller) createPod(ctx context.Context, set *appsv1.StatefulSet, t *
 	}
 	c.recorder.Eventf(set, corev1.EventTypeNormal, "SuccessfulCreate", "create Pod %s in StatefulSet %s successful", p.Name, set.Name)
 	return nil
+}
+
+// nameTaken explains a create that found the name in use: by the set's own pod this
+// sync did not see yet (nothing to do), or by a pod that is not the set's — one it
+// released, say — which blocks the ordinal until it goes, as upstream. The error
+// makes the queue try again with backoff.
+func (c *Controller) nameTaken(ctx context.Context, set *appsv1.StatefulSet, name string, err error) error {
+	existing, gerr := c.client.CoreV1().Pods(set.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if gerr == nil && metav1.IsControlledBy(existing, set) {
+		return nil
+	}
+	c.recorder.Eventf(set, corev1.EventTypeWarning, "FailedCreate", "create Pod %s in StatefulSet %s failed error: the name is taken by a pod the StatefulSet does not own", name, set.Name)
+	return fmt.Errorf("pod %s/%s exists and StatefulSet %s does not own it: %w", set.Namespace, name, set.Name, err)
 }
 
 func (c *Controller) deletePod(ctx context.Context, set *appsv1.StatefulSet, p *corev1.Pod) error {

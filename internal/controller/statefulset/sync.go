@@ -20,7 +20,7 @@ import (
 type state struct {
 	set              *appsv1.StatefulSet
 	byOrdinal        map[int]*corev1.Pod
-	condemned        []*corev1.Pod // beyond spec.replicas (or misnamed), highest ordinal first
+	condemned        []*corev1.Pod // beyond spec.replicas, highest ordinal first
 	current, update  *appsv1.ControllerRevision
 	currentTemplate  *corev1.PodTemplateSpec
 	replicas         int
@@ -47,19 +47,33 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	s, err := c.load(ctx, set)
+	sel, err := metav1.LabelSelectorAsSelector(set.Spec.Selector)
+	if err != nil {
+		c.log.Error("invalid selector, not syncing", "statefulset", key, "err", err)
+		return nil
+	}
+	canAdopt := c.canAdopt(set)
+	owned, err := c.claimPods(ctx, set, sel, canAdopt)
 	if err != nil {
 		return err
 	}
-	if set.DeletionTimestamp == nil {
-		if err := c.step(ctx, s); err != nil {
-			return err
-		}
+	s, err := c.load(ctx, set, sel, canAdopt, owned)
+	if err != nil {
+		return err
 	}
-	return c.updateStatus(ctx, s)
+	var stepErr error
+	if set.DeletionTimestamp == nil {
+		stepErr = c.step(ctx, s)
+	}
+	if err := c.updateStatus(ctx, s); err != nil {
+		return err
+	}
+	return stepErr // the status still tells what this sync saw
 }
 
-func (c *Controller) load(ctx context.Context, set *appsv1.StatefulSet) (*state, error) {
+// load reads the set's revisions (adopting orphaned ones) and sorts its claimed pods
+// by ordinal.
+func (c *Controller) load(ctx context.Context, set *appsv1.StatefulSet, sel labels.Selector, canAdopt func(context.Context) error, owned []*corev1.Pod) (*state, error) {
 	s := &state{set: set, byOrdinal: map[int]*corev1.Pod{}, replicas: 1, ordered: set.Spec.PodManagementPolicy != appsv1.ParallelPodManagement}
 	if set.Spec.Replicas != nil {
 		s.replicas = int(*set.Spec.Replicas)
@@ -70,15 +84,8 @@ func (c *Controller) load(ctx context.Context, set *appsv1.StatefulSet) (*state,
 			s.partition = int(*ru.Partition)
 		}
 	}
-	all, err := c.podLister.Pods(set.Namespace).List(labels.Everything())
-	if err != nil {
-		return nil, err
-	}
 	inUse := map[string]bool{}
-	for _, p := range all {
-		if !metav1.IsControlledBy(p, set) {
-			continue
-		}
+	for _, p := range owned {
 		inUse[p.Labels[history.HashLabel]] = true
 		if i := ordinal(set, p); i >= 0 && i < s.replicas {
 			s.byOrdinal[i] = p
@@ -92,8 +99,10 @@ func (c *Controller) load(ctx context.Context, set *appsv1.StatefulSet) (*state,
 		limit = int(*set.Spec.RevisionHistoryLimit)
 	}
 	inUse[set.Status.CurrentRevision] = true
+	var err error
 	if s.update, err = history.Sync(ctx, c.client, c.crLister, history.Owner{
 		Object: set, Kind: Kind, Template: &set.Spec.Template, CollisionCount: set.Status.CollisionCount, Limit: limit,
+		Selector: sel, CanAdopt: canAdopt,
 		BumpCollisionCount: func(ctx context.Context) error {
 			cp := set.DeepCopy()
 			cp.Status.CollisionCount = new(int32)
