@@ -74,7 +74,10 @@ type Kubelet struct {
 	runtimeVer *runtimeapi.VersionResponse
 	sent       map[types.UID]sentStatus // by pod
 	killing    map[types.UID]bool       // pods whose containers are being stopped in the background
-	runCtx     context.Context
+	pressed    nodePressure             // the last reading of the node's pressure, at pressedAt
+	pressedAt  time.Time
+
+	runCtx context.Context // Run's, set before its workers start (the prober's and background kills' parent)
 }
 
 // New connects to the CRI runtime and checks the configuration; Run starts the work.
@@ -153,7 +156,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	k.services = k.newServiceInformer()
 	go k.services.Run(ctx.Done())
 	k.pods = newPodSource(k)
-	k.probes = newProber(ctx, k)
+	k.probes = newProber(k)
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	run := func(f func(context.Context) error) {

@@ -376,7 +376,23 @@ func osImage() string {
 // The kubelet reports them; it does not evict.
 type nodePressure struct{ memory, disk, pid bool }
 
+// pressureMaxAge is how long a reading of the node's pressure serves: the status is computed
+// at registration, on every renewal and when the pod CIDR arrives, often in the same moment,
+// while each periodic renewal (a period after the last, give or take its latency) reads anew.
+const pressureMaxAge = nodeStatusPeriod / 2
+
+// pressure is the node's pressure, read at most once in pressureMaxAge.
 func (k *Kubelet) pressure() nodePressure {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.pressedAt.IsZero() || time.Since(k.pressedAt) >= pressureMaxAge {
+		k.pressed, k.pressedAt = k.readPressure(), time.Now()
+	}
+	return k.pressed
+}
+
+// readPressure reads memory, the root directory's file system and the process count.
+func (k *Kubelet) readPressure() nodePressure {
 	var p nodePressure
 	for _, line := range strings.Split(readFile("/proc/meminfo"), "\n") {
 		if v, ok := strings.CutPrefix(line, "MemAvailable:"); ok {

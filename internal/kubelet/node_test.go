@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	corev1 "k8s.io/api/core/v1"
@@ -157,5 +158,32 @@ func TestLeaseIsCreatedThenRenewed(t *testing.T) {
 	l, _ = cs.CoordinationV1().Leases("kube-node-lease").Get(ctx, "n1", metav1.GetOptions{})
 	if l.Spec.RenewTime.Before(first) {
 		t.Errorf("renewTime went back: %v -> %v", first, l.Spec.RenewTime)
+	}
+}
+
+// TestNodePressureIsReadOncePerHalfPeriod: statuses computed together (registration, the
+// first renewal, a pod CIDR's arrival) share one reading of memory, disk and PIDs; the next
+// periodic renewal reads them anew.
+func TestNodePressureIsReadOncePerHalfPeriod(t *testing.T) {
+	k, _, _ := testKubelet(t)
+	k.pressure()
+	read := k.pressedAt
+	k.pressed = nodePressure{memory: true} // as if that reading had seen memory pressure
+	memoryPressure := func() corev1.ConditionStatus {
+		for _, c := range k.nodeStatus(nil).Conditions {
+			if c.Type == corev1.NodeMemoryPressure {
+				return c.Status
+			}
+		}
+		return ""
+	}
+	if got := memoryPressure(); got != corev1.ConditionTrue || !k.pressedAt.Equal(read) {
+		t.Errorf("within %s: MemoryPressure=%s, read again: %v; want the last reading's True", pressureMaxAge, got, !k.pressedAt.Equal(read))
+	}
+	k.pressedAt = time.Now().Add(-pressureMaxAge)
+	read = k.pressedAt
+	memoryPressure()
+	if k.pressedAt.Equal(read) {
+		t.Errorf("a reading %s old served again", pressureMaxAge)
 	}
 }

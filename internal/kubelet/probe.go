@@ -21,7 +21,6 @@ const (
 // prober runs a goroutine per running container and probe, and remembers each probe's result.
 // A result that changes queues the pod, so readiness and restarts follow at once.
 type prober struct {
-	ctx     context.Context
 	k       *Kubelet
 	mu      sync.Mutex
 	workers map[probeKey]*probeWorker
@@ -39,9 +38,9 @@ type probeWorker struct {
 	stop context.CancelFunc
 }
 
-// newProber returns a prober whose workers all end when ctx (the kubelet's run) does.
-func newProber(ctx context.Context, k *Kubelet) *prober {
-	return &prober{ctx: ctx, k: k, workers: map[probeKey]*probeWorker{}, results: map[probeKey]bool{}, doomed: map[string]bool{}}
+// newProber returns a prober whose workers all end when the kubelet's run does.
+func newProber(k *Kubelet) *prober {
+	return &prober{k: k, workers: map[probeKey]*probeWorker{}, results: map[probeKey]bool{}, doomed: map[string]bool{}}
 }
 
 // ensure starts the container's probe workers that are not running yet. ip is the address
@@ -57,7 +56,7 @@ func (p *prober) ensure(pod *corev1.Pod, c *corev1.Container, cur *container, ip
 			p.mu.Unlock()
 			continue
 		}
-		ctx, cancel := context.WithCancel(p.ctx)
+		ctx, cancel := context.WithCancel(p.k.runCtx)
 		p.workers[key] = &probeWorker{pod: pod.UID, stop: cancel}
 		if kind == liveness {
 			p.results[key] = true

@@ -12,8 +12,8 @@ import (
 
 func statusKubelet(t *testing.T) *Kubelet {
 	k := &Kubelet{cfg: Config{NodeIP: net.IPv4(10, 0, 0, 5), RootDir: t.TempDir()},
-		runtimeVer: &runtimeapi.VersionResponse{RuntimeName: "containerd"}}
-	k.probes = newProber(t.Context(), k)
+		runtimeVer: &runtimeapi.VersionResponse{RuntimeName: "containerd"}, runCtx: t.Context()}
+	k.probes = newProber(k)
 	return k
 }
 

@@ -94,6 +94,14 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f, err := os.Open(st.Status.LogPath)
+	if os.IsNotExist(err) && st.Status.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		// A container whose start failed (a command that does not exist) may have no log
+		// file: its log is empty, as on runtimes that make the file before the process.
+		// kubectl debug falls back to this log when the debugger does not run.
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	if err != nil {
 		http.Error(w, fmt.Sprintf("log of container %q: %v", name, err), http.StatusNotFound)
 		return

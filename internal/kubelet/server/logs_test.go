@@ -8,6 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"google.golang.org/grpc"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 const criLog = `2024-01-01T00:00:01.000000000Z stdout F one
@@ -68,6 +71,39 @@ func TestBadLogOptionsAreRefused(t *testing.T) {
 		r := httptest.NewRequest(http.MethodGet, "/containerLogs/ns/pod/c?"+q, nil)
 		if _, err := parseLogOptions(r); err == nil {
 			t.Errorf("%s accepted", q)
+		}
+	}
+}
+
+// oneContainer is a runtime with one container of pod ns/pod, named c, whose log is at path.
+type oneContainer struct {
+	runtimeapi.RuntimeServiceClient
+	state runtimeapi.ContainerState
+	path  string
+}
+
+func (o oneContainer) ListContainers(context.Context, *runtimeapi.ListContainersRequest, ...grpc.CallOption) (*runtimeapi.ListContainersResponse, error) {
+	return &runtimeapi.ListContainersResponse{Containers: []*runtimeapi.Container{{Id: "c1", State: o.state, Metadata: &runtimeapi.ContainerMetadata{Name: "c"}}}}, nil
+}
+
+func (o oneContainer) ContainerStatus(context.Context, *runtimeapi.ContainerStatusRequest, ...grpc.CallOption) (*runtimeapi.ContainerStatusResponse, error) {
+	return &runtimeapi.ContainerStatusResponse{Status: &runtimeapi.ContainerStatus{Id: "c1", State: o.state, LogPath: o.path}}, nil
+}
+
+// TestLogOfAContainerThatNeverStartedIsEmpty: kubectl debug shows the debugger's log when it
+// could not start (a mistyped command); the runtime made no log file for it.
+func TestLogOfAContainerThatNeverStartedIsEmpty(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "0.log")
+	for state, want := range map[runtimeapi.ContainerState]int{
+		runtimeapi.ContainerState_CONTAINER_CREATED: http.StatusOK,
+		runtimeapi.ContainerState_CONTAINER_EXITED:  http.StatusOK,
+		runtimeapi.ContainerState_CONTAINER_RUNNING: http.StatusNotFound, // a log the runtime lost
+	} {
+		s := New(Config{Runtime: oneContainer{state: state, path: missing}})
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/containerLogs/ns/pod/c?follow=true", nil))
+		if rec.Code != want || want == http.StatusOK && rec.Body.Len() != 0 {
+			t.Errorf("%s: %d %q, want %d", state, rec.Code, rec.Body.String(), want)
 		}
 	}
 }
