@@ -195,6 +195,22 @@ func TestContainersRunOptions(t *testing.T) {
 		mustContain(t, "--cgroupns host shows the host's cgroup paths", out, id)
 		mustEqual(t, "inspect .HostConfig.CgroupnsMode", e.inspect(t, "{{.HostConfig.CgroupnsMode}}", name), "host")
 	})
+	t.Run("privileged", func(t *testing.T) {
+		// Every capability the host's bounding set holds (not more: the kernel would refuse
+		// the container's start), as Docker and containerd grant.
+		status, err := os.ReadFile("/proc/self/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var bnd string
+		for _, l := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(l, "CapBnd:"); ok {
+				bnd = strings.TrimSpace(v)
+			}
+		}
+		out := e.ok(t, "run", "--rm", "--privileged", bbImage, "grep", "CapEff", "/proc/self/status")
+		mustContain(t, "--privileged has the host's capabilities", out, bnd)
+	})
 	t.Run("pids-limit", func(t *testing.T) {
 		name := uniq("pids")
 		e.rmOnCleanup(t, name)

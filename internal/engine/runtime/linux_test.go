@@ -1,8 +1,11 @@
 package runtime
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
+	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -96,5 +99,29 @@ func TestOCISpecDevices(t *testing.T) {
 	last := rules[len(rules)-1]
 	if !last.Allow || last.Access != "rw" || *last.Major != 1 || *last.Minor != 3 {
 		t.Fatalf("device cgroup rule: %+v", last)
+	}
+}
+
+func TestOCISpecPrivilegedGetsTheBoundingSet(t *testing.T) {
+	self, err := capability.NewPid2(0)
+	if err == nil {
+		err = self.Load()
+	}
+	if err != nil {
+		t.Skip("cannot read this process's capabilities:", err)
+	}
+	got := OCISpec(Spec{Privileged: true}).Process.Capabilities.Bounding
+	held := 0
+	for _, c := range capability.ListKnown() {
+		name := "CAP_" + strings.ToUpper(c.String())
+		if self.Get(capability.BOUNDING, c) != slices.Contains(got, name) {
+			t.Errorf("%s: in our bounding set %v, granted to a privileged container %v", name, self.Get(capability.BOUNDING, c), slices.Contains(got, name))
+		}
+		if self.Get(capability.BOUNDING, c) {
+			held++
+		}
+	}
+	if len(got) != held {
+		t.Errorf("granted %d capabilities, %d held: %v", len(got), held, got)
 	}
 }

@@ -9,7 +9,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
+	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -160,7 +162,7 @@ func OCISpec(s Spec) *specs.Spec {
 func capabilities(s Spec) []string {
 	set := map[string]bool{}
 	if s.Privileged {
-		for _, c := range allCapabilities {
+		for _, c := range grantable() {
 			set[c] = true
 		}
 	} else {
@@ -170,7 +172,7 @@ func capabilities(s Spec) []string {
 	}
 	for _, c := range s.CapAdd {
 		if normCap(c) == "CAP_ALL" {
-			for _, a := range allCapabilities {
+			for _, a := range grantable() {
 				set[a] = true
 			}
 			continue
@@ -200,14 +202,20 @@ func normCap(c string) string {
 	return c
 }
 
-var allCapabilities = []string{
-	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-	"CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-	"CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-	"CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-	"CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-	"CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-	"CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-	"CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-	"CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
-}
+// grantable lists the capabilities --privileged and --cap-add ALL give: every one the
+// kernel knows that the engine itself holds in its bounding set, as containerd grants.
+// The kernel refuses a container any other (on a host whose bounding set lacks one, a
+// container asking for all of them would not start).
+var grantable = sync.OnceValue(func() []string {
+	var out []string
+	self, err := capability.NewPid2(0)
+	if err == nil {
+		err = self.Load()
+	}
+	for _, c := range capability.ListKnown() {
+		if err != nil || self.Get(capability.BOUNDING, c) {
+			out = append(out, "CAP_"+strings.ToUpper(c.String()))
+		}
+	}
+	return out
+})
