@@ -15,22 +15,34 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// debugTarget starts pod "target" (container "main" running cmd) in a namespace of its
+// own and returns the namespace, once the pod runs.
+func debugTarget(t *testing.T, cmd string) string {
+	t.Helper()
+	need(t)
+	if _, err := os.Stat(kubectlBin); err != nil {
+		t.Skip("kubectl is not installed at " + kubectlBin)
+	}
+	ns := namespace(t)
+	create(t, newPod(ns, "target", busybox("main", cmd)))
+	waitPod(t, ns, "target", 30*time.Second, "running", running)
+	return ns
+}
+
+// debugArgs is `kubectl debug -it` of a shell named debugger in target's process namespace.
+func debugArgs(ns string) []string {
+	return []string{"-n", ns, "debug", "-it", "target", "--image=" + busyboxImage,
+		"--image-pull-policy=IfNotPresent", "--target=main", "-c", "debugger", "--", "sh"}
+}
+
 // TestKubectlDebugGivesAnInteractiveShell is `kubectl debug -it POD --image=IMAGE
 // --target=CONTAINER -- sh` typed at a terminal: kubectl adds the ephemeral container, waits
 // for it to run and attaches with stdin and a TTY of the user's terminal's size; the user
 // types a command, sees its answer, types exit, and the debugger stays terminated (ephemeral
 // containers are not restarted).
 func TestKubectlDebugGivesAnInteractiveShell(t *testing.T) {
-	need(t)
-	if _, err := os.Stat(kubectlBin); err != nil {
-		t.Skip("kubectl is not installed at " + kubectlBin)
-	}
-	ns := namespace(t)
-	create(t, newPod(ns, "target", busybox("main", "exec sleep 3603")))
-	waitPod(t, ns, "target", 30*time.Second, "running", running)
-
-	term := startAtTerminal(t, "-n", ns, "debug", "-it", "target", "--image="+busyboxImage,
-		"--image-pull-policy=IfNotPresent", "--target=main", "-c", "debugger", "--", "sh")
+	ns := debugTarget(t, "exec sleep 3603")
+	term := startAtTerminal(t, debugArgs(ns)...)
 	term.waitFor(t, "If you don't see a command prompt")
 	// The terminal's size reaches the container only through the attach's resize stream,
 	// beside stdin and in no fixed order with it (kubectl sends one row and column more first,
@@ -45,16 +57,8 @@ func TestKubectlDebugGivesAnInteractiveShell(t *testing.T) {
 // TestKubectlAttachReturnsToADetachedDebugger: a user whose kubectl debug -it went away (a
 // closed terminal) gets back into the still-running debugger with kubectl attach -it -c.
 func TestKubectlAttachReturnsToADetachedDebugger(t *testing.T) {
-	need(t)
-	if _, err := os.Stat(kubectlBin); err != nil {
-		t.Skip("kubectl is not installed at " + kubectlBin)
-	}
-	ns := namespace(t)
-	create(t, newPod(ns, "target", busybox("main", "exec sleep 3604")))
-	waitPod(t, ns, "target", 30*time.Second, "running", running)
-
-	first := startAtTerminal(t, "-n", ns, "debug", "-it", "target", "--image="+busyboxImage,
-		"--image-pull-policy=IfNotPresent", "--target=main", "-c", "debugger", "--", "sh")
+	ns := debugTarget(t, "exec sleep 3604")
+	first := startAtTerminal(t, debugArgs(ns)...)
 	first.waitFor(t, "If you don't see a command prompt")
 	first.typeLine("echo first")
 	first.waitFor(t, "\nfirst\r\n")
