@@ -6,6 +6,8 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +26,23 @@ func startExternalEtcd(t *testing.T, tls *externalTLS) []string {
 	if err != nil {
 		t.Skip("etcd-server is not installed (apt-get install etcd-server): skipping the external etcd test")
 	}
+	// A port picked free can be taken by another test's process before etcd binds it
+	// (packages are tested in parallel); etcd then exits at once, and another pair is tried.
+	for try := 1; ; try++ {
+		eps, stderr, busy := tryExternalEtcd(t, bin, tls)
+		if !busy {
+			return eps
+		}
+		if try == 3 {
+			t.Fatalf("etcd found its ports taken %d times; its last log:\n%s", try, stderr)
+		}
+	}
+}
+
+// tryExternalEtcd starts etcd on two ports found free and waits until it accepts
+// connections. busy reports that it exited because a port was taken meanwhile.
+func tryExternalEtcd(t *testing.T, bin string, tls *externalTLS) (eps []string, log string, busy bool) {
+	t.Helper()
 	scheme := "http"
 	if tls != nil {
 		scheme = "https"
@@ -41,19 +60,15 @@ func startExternalEtcd(t *testing.T, tls *externalTLS) []string {
 	if tls != nil {
 		args = append(args, "--cert-file", tls.cert, "--key-file", tls.key, "--trusted-ca-file", tls.ca, "--client-cert-auth")
 	}
-	var stderr bytes.Buffer
+	stderr := &lockedBuffer{}
 	cmd := exec.Command(bin, args...)
-	cmd.Stderr = &stderr
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
 	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("etcd's log:\n%s", stderr.String())
-		}
-	})
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	stop := func() { cmd.Process.Kill(); <-exited }
 	// Ready when it accepts connections; the Store's constructor checks it answers.
 	addr := client[len(scheme)+3:]
 	for deadline := time.Now().Add(10 * time.Second); ; {
@@ -61,12 +76,45 @@ func startExternalEtcd(t *testing.T, tls *externalTLS) []string {
 			c.Close()
 			break
 		}
+		select {
+		case <-exited:
+			if out := stderr.String(); strings.Contains(out, "address already in use") {
+				return nil, out, true
+			}
+			t.Fatalf("etcd exited before it listened on %s; its log:\n%s", addr, stderr.String())
+		default:
+		}
 		if time.Now().After(deadline) {
+			stop()
 			t.Fatalf("etcd did not listen on %s within 10s; its log:\n%s", addr, stderr.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return []string{client}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("etcd's log:\n%s", stderr.String())
+		}
+	})
+	return []string{client}, "", false
+}
+
+// lockedBuffer is a process's stderr that a test may read while the process writes it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func freePort(t *testing.T) int {
