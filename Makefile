@@ -10,7 +10,9 @@ RUN_DIR   ?= /run/berth
 
 build:
 	CGO_ENABLED=1 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/berth ./cmd/berth
-	CGO_ENABLED=1 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/berth-runtime ./cmd/berth-runtime
+	# berth-runtime is also every container's init: linked statically (as runc is), its
+	# exec skips the dynamic loader on each start.
+	CGO_ENABLED=1 $(GO) build -trimpath -tags 'netgo osusergo' -ldflags '$(LDFLAGS) -extldflags -static' -o $(BIN)/berth-runtime ./cmd/berth-runtime
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/berth-shim ./cmd/berth-shim
 
 # deps installs what Berth and its tests need on a fresh Debian machine.

@@ -25,6 +25,7 @@ import (
 
 	"github.com/berth-project/berth/internal/engine/runtime"
 	"github.com/berth-project/berth/internal/engine/runtime/libct"
+	"github.com/berth-project/berth/internal/program"
 )
 
 func init() {
@@ -159,6 +160,12 @@ func standby() error {
 	req.Close()
 	if err != nil {
 		os.Exit(0)
+	}
+	// It waited at idle priority (see runtime.startStandby); the container it creates,
+	// and this process, run at the normal one. The engine has reniced it already; twice
+	// more here covers a thread made while it did.
+	for i := 0; i < 2; i++ {
+		program.Renice(os.Getpid(), 0)
 	}
 	logf, err := os.OpenFile(r.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {

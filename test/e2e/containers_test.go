@@ -195,6 +195,14 @@ func TestContainersRunOptions(t *testing.T) {
 		mustContain(t, "--cgroupns host shows the host's cgroup paths", out, id)
 		mustEqual(t, "inspect .HostConfig.CgroupnsMode", e.inspect(t, "{{.HostConfig.CgroupnsMode}}", name), "host")
 	})
+	t.Run("priority", func(t *testing.T) {
+		// Containers run at the normal priority, whether or not a waiting runtime (which
+		// waits at idle priority) created them: the second and third runs take one.
+		for i := 0; i < 3; i++ {
+			out := e.ok(t, "run", "--rm", bbImage, "sh", "-c", "cut -d' ' -f19 /proc/self/stat; cut -d' ' -f19 /proc/1/stat")
+			mustEqual(t, "nice of a container's processes", out, "0\n0")
+		}
+	})
 	t.Run("privileged", func(t *testing.T) {
 		// Every capability the host's bounding set holds (not more: the kernel would refuse
 		// the container's start), as Docker and containerd grant.

@@ -21,6 +21,7 @@ import (
 	dcontainer "github.com/moby/moby/api/types/container"
 
 	"github.com/berth-project/berth/internal/engine/errdefs"
+	"github.com/berth-project/berth/internal/program"
 )
 
 // Status values, as Docker names them.
@@ -265,10 +266,10 @@ func (s *Store) Delete(c *Container) error {
 	delete(s.byID, c.ID)
 	s.mu.Unlock()
 	s.bg.Add(1)
-	go func() {
+	program.Background(func() {
 		defer s.bg.Done()
 		os.RemoveAll(aside)
-	}()
+	})
 	return nil
 }
 

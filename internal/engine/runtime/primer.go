@@ -23,11 +23,17 @@ import (
 // every few milliseconds, and the runtime's real move finds the lock warm. It stops
 // once starts have been quiet for a while: writers-ready mode makes every fork and exit
 // a little dearer.
+//
+// Where the kernel moves processes without waiting for a grace period (a cgroup2
+// hierarchy mounted with favordynmods, as some distributions do), priming only costs
+// CPU: once the first write of several spells in a row has been cheap, it stops for good.
 type Primer struct {
-	mu     sync.Mutex
-	until  time.Time
-	active bool
-	off    bool // the engine's cgroup cannot be written: priming does nothing
+	mu       sync.Mutex
+	until    time.Time
+	active   bool
+	off      bool // the engine's cgroup cannot be written: priming does nothing
+	cheap    int  // spells in a row whose first write did not wait
+	unneeded bool // moves never wait here: priming is off for good
 }
 
 // primeTick is well under a grace period; primeHold is how long priming goes on
@@ -35,6 +41,10 @@ type Primer struct {
 const (
 	primeTick = 3 * time.Millisecond
 	primeHold = 500 * time.Millisecond
+	// A cold move waits 5-25 ms for a grace period; one that took less than coldMove
+	// did not. After cheapSpells such spells in a row, priming stops.
+	coldMove    = time.Millisecond
+	cheapSpells = 3
 )
 
 // Prime keeps the lock warm from now until primeHold after the last call. It returns
@@ -45,7 +55,7 @@ func (p *Primer) Prime() {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.off {
+	if p.off || p.unneeded {
 		return
 	}
 	p.until = time.Now().Add(primeHold)
@@ -65,9 +75,13 @@ func (p *Primer) run() {
 	procs := openOwnCgroupProcs()
 	if procs != nil {
 		defer procs.Close()
-		for {
+		for first := true; ; first = false {
+			start := time.Now()
 			if _, err := procs.Write(pid); err != nil {
 				break
+			}
+			if first && p.sawCheapSpell(time.Since(start) < coldMove) {
+				return
 			}
 			<-t.C
 			p.mu.Lock()
@@ -83,6 +97,23 @@ func (p *Primer) run() {
 	p.mu.Lock()
 	p.off, p.active = true, false
 	p.mu.Unlock()
+}
+
+// sawCheapSpell counts spells whose first write did not wait; it reports, and records,
+// that priming is unneeded once cheapSpells of them came in a row.
+func (p *Primer) sawCheapSpell(cheap bool) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !cheap {
+		p.cheap = 0
+		return false
+	}
+	p.cheap++
+	if p.cheap < cheapSpells {
+		return false
+	}
+	p.unneeded, p.active = true, false
+	return true
 }
 
 // openOwnCgroupProcs opens, for writing, the cgroup.procs of the cgroup this process

@@ -42,3 +42,24 @@ func TestPrimerLeavesTheProcessWhereItIs(t *testing.T) {
 		t.Fatalf("priming moved the process:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 }
+
+// Where moves never wait (favordynmods), priming stops after cheapSpells spells in a row
+// whose first write was cheap; one that waited starts the count again.
+func TestPrimerStopsWhereMovesDoNotWait(t *testing.T) {
+	var p Primer
+	for i, cheap := range []bool{true, true, false, true, true} {
+		if p.sawCheapSpell(cheap) {
+			t.Fatalf("spell %d: priming stopped before %d cheap spells in a row", i, cheapSpells)
+		}
+	}
+	if !p.sawCheapSpell(true) {
+		t.Fatalf("priming goes on after %d cheap spells in a row", cheapSpells)
+	}
+	p.Prime()
+	p.mu.Lock()
+	active := p.active
+	p.mu.Unlock()
+	if active {
+		t.Fatal("Prime started a spell after priming was found unneeded")
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/runc/libcontainer/exeseal"
+
+	"github.com/berth-project/berth/internal/program"
 )
 
 // runtimeEnv is the environment of berth-runtime and so of the shim it becomes.
@@ -137,7 +139,22 @@ const (
 	RuntimePathEnv = "BERTH_RUNTIME"
 )
 
-func startStandby(path string, sealed *os.File) (*standbyProc, error) {
+// startStandby starts a standby at program.IdleNice: while it loads and warms up it
+// takes only the CPU that nothing else wants, so on a small machine it does not slow
+// the start that asked for it. It is forked from a thread at that priority, so that
+// every thread it makes has it too; launch gives it back normal priority when it
+// hands it a create.
+func startStandby(path string, sealed *os.File) (p *standbyProc, err error) {
+	done := make(chan struct{})
+	program.Background(func() {
+		defer close(done)
+		p, err = startStandbyNow(path, sealed)
+	})
+	<-done
+	return p, err
+}
+
+func startStandbyNow(path string, sealed *os.File) (*standbyProc, error) {
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -187,6 +204,9 @@ func (p *standbyProc) stop() {
 func (r *Runtime) launch(args []string, dir string) (*os.File, error) {
 	logPath := filepath.Join(dir, "shim.log")
 	if p := r.standby.take(); p != nil {
+		// Normal priority from here: it is the start now (it also renices itself once it
+		// has read the request, for a thread it made meanwhile).
+		program.Renice(p.cmd.Process.Pid, 0)
 		req, _ := json.Marshal(StandbyRequest{Args: args[1:], Dir: dir, Log: logPath})
 		_, err := p.request.Write(append(req, '\n'))
 		p.request.Close()

@@ -17,7 +17,9 @@ func fakeRuntime(t *testing.T, dir string) string {
 	path := filepath.Join(dir, "berth-runtime")
 	script := `#!/bin/sh
 if [ "$1" = standby ]; then
+  cut -d' ' -f19 /proc/$$/stat > ` + dir + `/waitnice
   IFS= read -r req <&4 || exit 0
+  cut -d' ' -f19 /proc/$$/stat > ` + dir + `/runnice
   printf '%s\n' "$req" > ` + dir + `/request
 else
   echo "$@" > ` + dir + `/direct
@@ -65,6 +67,16 @@ func TestLaunchHandsTheCreateToTheWaitingStandby(t *testing.T) {
 	}
 
 	r.standby.fill(r.Path)
+	// Once it is waiting (it has noted its priority), hand it the next start.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if data, _ := os.ReadFile(filepath.Join(dir, "waitnice")); strings.HasSuffix(string(data), "\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the standby did not start within 5 s")
+		}
+		time.Sleep(5 * time.Millisecond) // polling for its file
+	}
 	ready, err = r.launch([]string{"create", "--id", "two"}, bundle)
 	if err != nil {
 		t.Fatal(err)
@@ -82,6 +94,13 @@ func TestLaunchHandsTheCreateToTheWaitingStandby(t *testing.T) {
 	}
 	if strings.Join(req.Args, " ") != "--id two" || req.Dir != bundle || req.Log != filepath.Join(bundle, "shim.log") {
 		t.Fatalf("request %+v", req)
+	}
+	// It waited at idle priority and carried out the create at the normal one.
+	if wait, _ := os.ReadFile(filepath.Join(dir, "waitnice")); strings.TrimSpace(string(wait)) != "19" {
+		t.Errorf("the standby waited at nice %q, want 19", wait)
+	}
+	if run, _ := os.ReadFile(filepath.Join(dir, "runnice")); strings.TrimSpace(string(run)) != "0" {
+		t.Errorf("the standby ran the create at nice %q, want 0", run)
 	}
 }
 

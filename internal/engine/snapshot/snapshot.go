@@ -15,6 +15,8 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/program"
 )
 
 // ChainIDs computes the OCI chain ids of a stack of layers (bottom first):
@@ -170,10 +172,10 @@ func (s *Store) Remove(key string) error {
 		return os.RemoveAll(dir)
 	}
 	s.bg.Add(1)
-	go func() {
+	program.Background(func() {
 		defer s.bg.Done()
 		os.RemoveAll(trash)
-	}()
+	})
 	return nil
 }
 
