@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"reflect"
@@ -226,22 +227,37 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) {
 	if c.Config.Tty {
 		ct = "application/vnd.docker.raw-stream"
 	}
-	conn, rw, err := hijack(w, r, ct)
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	st := engine.Streams{Out: conn, Framed: !c.Config.Tty, Stdout: boolValue(r, "stdout"), Stderr: boolValue(r, "stderr")}
-	if boolValue(r, "stdin") {
-		st.Stdin = rw.Reader
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if boolValue(r, "logs") {
-		s.e.Logs(ctx, c.ID, engine.LogOptions{Stdout: st.Stdout, Stderr: st.Stderr, Tail: -1}, conn, st.Framed)
+	var conn net.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	// The client is told it is attached (101) only once its place is taken: docker run
+	// sends the start as soon as it has the 101.
+	upgrade := func() (engine.Streams, error) {
+		hc, rw, err := hijack(w, r, ct)
+		if err != nil {
+			return engine.Streams{}, err
+		}
+		conn = hc
+		st := engine.Streams{Out: conn, Framed: !c.Config.Tty, Stdout: boolValue(r, "stdout"), Stderr: boolValue(r, "stderr")}
+		if boolValue(r, "stdin") {
+			st.Stdin = rw.Reader
+		}
+		if boolValue(r, "logs") {
+			s.e.Logs(ctx, c.ID, engine.LogOptions{Stdout: st.Stdout, Stderr: st.Stderr, Tail: -1}, conn, st.Framed)
+		}
+		return st, nil
 	}
-	if boolValue(r, "stream") {
-		s.e.Attach(ctx, c.ID, st)
+	if !boolValue(r, "stream") {
+		upgrade()
+		return
+	}
+	if err := s.e.AttachWhenReady(ctx, c.ID, boolValue(r, "stdin"), upgrade); err != nil && conn == nil {
+		writeError(w, err)
 	}
 }
 

@@ -3,6 +3,7 @@ package engine
 import (
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,23 +19,53 @@ import (
 // runDirState names the run dir's entries that belong to running containers.
 var runDirState = []string{"containers", "s", "runc", "network"}
 
+// runDirSource names the tmpfs the engine mounts on its run dir (a tmpfs's source is
+// free text), so that an engine started again while containers ran finds the tmpfs an
+// earlier one mounted and takes it away in its turn once none runs.
+const runDirSource = "berth-run"
+
 // mountRunDir mounts a tmpfs on dir if dir is not on one and holds no container's
-// state. It reports whether it mounted one.
+// state. It reports whether dir is now on a tmpfs of the engine's own, mounted now or
+// by an earlier engine.
 func mountRunDir(dir string) (bool, error) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
 		return false, err
 	}
 	if st.Type == unix.TMPFS_MAGIC || st.Type == unix.RAMFS_MAGIC {
-		return false, nil
+		return mountSource(dir) == runDirSource, nil
 	}
 	for _, name := range runDirState {
 		if ents, err := os.ReadDir(filepath.Join(dir, name)); err == nil && len(ents) > 0 {
 			return false, nil
 		}
 	}
-	err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0711,size=10%")
+	err := unix.Mount(runDirSource, dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0711,size=10%")
 	return err == nil, err
+}
+
+// mountSource is the source of the mount whose mount point is dir ("" if dir is not a
+// mount point), from /proc/self/mountinfo: the field after the file system type, which
+// follows the " - " separator.
+func mountSource(dir string) string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	dir = filepath.Clean(dir)
+	source := ""
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 5 || fields[4] != dir {
+			continue
+		}
+		for i, f := range fields {
+			if f == "-" && i+2 < len(fields) {
+				source = fields[i+2] // the last mount on dir is the one in effect
+			}
+		}
+	}
+	return source
 }
 
 // unmountRunDir takes away the tmpfs mountRunDir made. Callers know no container runs.

@@ -3,6 +3,7 @@ package engine
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -31,8 +32,22 @@ func TestRunDirGoesOnATmpfsWhenItHoldsNoContainersState(t *testing.T) {
 	if !isTmpfs(fresh) {
 		t.Fatal("the run dir is not a tmpfs after mountRunDir")
 	}
-	if again, err := mountRunDir(fresh); again || err != nil {
-		t.Fatalf("a second mountRunDir on the tmpfs = %v, %v; want nothing done", again, err)
+	// An engine started again finds its own tmpfs (and takes it away when it stops).
+	if again, err := mountRunDir(fresh); !again || err != nil {
+		t.Fatalf("a second mountRunDir on the engine's tmpfs = %v, %v; want it found as the engine's", again, err)
+	}
+	if n := len(mountsAt(fresh)); n != 1 {
+		t.Fatalf("%d mounts on the run dir after a second mountRunDir, want 1", n)
+	}
+	// A tmpfs that is not the engine's is left alone, and not taken for its own.
+	other := filepath.Join(base, "other")
+	os.Mkdir(other, 0o711)
+	if err := unix.Mount("tmpfs", other, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(other, unix.MNT_DETACH) })
+	if ours, err := mountRunDir(other); ours || err != nil {
+		t.Fatalf("mountRunDir(someone else's tmpfs) = %v, %v; want it left alone", ours, err)
 	}
 
 	// A run dir on disk with a container's bundle in it (an older engine's) stays as it is:
@@ -52,4 +67,15 @@ func TestRunDirGoesOnATmpfsWhenItHoldsNoContainersState(t *testing.T) {
 	if isTmpfs(fresh) {
 		t.Fatal("still a tmpfs after unmountRunDir")
 	}
+}
+
+func mountsAt(dir string) []string {
+	data, _ := os.ReadFile("/proc/self/mountinfo")
+	var out []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && f[4] == dir {
+			out = append(out, l)
+		}
+	}
+	return out
 }

@@ -51,6 +51,15 @@ func pump(conn *net.UnixConn, s Streams) (runtime.Exit, error) {
 // Attach connects a client to the container's stdio. On a container that is not
 // running, it waits for the next start (that is how `docker run` sees all output).
 func (e *Engine) Attach(ctx context.Context, ref string, s Streams) error {
+	return e.AttachWhenReady(ctx, ref, s.Stdin != nil, func() (Streams, error) { return s, nil })
+}
+
+// AttachWhenReady is Attach for a client that must be told it is attached before it
+// sends the start (docker run sends POST /start once it has the attach's 101): the
+// client's place is taken first, then ready is called (the API hijacks the connection
+// there) for the streams, so that no start can run ahead of the attach and its output
+// go to nobody.
+func (e *Engine) AttachWhenReady(ctx context.Context, ref string, stdin bool, ready func() (Streams, error)) error {
 	c, err := e.ctrs.Get(ref)
 	if err != nil {
 		return err
@@ -58,19 +67,32 @@ func (e *Engine) Attach(ctx context.Context, ref string, s Streams) error {
 	l := e.liveOf(c.ID)
 	l.mu.Lock()
 	var conn *net.UnixConn
+	var ch chan *net.UnixConn
 	if c.Running() {
-		conn, err = e.shim(c).Attach(ctx, s.Stdin != nil, true, true)
+		conn, err = e.shim(c).Attach(ctx, stdin, true, true)
 		l.mu.Unlock()
 		if err != nil {
 			return err
 		}
 	} else {
-		ch := make(chan *net.UnixConn, 1)
+		ch = make(chan *net.UnixConn, 1)
 		l.pending = append(l.pending, ch)
 		l.mu.Unlock()
+	}
+	s, err := ready()
+	if err != nil {
+		if conn != nil {
+			conn.Close()
+		} else {
+			e.dropPending(l, ch)
+		}
+		return err
+	}
+	if conn == nil {
 		select {
 		case conn = <-ch:
 		case <-ctx.Done():
+			e.dropPending(l, ch)
 			return nil
 		case <-l.removedCh:
 			// A short-lived container (docker run --rm) may have started, run and been
@@ -92,6 +114,26 @@ func (e *Engine) Attach(ctx context.Context, ref string, s Streams) error {
 		return nil
 	}
 	return err
+}
+
+// dropPending withdraws an attach that waited for a start it no longer wants, closing
+// the connection a start may have handed it meanwhile.
+func (e *Engine) dropPending(l *live, ch chan *net.UnixConn) {
+	l.mu.Lock()
+	for i, p := range l.pending {
+		if p == ch {
+			l.pending = append(l.pending[:i], l.pending[i+1:]...)
+			break
+		}
+	}
+	l.mu.Unlock()
+	select {
+	case conn := <-ch:
+		if conn != nil {
+			conn.Close()
+		}
+	default:
+	}
 }
 
 // Resize changes the container's terminal size.

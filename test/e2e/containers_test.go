@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -102,6 +103,36 @@ func TestContainersRunForeground(t *testing.T) {
 		t.Fatalf("run of a missing binary says nothing: %s", r)
 	}
 	mustContain(t, "run of a missing image", e.fails(t, "run", "--rm", "--pull", "never", "nosuch-"+randHex(6)+":0", "true").Stderr, "No such image")
+}
+
+// docker run sends the start as soon as it has the attach's 101: on a busy engine every
+// short-lived container's output still reaches its client.
+func TestContainersRunOutputUnderLoad(t *testing.T) {
+	e := needEngine(t)
+	const workers, runs = 4, 6
+	errs := make(chan string, workers*runs)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < runs; i++ {
+				want := fmt.Sprintf("out-%d-%d", w, i)
+				if r := e.docker(t, "run", "--rm", bbImage, "echo", want); r.Code != 0 || r.Out() != want {
+					errs <- fmt.Sprintf("docker run --rm echo %s: %s", want, r)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	var lost []string
+	for e := range errs {
+		lost = append(lost, e)
+	}
+	if len(lost) > 0 {
+		t.Fatalf("%d of %d runs lost their output:\n%s", len(lost), workers*runs, strings.Join(lost, "\n"))
+	}
 }
 
 // TestContainersRunOptions: --name, -e, -w, -u, --entrypoint, --hostname, -l, --read-only,

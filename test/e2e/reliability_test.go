@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +36,7 @@ func TestReliabilityEngineCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	const n = 8
+	const n = 18                // with the web server and the ticker: 20 containers
 	ids := map[string]string{}  // name -> id
 	pids := map[string]string{} // name -> host pid
 	var names []string
@@ -136,4 +139,56 @@ func TestReliabilityEngineCrash(t *testing.T) {
 	mustEqual(t, "a new container on the restarted engine", e.ok(t, "run", "--rm", bbImage, "echo", "new"), "new")
 	e.ok(t, "rm", "-f", names[0])
 	e.fails(t, "container", "inspect", names[0])
+
+	// docker stop works on every one of them, and once every container is removed nothing
+	// of theirs is left: no mount, no cgroup, no process.
+	var rest []string
+	for name := range ids {
+		if name != names[0] {
+			rest = append(rest, name)
+		}
+	}
+	e.ok(t, append([]string{"stop", "-t", "1"}, rest...)...)
+	for _, name := range rest {
+		mustEqual(t, "docker stop "+name, e.state(t, name), "exited")
+	}
+	e.ok(t, append([]string{"rm"}, rest...)...)
+	mustEqual(t, "no container left", e.ok(t, "ps", "-aq"), "")
+	eventually(t, 10*time.Second, "nothing of the removed containers is left", func() (bool, string) {
+		left := e.leftovers(ids)
+		return len(left) == 0, strings.Join(left, "\n")
+	})
+	// With nothing running, a stopped engine leaves no mount either (its run dir's tmpfs goes).
+	if err := e.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if mps := mountsUnder(e.work); len(mps) > 0 {
+		t.Fatalf("the stopped engine left mounts: %v", mps)
+	}
+}
+
+// leftovers lists what is left on the host of the given containers (name -> id) of e: a
+// mount under its data directory, a cgroup named after one of them, a process other than
+// the engine that names one of its directories.
+func (e *engine) leftovers(ids map[string]string) []string {
+	left := mountsUnder(e.dataDir)
+	if !peerMode() {
+		for _, id := range ids {
+			for _, pattern := range []string{"/sys/fs/cgroup/*/berth/" + id, "/sys/fs/cgroup/berth/" + id} {
+				found, _ := filepath.Glob(pattern)
+				left = append(left, found...)
+			}
+		}
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil || pid == e.pid() {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline")); err == nil && bytes.Contains(b, []byte(e.work)) {
+			left = append(left, fmt.Sprintf("process %d: %s", pid, bytes.ReplaceAll(b, []byte{0}, []byte{' '})))
+		}
+	}
+	return left
 }

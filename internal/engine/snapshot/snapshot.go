@@ -58,7 +58,7 @@ func Open(root string) (*Store, error) {
 		go func() {
 			defer s.bg.Done()
 			for _, d := range left {
-				os.RemoveAll(filepath.Join(root, "tmp", d.Name()))
+				removeTrash(filepath.Join(root, "tmp", d.Name()))
 			}
 		}()
 	}
@@ -158,25 +158,35 @@ func (a *Active) Unmount() error {
 }
 
 // Remove unmounts and deletes the writable layer key. The layer is gone from
-// root/active when Remove returns; its files, which can be many, are deleted in the
-// background (`docker run --rm` waits for the removal).
+// root/active when Remove returns: it is renamed aside, its root still mounted (a
+// directory with a mount below it can be renamed), and unmounted and deleted in the
+// background. `docker run --rm` waits for the removal, and the unmount of an overlay
+// costs a millisecond or more (it syncs its upper filesystem); the files can be many.
 func (s *Store) Remove(key string) error {
 	dir := filepath.Join(s.root, "active", key)
-	(&Active{Merged: filepath.Join(dir, "merged")}).Unmount()
 	trash, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), "removed-")
 	if err != nil {
+		(&Active{Merged: filepath.Join(dir, "merged")}).Unmount()
 		return os.RemoveAll(dir)
 	}
 	if err := os.Rename(dir, filepath.Join(trash, "layer")); err != nil {
 		os.Remove(trash)
+		(&Active{Merged: filepath.Join(dir, "merged")}).Unmount()
 		return os.RemoveAll(dir)
 	}
 	s.bg.Add(1)
 	program.Background(func() {
 		defer s.bg.Done()
-		os.RemoveAll(trash)
+		removeTrash(trash)
 	})
 	return nil
+}
+
+// removeTrash deletes a directory of root/tmp, unmounting the root of the layer that
+// was renamed into it first: a removal cut short by a crash may have left it mounted.
+func removeTrash(dir string) {
+	(&Active{Merged: filepath.Join(dir, "layer", "merged")}).Unmount()
+	os.RemoveAll(dir)
 }
 
 // Mounted reports whether path is a mount point.

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -45,7 +46,14 @@ func FreePort() int {
 // directories, port and kubeconfig, and returns once the kubeconfig is written (within
 // 30 s).
 func Start(dir string, flags ...string) (*Server, error) {
-	return StartOn(dir, FreePort(), flags...)
+	// A port found free can be taken by another test's process (packages are tested in
+	// parallel) before the server binds it; it then exits at once, and another is tried.
+	for try := 1; ; try++ {
+		s, err := StartOn(dir, FreePort(), flags...)
+		if err == nil || try == 3 || !strings.Contains(err.Error(), "address already in use") {
+			return s, err
+		}
+	}
 }
 
 // StartOn is Start on a given port: a server started again on the same directory and
