@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -41,3 +42,17 @@ func Renice(pid, nice int) {
 		}
 	}
 }
+
+// CanRaisePriority reports whether this process may give a thread back a higher
+// priority than it lowered it to (CAP_SYS_NICE, which root has unless a container's
+// capability set leaves it out). Work that must come back to the normal priority is
+// only ever lowered where it can.
+var CanRaisePriority = sync.OnceValue(func() bool {
+	ok := make(chan bool, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		tid := unix.Gettid()
+		ok <- unix.Setpriority(unix.PRIO_PROCESS, tid, 1) == nil && unix.Setpriority(unix.PRIO_PROCESS, tid, 0) == nil
+	}()
+	return <-ok
+})

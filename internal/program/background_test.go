@@ -2,6 +2,8 @@ package program
 
 import (
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -54,5 +56,29 @@ func TestReniceEveryThread(t *testing.T) {
 		if 20-p != 5 {
 			t.Fatalf("thread %d at nice %d after Renice(5)", tid, 20-p)
 		}
+	}
+}
+
+// CanRaisePriority says whether the process holds CAP_SYS_NICE, and leaves the calling
+// thread as it was.
+func TestCanRaisePriorityFollowsCapSysNice(t *testing.T) {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skip("no /proc/self/status")
+	}
+	var eff uint64
+	for _, l := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+			eff, _ = strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		}
+	}
+	const capSysNice = 23
+	want := eff&(1<<capSysNice) != 0
+	before, _ := unix.Getpriority(unix.PRIO_PROCESS, 0)
+	if got := CanRaisePriority(); got != want {
+		t.Fatalf("CanRaisePriority() = %v with CAP_SYS_NICE %v", got, want)
+	}
+	if after, _ := unix.Getpriority(unix.PRIO_PROCESS, 0); after != before {
+		t.Fatalf("the calling thread's priority changed: %d -> %d", 20-before, 20-after)
 	}
 }

@@ -143,8 +143,13 @@ const (
 // takes only the CPU that nothing else wants, so on a small machine it does not slow
 // the start that asked for it. It is forked from a thread at that priority, so that
 // every thread it makes has it too; launch gives it back normal priority when it
-// hands it a create.
+// hands it a create. Where that cannot be done (no CAP_SYS_NICE), it waits at the
+// normal priority.
 func startStandby(path string, sealed *os.File) (p *standbyProc, err error) {
+	if !program.CanRaisePriority() {
+		// Its container must not stay at idle priority: here it waits at the normal one.
+		return startStandbyNow(path, sealed)
+	}
 	done := make(chan struct{})
 	program.Background(func() {
 		defer close(done)
