@@ -127,11 +127,16 @@ func Destroy(root, id string) error {
 	return ctr.Destroy()
 }
 
-// Warm builds encoding/json's per-type tables for the types a create encodes and
-// decodes (the spec, libcontainer's config and state), so that a berth-runtime waiting
-// on standby does it before a start rather than during one: for a type as large as
-// libcontainer's config that is a few milliseconds of every create.
+// Warm does ahead, in a berth-runtime waiting on standby, what every create would
+// otherwise do first, during a start. It builds encoding/json's per-type tables for the
+// types a create encodes and decodes (the spec, libcontainer's config and state): for a
+// type as large as libcontainer's config that is a few milliseconds of every create.
 func Warm() {
+	// os checks once per process, by cloning a child, that pidfds work; a create's first
+	// exec would do it (it is the init's start): done here instead.
+	if p, err := os.FindProcess(os.Getpid()); err == nil {
+		p.Release()
+	}
 	var st libcontainer.State
 	st.Config.Cgroups = &cgroups.Cgroup{Resources: &cgroups.Resources{}}
 	if data, err := json.Marshal(&st); err == nil {
