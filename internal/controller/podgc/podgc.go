@@ -86,12 +86,23 @@ func (c *Collector) sweep(ctx context.Context) error {
 	}
 	var finished []*corev1.Pod
 	var errs []error
+	// Whether a node is gone is decided once per sweep, not once per pod bound to it:
+	// a dead node's hundred pods cost one uncached read, not a hundred.
+	gone := map[string]bool{}
+	nodeGone := func(name string) bool {
+		g, ok := gone[name]
+		if !ok {
+			g = c.nodeGone(ctx, name)
+			gone[name] = g
+		}
+		return g
+	}
 	for _, p := range all {
 		why := ""
 		switch {
 		case p.DeletionTimestamp != nil && p.Spec.NodeName == "":
 			why = "terminating pod that was never scheduled"
-		case p.Spec.NodeName != "" && c.nodeGone(ctx, p.Spec.NodeName):
+		case p.Spec.NodeName != "" && nodeGone(p.Spec.NodeName):
 			why = "pod bound to a node that no longer exists"
 		case p.DeletionTimestamp != nil && c.outOfService(p.Spec.NodeName):
 			why = "terminating pod on an out-of-service node"

@@ -31,6 +31,7 @@ func TestSweepDeletesOnlyPodsNothingElseWill(t *testing.T) {
 	objs := []runtime.Object{here, broken,
 		pod("running", "here", corev1.PodRunning, time.Hour, false),
 		pod("on-gone-node", "gone", corev1.PodRunning, time.Hour, false),
+		pod("also-on-gone-node", "gone", corev1.PodRunning, time.Hour, false),
 		pod("never-scheduled-deleting", "", corev1.PodPending, time.Hour, true),
 		pod("pending", "", corev1.PodPending, time.Hour, false),
 		pod("deleting-out-of-service", "broken", corev1.PodRunning, time.Hour, true),
@@ -79,7 +80,17 @@ func TestSweepDeletesOnlyPodsNothingElseWill(t *testing.T) {
 	if err := c.sweep(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprint(deleted()); got != "[on-gone-node]" {
+	if got := fmt.Sprint(deleted()); got != "[also-on-gone-node on-gone-node]" {
 		t.Fatalf("second sweep deleted %s", got)
+	}
+	// The missing node was confirmed gone with one uncached read, not one per pod.
+	reads := 0
+	for _, a := range client.Actions() {
+		if a.GetVerb() == "get" && a.GetResource().Resource == "nodes" {
+			reads++
+		}
+	}
+	if reads != 1 {
+		t.Fatalf("the sweep read the missing node %d times, want 1", reads)
 	}
 }
