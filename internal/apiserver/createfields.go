@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"crypto/sha256"
-	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -17,8 +16,7 @@ import (
 // the object through its schema instead of one each (a tenth of a pod create's CPU).
 // Entries are kept for the last createMemoSize shapes, in two generations.
 type createFields struct {
-	mu       sync.Mutex
-	cur, old map[[sha256.Size]byte][]metav1.ManagedFieldsEntry
+	gens twoGen[[sha256.Size]byte, []metav1.ManagedFieldsEntry]
 }
 
 const createMemoSize = 256
@@ -67,12 +65,7 @@ func (c *createFields) digest(res *resource, sub, manager string, obj runtime.Ob
 
 // get returns the managed fields recorded for d, stamped with the current time.
 func (c *createFields) get(d [sha256.Size]byte) ([]metav1.ManagedFieldsEntry, bool) {
-	c.mu.Lock()
-	entries, ok := c.cur[d]
-	if !ok {
-		entries, ok = c.old[d]
-	}
-	c.mu.Unlock()
+	entries, ok := c.gens.get(d, createMemoSize)
 	if !ok {
 		return nil, false
 	}
@@ -90,10 +83,5 @@ func (c *createFields) put(d [sha256.Size]byte, entries []metav1.ManagedFieldsEn
 	for i := range entries {
 		entries[i].DeepCopyInto(&kept[i])
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cur == nil || len(c.cur) >= createMemoSize {
-		c.old, c.cur = c.cur, map[[sha256.Size]byte][]metav1.ManagedFieldsEntry{}
-	}
-	c.cur[d] = kept
+	c.gens.put(d, kept, createMemoSize)
 }

@@ -12,10 +12,7 @@ import (
 // object is decoded once, and encoded once per media type and version, instead of once
 // per watcher (1000 watchers of pods would otherwise decode and encode every pod update
 // 1000 times). Entries are kept for the last memoSize changes, in two generations.
-type eventMemo struct {
-	mu       sync.Mutex
-	cur, old map[memoKey]*memoEntry
-}
+type eventMemo struct{ gens twoGen[memoKey, *memoEntry] }
 
 const memoSize = 2048
 
@@ -43,21 +40,7 @@ type memoBytes struct {
 }
 
 func (m *eventMemo) entry(k memoKey) *memoEntry {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if e, ok := m.cur[k]; ok {
-		return e
-	}
-	if e, ok := m.old[k]; ok {
-		m.cur[k] = e
-		return e
-	}
-	if m.cur == nil || len(m.cur) >= memoSize {
-		m.old, m.cur = m.cur, map[memoKey]*memoEntry{}
-	}
-	e := &memoEntry{enc: map[string]*memoBytes{}}
-	m.cur[k] = e
-	return e
+	return m.gens.getOrPut(k, memoSize, func() *memoEntry { return &memoEntry{enc: map[string]*memoBytes{}} })
 }
 
 // wrote records obj as what this server just stored under key at rev, so that the watch
