@@ -84,14 +84,22 @@ func (s *Server) deleteObject(ctx context.Context, req request, opts metav1.Dele
 		var out runtime.Object
 		var plan deletion
 		var readRev int64
-		kv, err := s.store.GuaranteedUpdate(ctx, key, func(cur storage.KV, exists bool) ([]byte, error) {
+		// The first try starts from the watch cache's copy, decoded once per revision, as an
+		// update does; a stale copy costs a retry of the write, or a conflict of the delete
+		// below. The tries after a conflict read etcd.
+		var st storage.Store = s.store
+		if race == 0 {
+			st = s.cacher(req.res)
+		}
+		kv, err := st.GuaranteedUpdate(ctx, key, func(cur storage.KV, exists bool) ([]byte, error) {
 			if !exists {
 				return nil, apierrors.NewNotFound(req.res.gvr.GroupResource(), req.name)
 			}
-			obj, err := s.decodeFromStorage(req.res, cur)
+			e, err := s.decoded(req.res, cur, false)
 			if err != nil {
 				return nil, err
 			}
+			obj := e.obj.DeepCopyObject() // planDelete marks it; the decoded one is shared
 			if err := checkPreconditions(req, obj, opts.Preconditions); err != nil {
 				return nil, err
 			}
