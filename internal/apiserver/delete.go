@@ -85,8 +85,8 @@ func (s *Server) deleteObject(ctx context.Context, req request, opts metav1.Dele
 		var plan deletion
 		var readRev int64
 		// The first try starts from the watch cache's copy, decoded once per revision, as an
-		// update does; a stale copy costs a retry of the write, or a conflict of the delete
-		// below. The tries after a conflict read etcd.
+		// update does: the store decides again on what etcd holds before it writes or
+		// reports anything a stale copy led to. The tries after a conflict read etcd.
 		var st storage.Store = s.store
 		if race == 0 {
 			st = s.cacher(req.res)
