@@ -84,14 +84,10 @@ func (s *Server) deleteObject(ctx context.Context, req request, opts metav1.Dele
 		var out runtime.Object
 		var plan deletion
 		var readRev int64
-		// The first try starts from the watch cache's copy, decoded once per revision, as an
-		// update does: the store decides again on what etcd holds before it writes or
-		// reports anything a stale copy led to. The tries after a conflict read etcd.
-		var st storage.Store = s.store
-		if race == 0 {
-			st = s.cacher(req.res)
-		}
-		kv, err := st.GuaranteedUpdate(ctx, key, func(cur storage.KV, exists bool) ([]byte, error) {
+		// From the watch cache's copy, decoded once per revision, as an update: the store
+		// decides again on what etcd holds before it writes or reports anything a stale
+		// copy led to.
+		kv, err := s.cacher(req.res).GuaranteedUpdate(ctx, key, func(cur storage.KV, exists bool) ([]byte, error) {
 			if !exists {
 				return nil, apierrors.NewNotFound(req.res.gvr.GroupResource(), req.name)
 			}

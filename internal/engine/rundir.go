@@ -3,8 +3,8 @@ package engine
 import (
 	"os"
 	"path/filepath"
-	"strings"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,28 +44,14 @@ func mountRunDir(dir string) (bool, error) {
 	return err == nil, err
 }
 
-// mountSource is the source of the mount whose mount point is dir ("" if dir is not a
-// mount point), from /proc/self/mountinfo: the field after the file system type, which
-// follows the " - " separator.
+// mountSource is the source of the mount on dir ("" if dir is not a mount point); of
+// several stacked there, the last, which is the one in effect.
 func mountSource(dir string) string {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
+	mounts, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter(filepath.Clean(dir)))
+	if err != nil || len(mounts) == 0 {
 		return ""
 	}
-	dir = filepath.Clean(dir)
-	source := ""
-	for _, line := range strings.Split(string(data), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 5 || fields[4] != dir {
-			continue
-		}
-		for i, f := range fields {
-			if f == "-" && i+2 < len(fields) {
-				source = fields[i+2] // the last mount on dir is the one in effect
-			}
-		}
-	}
-	return source
+	return mounts[len(mounts)-1].Source
 }
 
 // unmountRunDir takes away the tmpfs mountRunDir made. Callers know no container runs.

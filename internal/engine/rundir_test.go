@@ -3,9 +3,9 @@ package engine
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,8 +36,8 @@ func TestRunDirGoesOnATmpfsWhenItHoldsNoContainersState(t *testing.T) {
 	if again, err := mountRunDir(fresh); !again || err != nil {
 		t.Fatalf("a second mountRunDir on the engine's tmpfs = %v, %v; want it found as the engine's", again, err)
 	}
-	if n := len(mountsAt(fresh)); n != 1 {
-		t.Fatalf("%d mounts on the run dir after a second mountRunDir, want 1", n)
+	if mounts, _ := mountinfo.GetMounts(mountinfo.SingleEntryFilter(fresh)); len(mounts) != 1 {
+		t.Fatalf("%d mounts on the run dir after a second mountRunDir, want 1", len(mounts))
 	}
 	// A tmpfs that is not the engine's is left alone, and not taken for its own.
 	other := filepath.Join(base, "other")
@@ -67,15 +67,4 @@ func TestRunDirGoesOnATmpfsWhenItHoldsNoContainersState(t *testing.T) {
 	if isTmpfs(fresh) {
 		t.Fatal("still a tmpfs after unmountRunDir")
 	}
-}
-
-func mountsAt(dir string) []string {
-	data, _ := os.ReadFile("/proc/self/mountinfo")
-	var out []string
-	for _, l := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(l); len(f) > 4 && f[4] == dir {
-			out = append(out, l)
-		}
-	}
-	return out
 }

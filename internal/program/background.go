@@ -15,16 +15,40 @@ import (
 // that is under way.
 const IdleNice = 19
 
-// Background runs fn in a goroutine of its own on an OS thread of its own at IdleNice,
-// for clean-up that no client waits for (deleting a removed container's files). The
-// thread is not handed back to the Go scheduler: it ends with fn, so no other
-// goroutine ever runs at that priority.
+// Background queues fn for the background worker: one OS thread at IdleNice, started
+// at the first call, that runs what it is given one after the other, for clean-up that
+// no client waits for (deleting a removed container's files). No other goroutine ever
+// runs on that thread, and no thread is made per call.
 func Background(fn func()) {
+	startWorker.Do(func() {
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread serves only this queue
+			unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), IdleNice)
+			for fn := range background {
+				fn()
+			}
+		}()
+	})
+	background <- fn
+}
+
+var (
+	startWorker sync.Once
+	background  = make(chan func(), 1024)
+)
+
+// RunNiced runs fn on an OS thread of its own at IdleNice and returns when it has. A
+// process fn starts inherits that priority, with every thread it makes. The thread ends
+// with fn: it is never handed back to the Go scheduler.
+func RunNiced(fn func()) {
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
 		unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), IdleNice)
 		fn()
 	}()
+	<-done
 }
 
 // Renice sets the nice value of every thread of process pid (Linux's nice is per
@@ -43,16 +67,12 @@ func Renice(pid, nice int) {
 	}
 }
 
-// CanRaisePriority reports whether this process may give a thread back a higher
-// priority than it lowered it to (CAP_SYS_NICE, which root has unless a container's
+// CanRaisePriority reports whether this process may give a thread back the normal
+// priority after lowering it (CAP_SYS_NICE, which root has unless a container's
 // capability set leaves it out). Work that must come back to the normal priority is
 // only ever lowered where it can.
 var CanRaisePriority = sync.OnceValue(func() bool {
-	ok := make(chan bool, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		tid := unix.Gettid()
-		ok <- unix.Setpriority(unix.PRIO_PROCESS, tid, 1) == nil && unix.Setpriority(unix.PRIO_PROCESS, tid, 0) == nil
-	}()
-	return <-ok
+	var ok bool
+	RunNiced(func() { ok = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 0) == nil })
+	return ok
 })

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -60,9 +59,10 @@ func tryExternalEtcd(t *testing.T, bin string, tls *externalTLS) (eps []string, 
 	if tls != nil {
 		args = append(args, "--cert-file", tls.cert, "--key-file", tls.key, "--trusted-ca-file", tls.ca, "--client-cert-auth")
 	}
-	stderr := &lockedBuffer{}
+	// Read only once the process has exited (Wait has returned): no lock is needed.
+	var stderr bytes.Buffer
 	cmd := exec.Command(bin, args...)
-	cmd.Stderr = stderr
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
 	}
@@ -97,24 +97,6 @@ func tryExternalEtcd(t *testing.T, bin string, tls *externalTLS) (eps []string, 
 		}
 	})
 	return []string{client}, "", false
-}
-
-// lockedBuffer is a process's stderr that a test may read while the process writes it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func freePort(t *testing.T) int {

@@ -460,8 +460,17 @@ func deleteNftTablesNaming(name string) {
 // killProcessesMentioning kills, by pid, processes whose command line names dir (shims the
 // engine started for this run that are still around after the engine went).
 func killProcessesMentioning(dir string) {
+	for pid := range processesMentioning(dir) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// processesMentioning maps the processes (other than this one) whose command line
+// names dir to that command line.
+func processesMentioning(dir string) map[int]string {
 	ents, _ := os.ReadDir("/proc")
 	self := os.Getpid()
+	found := map[int]string{}
 	for _, ent := range ents {
 		pid, err := strconv.Atoi(ent.Name())
 		if err != nil || pid == self {
@@ -471,8 +480,9 @@ func killProcessesMentioning(dir string) {
 		if err != nil || !bytes.Contains(b, []byte(dir)) {
 			continue
 		}
-		_ = syscall.Kill(pid, syscall.SIGKILL)
+		found[pid] = string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
 	}
+	return found
 }
 
 // unmountUnder lazily unmounts everything mounted at or under dir, deepest first.

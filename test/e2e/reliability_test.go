@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -180,14 +178,9 @@ func (e *engine) leftovers(ids map[string]string) []string {
 			}
 		}
 	}
-	ents, _ := os.ReadDir("/proc")
-	for _, ent := range ents {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil || pid == e.pid() {
-			continue
-		}
-		if b, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline")); err == nil && bytes.Contains(b, []byte(e.work)) {
-			left = append(left, fmt.Sprintf("process %d: %s", pid, bytes.ReplaceAll(b, []byte{0}, []byte{' '})))
+	for pid, cmdline := range processesMentioning(e.work) {
+		if pid != e.pid() {
+			left = append(left, fmt.Sprintf("process %d: %s", pid, cmdline))
 		}
 	}
 	return left

@@ -28,12 +28,11 @@ import (
 // hierarchy mounted with favordynmods, as some distributions do), priming only costs
 // CPU: once the first write of several spells in a row has been cheap, it stops for good.
 type Primer struct {
-	mu       sync.Mutex
-	until    time.Time
-	active   bool
-	off      bool // the engine's cgroup cannot be written: priming does nothing
-	cheap    int  // spells in a row whose first write did not wait
-	unneeded bool // moves never wait here: priming is off for good
+	mu     sync.Mutex
+	until  time.Time
+	active bool
+	off    bool // priming does nothing: the engine's cgroup cannot be written, or moves never wait here
+	cheap  int  // spells in a row whose first write did not wait
 }
 
 // primeTick is well under a grace period; primeHold is how long priming goes on
@@ -55,7 +54,7 @@ func (p *Primer) Prime() {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.off || p.unneeded {
+	if p.off {
 		return
 	}
 	p.until = time.Now().Add(primeHold)
@@ -112,7 +111,7 @@ func (p *Primer) sawCheapSpell(cheap bool) bool {
 	if p.cheap < cheapSpells {
 		return false
 	}
-	p.unneeded, p.active = true, false
+	p.off, p.active = true, false
 	return true
 }
 

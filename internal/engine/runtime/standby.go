@@ -150,12 +150,7 @@ func startStandby(path string, sealed *os.File) (p *standbyProc, err error) {
 		// Its container must not stay at idle priority: here it waits at the normal one.
 		return startStandbyNow(path, sealed)
 	}
-	done := make(chan struct{})
-	program.Background(func() {
-		defer close(done)
-		p, err = startStandbyNow(path, sealed)
-	})
-	<-done
+	program.RunNiced(func() { p, err = startStandbyNow(path, sealed) })
 	return p, err
 }
 

@@ -55,12 +55,12 @@ func Open(root string) (*Store, error) {
 	}
 	if left, _ := os.ReadDir(filepath.Join(root, "tmp")); len(left) > 0 {
 		s.bg.Add(1)
-		go func() {
+		program.Background(func() {
 			defer s.bg.Done()
 			for _, d := range left {
 				removeTrash(filepath.Join(root, "tmp", d.Name()))
 			}
-		}()
+		})
 	}
 	return s, nil
 }
@@ -166,13 +166,11 @@ func (s *Store) Remove(key string) error {
 	dir := filepath.Join(s.root, "active", key)
 	trash, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), "removed-")
 	if err != nil {
-		(&Active{Merged: filepath.Join(dir, "merged")}).Unmount()
-		return os.RemoveAll(dir)
+		return removeLayer(dir)
 	}
 	if err := os.Rename(dir, filepath.Join(trash, "layer")); err != nil {
 		os.Remove(trash)
-		(&Active{Merged: filepath.Join(dir, "merged")}).Unmount()
-		return os.RemoveAll(dir)
+		return removeLayer(dir)
 	}
 	s.bg.Add(1)
 	program.Background(func() {
@@ -182,10 +180,16 @@ func (s *Store) Remove(key string) error {
 	return nil
 }
 
-// removeTrash deletes a directory of root/tmp, unmounting the root of the layer that
-// was renamed into it first: a removal cut short by a crash may have left it mounted.
+// removeLayer unmounts a writable layer's root, if mounted, and deletes the layer.
+func removeLayer(dir string) error {
+	(&Active{Merged: filepath.Join(dir, "merged")}).Unmount()
+	return os.RemoveAll(dir)
+}
+
+// removeTrash deletes a directory of root/tmp, unmounting first the root of the layer
+// renamed into it: a removal cut short by a crash may have left it mounted.
 func removeTrash(dir string) {
-	(&Active{Merged: filepath.Join(dir, "layer", "merged")}).Unmount()
+	removeLayer(filepath.Join(dir, "layer"))
 	os.RemoveAll(dir)
 }
 

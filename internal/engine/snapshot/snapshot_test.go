@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
+	"github.com/moby/sys/mountinfo"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -83,13 +83,12 @@ func TestRemoveUnmountsAndDeletesAMountedLayer(t *testing.T) {
 	}
 }
 
+// mountsUnder lists the mount points below dir.
 func mountsUnder(dir string) []string {
-	data, _ := os.ReadFile("/proc/self/mountinfo")
+	mounts, _ := mountinfo.GetMounts(mountinfo.PrefixFilter(dir + "/"))
 	var out []string
-	for _, l := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			out = append(out, f[4])
-		}
+	for _, m := range mounts {
+		out = append(out, m.Mountpoint)
 	}
 	return out
 }
