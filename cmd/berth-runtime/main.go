@@ -1,8 +1,8 @@
 // Command berth-runtime is Berth's libcontainer front end, as runc is containerd's: it
-// creates a container and then becomes its shim (exec'ing berth-shim in place, so the
-// container's init stays the shim's child), and it carries out the one-off requests
-// that need libcontainer (exec, pause, stats, ...). It is also the container's init:
-// libcontainer re-executes this binary as "berth-runtime init".
+// makes and starts a container and hands it to the shim that started it (see
+// shim.Standby), and it carries out the one-off requests that need libcontainer (exec,
+// pause, stats, ...). It is also the container's init: libcontainer re-executes this
+// binary as "berth-runtime init".
 package main
 
 import (
@@ -12,10 +12,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	goruntime "runtime"
-	"strconv"
-	"syscall"
 	"unsafe"
 
 	_ "github.com/opencontainers/cgroups/devices" // device cgroup rules
@@ -39,12 +36,10 @@ func init() {
 
 func main() {
 	if len(os.Args) < 2 {
-		fail(errors.New("usage: berth-runtime create|op|destroy [flags]"))
+		fail(errors.New("usage: berth-runtime standby|op|destroy [flags]"))
 	}
 	var err error
 	switch os.Args[1] {
-	case "create":
-		err = create(os.Args[2:])
 	case "standby":
 		err = standby()
 	case "op":
@@ -67,93 +62,18 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-// create makes the container, listens on the shim's socket and execs berth-shim with
-// everything the shim needs as inherited descriptors. fd 3 is the engine's ready pipe.
-func create(args []string) error {
-	fs := flag.NewFlagSet("create", flag.ExitOnError)
-	id := fs.String("id", "", "container id")
-	bundle := fs.String("bundle", "", "directory with config.json")
-	root := fs.String("root", "", "libcontainer state root")
-	logPath := fs.String("log", "", "json-file log path")
-	criLog := fs.String("cri-log", "", "CRI log path, passed on to the shim")
-	socket := fs.String("socket", "", "unix socket to serve the engine on")
-	stdin := fs.Bool("stdin", false, "keep stdin open")
-	stdinOnce := fs.Bool("stdin-once", false, "close stdin when the first attached client detaches")
-	fs.Parse(args)
-	ready := os.NewFile(3, "ready")
-	report := func(err error) error {
-		json.NewEncoder(ready).Encode(runtime.Reply{Error: err.Error()})
-		return err
-	}
-	if *id == "" || *bundle == "" || *root == "" || *logPath == "" || *socket == "" {
-		return report(errors.New("create needs --id, --bundle, --root, --log and --socket"))
-	}
-	self := os.Getenv(runtime.RuntimePathEnv) // a standby run from a sealed copy (see standby)
-	if self == "" {
-		var err error
-		if self, err = os.Executable(); err != nil {
-			return report(err)
-		}
-	}
-	shim := filepath.Join(filepath.Dir(self), "berth-shim")
-	c, err := libct.Create(*root, *id, *bundle, *stdin)
-	if err != nil {
-		return report(err)
-	}
-	os.Remove(*socket)
-	ln, err := net.Listen("unix", *socket)
-	if err != nil {
-		unix.Kill(c.Pid, unix.SIGKILL)
-		libct.Destroy(*root, *id)
-		return report(err)
-	}
-	os.Chmod(*socket, 0o600)
-	lnFile, err := ln.(*net.UnixListener).File()
-	if err != nil {
-		return report(err)
-	}
-	argv := []string{"berth-shim", "--id", *id, "--bundle", *bundle, "--root", *root, "--log", *logPath,
-		"--runtime", self, "--pid", strconv.Itoa(c.Pid)}
-	if *stdinOnce {
-		argv = append(argv, "--stdin-once")
-	}
-	if *criLog != "" {
-		argv = append(argv, "--cri-log", *criLog)
-	}
-	pass := func(flagName string, f *os.File) {
-		if f == nil {
-			return
-		}
-		fd := int(f.Fd())
-		// Keep it open across exec.
-		unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0)
-		argv = append(argv, "--"+flagName, strconv.Itoa(fd))
-	}
-	pass("listen-fd", lnFile)
-	pass("ready-fd", ready)
-	pass("stdout-fd", c.Stdout)
-	pass("stderr-fd", c.Stderr)
-	pass("stdin-fd", c.Stdin)
-	pass("console-fd", c.Console)
-	env := []string{"GOMAXPROCS=1", "GOGC=50"}
-	if err := syscall.Exec(shim, argv, env); err != nil {
-		unix.Kill(c.Pid, unix.SIGKILL)
-		libct.Destroy(*root, *id)
-		return report(fmt.Errorf("exec %s: %w", shim, err))
-	}
-	return nil
-}
-
-// standby waits, loaded and initialised, for the arguments of a create on fd 4, then
-// carries it out as `create` would, in the directory and with the output file the
-// engine names (see runtime.standby). End of file on fd 4 means it is not needed.
+// standby is started by a shim waiting on standby, as its child (see shim.Standby). It
+// waits, loaded and initialised, for the arguments of a create on fd 4; end of file
+// there means it is not needed. It makes and starts the container, in the directory
+// and with the output file the engine names, and hands it to the shim on fd 3.
 func standby() error {
 	if os.Getenv(runtime.RuntimePathEnv) != "" {
-		unix.CloseOnExec(runtime.SealedExeFd) // the sealed copy it was started from: not for the shim
+		unix.CloseOnExec(runtime.SealedExeFd) // the sealed copy it was started from
 		// Executed as /proc/self/fd/N, its command name would be "N".
 		unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte("berth-runtime\x00")[0])), 0, 0, 0)
 	}
 	libct.Warm()
+	shim := os.NewFile(3, "shim")
 	req := os.NewFile(4, "request")
 	var r runtime.StandbyRequest
 	err := json.NewDecoder(req).Decode(&r)
@@ -162,25 +82,115 @@ func standby() error {
 		os.Exit(0)
 	}
 	// It waited at idle priority (see runtime.startStandby); the container it creates,
-	// and this process, run at the normal one. The engine has reniced it already; twice
-	// more here covers a thread made while it did.
+	// and this process, run at the normal one. The engine has reniced the shim; this
+	// process renices itself, twice to cover a thread made while it did.
 	for i := 0; i < 2; i++ {
 		program.Renice(os.Getpid(), 0)
 	}
 	logf, err := os.OpenFile(r.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return err
+		return handOver(shim, runtime.Handover{Error: err.Error()}, nil)
 	}
 	for _, fd := range []int{1, 2} {
-		if err := unix.Dup3(int(logf.Fd()), fd, 0); err != nil {
-			return err
-		}
+		unix.Dup3(int(logf.Fd()), fd, 0)
 	}
 	logf.Close()
 	if err := os.Chdir(r.Dir); err != nil {
+		return handOver(shim, runtime.Handover{Error: err.Error()}, nil)
+	}
+	h, files, err := create(r.Args)
+	if err != nil {
+		h = runtime.Handover{Error: err.Error()}
+	}
+	h.ShimLog = r.Log
+	if herr := handOver(shim, h, files); herr != nil && err == nil {
+		unix.Kill(h.Pid, unix.SIGKILL)
+		libct.Destroy(h.Root, h.ID)
+		return herr
+	}
+	return err
+}
+
+// handOver sends h, and files as SCM_RIGHTS, to the shim in one message.
+func handOver(shim *os.File, h runtime.Handover, files []*os.File) error {
+	data, err := json.Marshal(h)
+	if err != nil {
 		return err
 	}
-	return create(r.Args)
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	if err := unix.Sendmsg(int(shim.Fd()), data, oob, nil, 0); err != nil {
+		return fmt.Errorf("hand over to the shim: %w", err)
+	}
+	if h.Error != "" {
+		return errors.New(h.Error)
+	}
+	return nil
+}
+
+// create makes and starts the container and listens on the shim's socket; it returns
+// what the shim needs.
+func create(args []string) (runtime.Handover, []*os.File, error) {
+	fs := flag.NewFlagSet("create", flag.ContinueOnError)
+	id := fs.String("id", "", "container id")
+	bundle := fs.String("bundle", "", "directory with config.json")
+	root := fs.String("root", "", "libcontainer state root")
+	logPath := fs.String("log", "", "json-file log path")
+	criLog := fs.String("cri-log", "", "CRI log path, passed on to the shim")
+	socket := fs.String("socket", "", "unix socket to serve the engine on")
+	stdin := fs.Bool("stdin", false, "keep stdin open")
+	stdinOnce := fs.Bool("stdin-once", false, "close stdin when the first attached client detaches")
+	if err := fs.Parse(args); err != nil {
+		return runtime.Handover{}, nil, err
+	}
+	if *id == "" || *bundle == "" || *root == "" || *logPath == "" || *socket == "" {
+		return runtime.Handover{}, nil, errors.New("create needs --id, --bundle, --root, --log and --socket")
+	}
+	self := os.Getenv(runtime.RuntimePathEnv) // run from a sealed copy (see standby)
+	if self == "" {
+		var err error
+		if self, err = os.Executable(); err != nil {
+			return runtime.Handover{}, nil, err
+		}
+	}
+	c, err := libct.Create(*root, *id, *bundle, *stdin)
+	if err != nil {
+		return runtime.Handover{}, nil, err
+	}
+	h := runtime.Handover{ID: *id, Bundle: *bundle, Root: *root, Log: *logPath, CRILog: *criLog,
+		Runtime: self, StdinOnce: *stdinOnce, Pid: c.Pid, CgroupPaths: c.CgroupPaths}
+	undo := func(err error) (runtime.Handover, []*os.File, error) {
+		unix.Kill(c.Pid, unix.SIGKILL)
+		libct.Destroy(*root, *id)
+		return runtime.Handover{}, nil, err
+	}
+	os.Remove(*socket)
+	ln, err := net.Listen("unix", *socket)
+	if err != nil {
+		return undo(err)
+	}
+	os.Chmod(*socket, 0o600)
+	lnFile, err := ln.(*net.UnixListener).File()
+	if err != nil {
+		return undo(err)
+	}
+	var files []*os.File
+	for _, f := range []struct {
+		name string
+		f    *os.File
+	}{{"listen", lnFile}, {"stdout", c.Stdout}, {"stderr", c.Stderr}, {"stdin", c.Stdin}, {"console", c.Console}} {
+		if f.f != nil {
+			h.Files = append(h.Files, f.name)
+			files = append(files, f.f)
+		}
+	}
+	return h, files, nil
 }
 
 // op carries out one request handed over by a shim: the connection is fd 3 (and a

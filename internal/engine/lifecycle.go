@@ -149,17 +149,25 @@ func (e *Engine) startLocked(ctx context.Context, c *container.Container, l *liv
 		return fmt.Errorf("failed to create task for container: %w", err)
 	}
 	t3 := time.Now()
-	for _, p := range l.pending {
-		conn, err := sh.Attach(ctx, c.Config.AttachStdin || c.Config.OpenStdin, true, true)
+	started := false
+	for i, p := range l.pending {
+		attach := sh.Attach
+		if i == len(l.pending)-1 {
+			attach = sh.AttachAndStart // a round trip less
+		}
+		conn, err := attach(ctx, c.Config.AttachStdin || c.Config.OpenStdin, true, true)
 		if err == nil {
 			p <- conn
+			started = started || i == len(l.pending)-1
 		}
 		close(p)
 	}
 	l.pending = nil
-	if err := sh.Start(ctx); err != nil {
-		sh.Kill(ctx, syscall.SIGKILL, true)
-		return err
+	if !started {
+		if err := sh.Start(ctx); err != nil {
+			sh.Kill(ctx, syscall.SIGKILL, true)
+			return err
+		}
 	}
 	l.freshExit()
 	c.State = container.State{Status: container.Running, Pid: pid, StartedAt: time.Now().UTC()}

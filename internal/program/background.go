@@ -67,6 +67,12 @@ func Renice(pid, nice int) {
 	}
 }
 
+// ReniceGroup sets the nice value of every thread of every process in process group
+// pgid, in one system call. Errors are ignored, as with Renice.
+func ReniceGroup(pgid, nice int) {
+	unix.Setpriority(unix.PRIO_PGRP, pgid, nice)
+}
+
 // CanRaisePriority reports whether this process may give a thread back the normal
 // priority after lowering it (CAP_SYS_NICE, which root has unless a container's
 // capability set leaves it out). Work that must come back to the normal priority is

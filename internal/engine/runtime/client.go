@@ -51,10 +51,10 @@ type StartOptions struct {
 	StdinOnce bool
 }
 
-// Create writes the bundle and runs berth-runtime create, which makes the container and
-// becomes its shim. The container is created but
-// its process has not begun: attach first if you need all of its output, then Start.
-// It returns the pid of the container's init.
+// Create writes the bundle and has a standby make and start the container (see
+// standby). The container's process is running when Create returns, but its shim
+// passes on none of its output, and reports no exit, before Start: attach first if
+// you need all of its output, then Start. It returns the pid of the container's init.
 func (r *Runtime) Create(ctx context.Context, o StartOptions) (int, error) {
 	if err := os.MkdirAll(filepath.Dir(o.Socket), 0o700); err != nil {
 		return 0, err
@@ -70,7 +70,7 @@ func (r *Runtime) Create(ctx context.Context, o StartOptions) (int, error) {
 	if err := os.WriteFile(filepath.Join(o.Bundle, "config.json"), data, 0o600); err != nil {
 		return 0, err
 	}
-	args := []string{"create", "--id", o.ID, "--bundle", o.Bundle, "--root", r.Root, "--log", o.LogPath, "--socket", o.Socket}
+	args := []string{"--id", o.ID, "--bundle", o.Bundle, "--root", r.Root, "--log", o.LogPath, "--socket", o.Socket}
 	if o.OpenStdin {
 		args = append(args, "--stdin")
 	}
@@ -81,11 +81,12 @@ func (r *Runtime) Create(ctx context.Context, o StartOptions) (int, error) {
 		args = append(args, "--cri-log", o.CRILog)
 	}
 	pr, err := r.launch(args, o.Bundle)
+	// The next start's standby starts once this create has replied (see take).
+	defer func() { go r.standby.done(r.Path) }()
 	if err != nil {
 		return 0, err
 	}
 	defer pr.Close()
-	defer func() { go r.standby.fill(r.Path) }()
 	var rep Reply
 	if err := json.NewDecoder(pr).Decode(&rep); err != nil {
 		logTail, _ := os.ReadFile(filepath.Join(o.Bundle, "shim.log"))
@@ -160,7 +161,8 @@ func (s Shim) Alive() bool {
 	return true
 }
 
-// Start lets the created container's process begin.
+// Start has the shim pass on the container's output, to the log and to the clients
+// attached by then, and report its exit.
 func (s Shim) Start(ctx context.Context) error {
 	_, err := s.call(ctx, Request{Op: "start"})
 	return err
@@ -198,7 +200,17 @@ func (s Shim) ReadExit() (Exit, error) {
 // Attach opens a stream: frames out (ending with FrameExit), raw stdin in. It returns
 // once the shim has subscribed the stream, so no output after that is missed.
 func (s Shim) Attach(ctx context.Context, stdin, stdout, stderr bool) (*net.UnixConn, error) {
-	c, err := s.dial(ctx, Request{Op: "attach", Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	return s.attach(ctx, Request{Op: "attach", Stdin: stdin, Stdout: stdout, Stderr: stderr})
+}
+
+// AttachAndStart attaches as Attach does and then, in the same request, starts the
+// container as Start does.
+func (s Shim) AttachAndStart(ctx context.Context, stdin, stdout, stderr bool) (*net.UnixConn, error) {
+	return s.attach(ctx, Request{Op: "attach", Stdin: stdin, Stdout: stdout, Stderr: stderr, Start: true})
+}
+
+func (s Shim) attach(ctx context.Context, req Request) (*net.UnixConn, error) {
+	c, err := s.dial(ctx, req)
 	if err != nil {
 		return nil, err
 	}

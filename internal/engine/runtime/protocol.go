@@ -29,6 +29,7 @@ type Request struct {
 	Stdin  bool `json:"stdin,omitempty"`
 	Stdout bool `json:"stdout,omitempty"`
 	Stderr bool `json:"stderr,omitempty"`
+	Start  bool `json:"start,omitempty"` // and start, once subscribed: as a start request
 
 	// resize (Exec names the exec session; empty for the container's own tty)
 	Width  uint16 `json:"w,omitempty"`
@@ -146,4 +147,28 @@ func ReadFrame(r io.Reader, buf []byte) (byte, []byte, error) {
 		return 0, nil, err
 	}
 	return h[0], buf, nil
+}
+
+// Handover is what berth-runtime sends the shim that started it (see the standby in
+// standby.go) once it has made the container, or failed to: one message on a
+// SOCK_SEQPACKET socket, with the shim's descriptors (Files names them, in order)
+// attached as SCM_RIGHTS. Then berth-runtime exits, and the container's init, already
+// running, passes to the shim, its nearest subreaper.
+type Handover struct {
+	Error string `json:"error,omitempty"`
+
+	ID        string   `json:"id,omitempty"`
+	Bundle    string   `json:"bundle,omitempty"`
+	Root      string   `json:"root,omitempty"`
+	Log       string   `json:"log,omitempty"`    // the container's json-file log
+	CRILog    string   `json:"criLog,omitempty"` // a pod container's CRI log
+	ShimLog   string   `json:"shimLog,omitempty"`
+	Runtime   string   `json:"runtime,omitempty"` // berth-runtime on disk, for the shim's requests
+	StdinOnce bool     `json:"stdinOnce,omitempty"`
+	Pid       int      `json:"pid,omitempty"`
+	Files     []string `json:"files,omitempty"` // listen, stdout, stderr, stdin, console
+
+	// CgroupPaths are the container's cgroups (one per v1 hierarchy, or the v2 one
+	// under ""), for the shim's clean-up after the exit.
+	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`
 }

@@ -15,18 +15,20 @@ import (
 	"github.com/berth-project/berth/internal/program"
 )
 
-// runtimeEnv is the environment of berth-runtime and so of the shim it becomes.
+// runtimeEnv is the environment of a standby's shim and berth-runtime.
 var runtimeEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1"}
 
-// standbyIdle is how long a berth-runtime waits on standby before it is let go.
+// standbyIdle is how long a standby waits before it is let go.
 const standbyIdle = time.Minute
 
-// A standby is one berth-runtime started ahead of need ("berth-runtime standby"): it
-// has been loaded and its Go runtime and libcontainer initialised, and it waits for the
-// arguments of a create on a pipe. A container start hands it those instead of
-// starting the program then, which saves that program's start-up on every start. At
-// most one waits; it is let go after standbyIdle without a start. If the engine dies,
-// the pipe closes and the standby exits.
+// A standby is a container's shim and berth-runtime started ahead of need, as a pair:
+// "berth-shim standby" and its child "berth-runtime standby" (see shim.Standby), both
+// loaded, their Go runtimes (and libcontainer) initialised. berth-runtime waits for
+// the arguments of a create on a pipe. A container start hands it those instead of
+// starting the programs then, which saves their start-up on every start:
+// berth-runtime makes and starts the container, hands it to the shim and exits. At
+// most one pair waits; it is let go after standbyIdle without a start. If the engine
+// dies, the pipe closes and both exit.
 type standby struct {
 	mu     sync.Mutex
 	p      *standbyProc
@@ -34,16 +36,17 @@ type standby struct {
 	closed bool
 	sealed *os.File // a sealed in-memory copy of berth-runtime (see sealedCopy); nil if none
 	tried  bool
+	busy   int // creates under way (between take and done): no standby starts meanwhile
 }
 
 type standbyProc struct {
-	request *os.File // write end: one JSON standbyRequest
-	ready   *os.File // read end of its fd 3: the create's reply
-	cmd     *exec.Cmd
+	request *os.File  // write end: one JSON StandbyRequest, to berth-runtime
+	ready   *os.File  // read end: the create's reply, from the shim
+	cmd     *exec.Cmd // the shim
 }
 
-// StandbyRequest is what the engine sends a standby: the create command line, the
-// directory to work in and the file for its output.
+// StandbyRequest is what the engine sends a standby's berth-runtime: the create's
+// flags, the directory to work in and the file for its output (and the shim's).
 type StandbyRequest struct {
 	Args []string `json:"args"`
 	Dir  string   `json:"dir"`
@@ -54,7 +57,7 @@ type StandbyRequest struct {
 func (s *standby) fill(path string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.p != nil || path == "" {
+	if s.closed || s.p != nil || s.busy > 0 || path == "" {
 		return
 	}
 	if !s.tried {
@@ -73,19 +76,46 @@ func (s *standby) fill(path string) {
 	}
 }
 
-// take hands out the waiting standby, if any.
+// sealedCopy is the sealed copy of berth-runtime at path, made now if it has not been
+// tried yet; nil if there is none.
+func (s *standby) sealedCopy(path string) *os.File {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.tried && !s.closed {
+		s.tried = true
+		s.sealed = sealedCopy(path)
+	}
+	return s.sealed
+}
+
+// take hands out the waiting standby, if any, for a create. Until the create calls
+// done, fill starts no other: on a small machine a start-up during the create would
+// take CPU from it (a fill asked for just before, by Prime, may run only now).
 func (s *standby) take() *standbyProc {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.p
 	s.p = nil
+	s.busy++
 	return p
+}
+
+// done ends what take began, and starts a standby for the next create.
+func (s *standby) done(path string) {
+	s.mu.Lock()
+	s.busy--
+	s.mu.Unlock()
+	s.fill(path)
 }
 
 // expire lets the waiting standby go after standbyIdle without a start, and the sealed
 // copy with it (8 MB of memory): the next start makes a new one.
 func (s *standby) expire() {
-	if p := s.take(); p != nil {
+	s.mu.Lock()
+	p := s.p
+	s.p = nil
+	s.mu.Unlock()
+	if p != nil {
 		p.stop()
 	}
 	s.mu.Lock()
@@ -132,11 +162,14 @@ func sealedCopy(path string) *os.File {
 	return sealed
 }
 
-// A standby started from the sealed copy finds it on SealedExeFd, and the path of the
-// binary on disk (berth-shim sits beside it) in the environment variable RuntimePathEnv.
+// A standby's shim passes the sealed copy on to berth-runtime as SealedExeFd, and
+// berth-runtime, run from it, finds the path of the binary on disk in RuntimePathEnv.
+// The shim itself is told that path in RuntimePathEnv, and whether it has the sealed
+// copy on SealedExeFd in SealedEnv.
 const (
 	SealedExeFd    = 5
 	RuntimePathEnv = "BERTH_RUNTIME"
+	SealedEnv      = "BERTH_SEALED"
 )
 
 // startStandby starts a standby at program.IdleNice: while it loads and warms up it
@@ -154,6 +187,10 @@ func startStandby(path string, sealed *os.File) (p *standbyProc, err error) {
 	return p, err
 }
 
+// startStandbyNow starts "berth-shim standby" (berth-shim sits beside berth-runtime at
+// path), which starts "berth-runtime standby" as its child (see shim.Standby): the
+// pair a create needs, both loaded and waiting. The request goes to berth-runtime
+// (fd 4), the reply comes from the shim (fd 3).
 func startStandbyNow(path string, sealed *os.File) (*standbyProc, error) {
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
@@ -165,18 +202,16 @@ func startStandbyNow(path string, sealed *os.File) (*standbyProc, error) {
 		readyW.Close()
 		return nil, err
 	}
-	cmd := exec.Command(path, "standby")
-	cmd.Args[0] = "berth-runtime"
+	cmd := exec.Command(filepath.Join(filepath.Dir(path), "berth-shim"), "standby")
+	cmd.Args[0] = "berth-shim"
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{readyW, reqR}
-	cmd.Env = runtimeEnv
+	cmd.Env = append(append([]string{}, runtimeEnv...), RuntimePathEnv+"="+path)
 	if sealed != nil {
-		// Executed through the child's own descriptor.
-		cmd.Path = fmt.Sprintf("/proc/self/fd/%d", SealedExeFd)
 		cmd.ExtraFiles = append(cmd.ExtraFiles, sealed)
-		cmd.Env = append(append([]string{}, runtimeEnv...), RuntimePathEnv+"="+path)
+		cmd.Env = append(cmd.Env, SealedEnv+"=1")
 	}
-	// Its own session: the shim it becomes must survive the engine and its signals.
+	// Its own session: the shim must survive the engine and its signals.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
 	readyW.Close()
@@ -186,61 +221,42 @@ func startStandbyNow(path string, sealed *os.File) (*standbyProc, error) {
 		reqW.Close()
 		return nil, err
 	}
-	// Reap it (or the shim it becomes) if it ends while we are alive.
+	// Reap the shim if it ends while we are alive; if we die first, init adopts it.
 	go cmd.Wait()
 	return &standbyProc{request: reqW, ready: readyR, cmd: cmd}, nil
 }
 
-// stop lets an unused standby go: it reads end of file and exits.
+// stop lets an unused standby go: berth-runtime reads end of file and exits, and its
+// shim with it.
 func (p *standbyProc) stop() {
 	p.request.Close()
 	p.ready.Close()
 }
 
-// launch starts berth-runtime with args (a create) in dir, its output going to dir's
-// shim.log, and returns the read end of its reply pipe. A waiting standby is used when
-// there is one; Create starts another for the next start once this one has replied
-// (not during it: on a small machine the new one's start-up would take CPU from this).
+// launch hands a create (berth-runtime's create flags, args) to a standby, to be done
+// in dir with output to dir's shim.log, and returns the read end of the shim's reply
+// pipe. The waiting standby is used when there is one, else one is started now;
+// Create starts another for the next start once this one has replied (not during it:
+// on a small machine the new one's start-up would take CPU from this).
 func (r *Runtime) launch(args []string, dir string) (*os.File, error) {
-	logPath := filepath.Join(dir, "shim.log")
-	if p := r.standby.take(); p != nil {
-		// Normal priority from here: it is the start now (it also renices itself once it
-		// has read the request, for a thread it made meanwhile).
-		program.Renice(p.cmd.Process.Pid, 0)
-		req, _ := json.Marshal(StandbyRequest{Args: args[1:], Dir: dir, Log: logPath})
-		_, err := p.request.Write(append(req, '\n'))
-		p.request.Close()
-		if err == nil {
-			return p.ready, nil
+	p := r.standby.take()
+	if p != nil {
+		// Normal priority from here: it is the start now. The shim leads a process
+		// group of its own (setsid), with berth-runtime in it; both also renice
+		// themselves once they have work, for threads made meanwhile.
+		program.ReniceGroup(p.cmd.Process.Pid, 0)
+	} else {
+		var err error
+		if p, err = startStandbyNow(r.Path, r.standby.sealedCopy(r.Path)); err != nil {
+			return nil, fmt.Errorf("start shim: %w", err)
 		}
+	}
+	req, _ := json.Marshal(StandbyRequest{Args: args, Dir: dir, Log: filepath.Join(dir, "shim.log")})
+	_, err := p.request.Write(append(req, '\n'))
+	p.request.Close()
+	if err != nil {
 		p.ready.Close()
-	}
-	readyR, readyW, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		readyR.Close()
-		readyW.Close()
-		return nil, err
-	}
-	defer logf.Close()
-	cmd := exec.Command(r.Path, args...)
-	cmd.Args[0] = "berth-runtime"
-	cmd.Dir = dir
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	cmd.ExtraFiles = []*os.File{readyW}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.Env = runtimeEnv
-	err = cmd.Start()
-	readyW.Close()
-	if err != nil {
-		readyR.Close()
 		return nil, fmt.Errorf("start shim: %w", err)
 	}
-	// Reap the shim if it ends while we are alive; if we die first, init adopts it.
-	go cmd.Wait()
-	return readyR, nil
+	return p.ready, nil
 }

@@ -3,6 +3,7 @@ package runtime
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -10,24 +11,29 @@ import (
 	"time"
 )
 
-// fakeRuntime writes a stand-in for berth-runtime that speaks the standby protocol: it
-// reads the request on fd 4, keeps it in $dir/request, and replies on fd 3 as a
-// create does. A direct start ("create ...") records its arguments instead.
+// fakeRuntime writes a stand-in for berth-runtime that speaks the standby protocol, and
+// puts a real berth-shim beside it (built from this module). The stand-in notes its
+// priority, reads the request on fd 4, keeps it in $dir/request, and hands the shim
+// (fd 3) a failure that names it; the shim passes that on as the create's reply.
 func fakeRuntime(t *testing.T, dir string) string {
+	if testing.Short() {
+		t.Skip("builds berth-shim")
+	}
 	path := filepath.Join(dir, "berth-runtime")
 	script := `#!/bin/sh
-if [ "$1" = standby ]; then
-  cut -d' ' -f19 /proc/$$/stat > ` + dir + `/waitnice
-  IFS= read -r req <&4 || exit 0
-  cut -d' ' -f19 /proc/$$/stat > ` + dir + `/runnice
-  printf '%s\n' "$req" > ` + dir + `/request
-else
-  echo "$@" > ` + dir + `/direct
-fi
-printf '{"pid":4242}\n' >&3
+[ "$1" = standby ] || exit 2
+cut -d' ' -f19 /proc/$$/stat > ` + dir + `/waitnice
+IFS= read -r req <&4 || exit 0
+cut -d' ' -f19 /proc/$$/stat > ` + dir + `/runnice
+printf '%s\n' "$req" > ` + dir + `/request
+printf '{"error":"fake create %s"}' "$(echo "$req" | sed 's/.*--id","\([a-z]*\)".*/\1/')" >&3
 `
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
+	}
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "berth-shim"), "github.com/berth-project/berth/cmd/berth-shim")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building berth-shim: %v\n%s", err, out)
 	}
 	return path
 }
@@ -46,27 +52,34 @@ func TestLaunchHandsTheCreateToTheWaitingStandby(t *testing.T) {
 	r := &Runtime{Path: fakeRuntime(t, dir)}
 	defer r.Close()
 
-	// No standby yet: the first start runs the program directly.
+	// No standby yet: the first start starts a pair at once.
 	bundle := t.TempDir()
-	ready, err := r.launch([]string{"create", "--id", "one"}, bundle)
+	ready, err := r.launch([]string{"--id", "one"}, bundle)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
 		if t.Failed() {
 			log, _ := os.ReadFile(filepath.Join(bundle, "shim.log"))
-			direct, err := os.ReadFile(filepath.Join(dir, "direct"))
-			t.Logf("shim.log: %s; direct: %q %v", log, direct, err)
+			t.Logf("shim.log: %s", log)
 		}
 	}()
-	if rep := readReply(t, ready); rep.Pid != 4242 {
+	if rep := readReply(t, ready); rep.Error != "fake create one" {
 		t.Fatalf("reply %+v", rep)
 	}
-	if got, _ := os.ReadFile(filepath.Join(dir, "direct")); !strings.Contains(string(got), "create --id one") {
-		t.Fatalf("direct start got %q", got)
-	}
 
+	for _, name := range []string{"waitnice", "runnice", "request"} {
+		os.Remove(filepath.Join(dir, name)) // the first pair's
+	}
+	// No standby starts while a create is under way; the next one starts as it ends.
 	r.standby.fill(r.Path)
+	r.standby.mu.Lock()
+	during := r.standby.p
+	r.standby.mu.Unlock()
+	if during != nil {
+		t.Fatal("a standby started during a create")
+	}
+	r.standby.done(r.Path)
 	// Once it is waiting (it has noted its priority), hand it the next start.
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		if data, _ := os.ReadFile(filepath.Join(dir, "waitnice")); strings.HasSuffix(string(data), "\n") {
@@ -77,11 +90,11 @@ func TestLaunchHandsTheCreateToTheWaitingStandby(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond) // polling for its file
 	}
-	ready, err = r.launch([]string{"create", "--id", "two"}, bundle)
+	ready, err = r.launch([]string{"--id", "two"}, bundle)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep := readReply(t, ready); rep.Pid != 4242 {
+	if rep := readReply(t, ready); rep.Error != "fake create two" {
 		t.Fatalf("reply %+v", rep)
 	}
 	data, err := os.ReadFile(filepath.Join(dir, "request"))

@@ -6,9 +6,11 @@ package libct
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/runc/libcontainer"
@@ -18,17 +20,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Created is a container whose init waits at the exec fifo for the shim to start it,
-// and the shim's ends of its stdio.
+// Created is a container that has been made and started (its process runs), and the
+// shim's ends of its stdio.
 type Created struct {
 	Pid     int
 	Stdout  *os.File // read ends (nil with a tty)
 	Stderr  *os.File
 	Stdin   *os.File // write end (nil unless stdin is kept open)
 	Console *os.File // pty master (tty only)
+
+	CgroupPaths map[string]string // the container's cgroups, as in libcontainer's state
 }
 
-// Create creates the container described by bundle/config.json under root.
+// Create creates the container described by bundle/config.json under root, and
+// starts its process.
 func Create(root, id, bundle string, openStdin bool) (*Created, error) {
 	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
@@ -52,6 +57,7 @@ func Create(root, id, bundle string, openStdin bool) (*Created, error) {
 	p := &libcontainer.Process{
 		Args: spec.Process.Args, Env: spec.Process.Env, Cwd: spec.Process.Cwd,
 		UID: int(spec.Process.User.UID), GID: int(spec.Process.User.GID), Init: true,
+		LogLevel: initLogLevel,
 	}
 	for _, g := range spec.Process.User.AdditionalGids {
 		p.AdditionalGroups = append(p.AdditionalGroups, int(g))
@@ -114,9 +120,50 @@ func Create(root, id, bundle string, openStdin bool) (*Created, error) {
 		}
 		out.Console = master
 	}
-	out.Pid, err = p.Pid()
-	return out, err
+	if out.Pid, err = p.Pid(); err != nil {
+		return nil, err
+	}
+	if err := release(filepath.Join(root, id)); err != nil {
+		ctr.Signal(unix.SIGKILL)
+		ctr.Destroy()
+		return nil, err
+	}
+	if st, err := ctr.State(); err == nil {
+		out.CgroupPaths = st.CgroupPaths
+	}
+	return out, nil
 }
+
+// release lets the created container's process begin: libcontainer's init waits until
+// its exec fifo (in the container's state dir) is opened for reading and a byte read
+// from it, then executes the process. Unlike libcontainer's Exec, this does not wait
+// for the process's exec to finish; the fifo goes, as with Exec, so that the container
+// counts as running.
+func release(stateDir string) error {
+	fifo := filepath.Join(stateDir, "exec.fifo")
+	opened := make(chan error, 1)
+	go func() {
+		f, err := os.OpenFile(fifo, os.O_RDONLY, 0)
+		if err == nil {
+			var b [1]byte
+			_, err = f.Read(b[:])
+			f.Close()
+		}
+		opened <- err
+	}()
+	select {
+	case err := <-opened:
+		os.Remove(fifo)
+		return err
+	case <-time.After(10 * time.Second):
+		return errors.New("container init did not take the start signal")
+	}
+}
+
+// initLogLevel is the level (logrus's numbering) up to which a container's init and
+// runc's nsexec report through the log pipe: warnings and errors. Left unset, nsexec
+// writes a dozen debug lines per start, which the create decodes only to drop them.
+const initLogLevel = "3"
 
 // Destroy removes what is left of a container that has exited: its cgroups and state.
 func Destroy(root, id string) error {

@@ -93,7 +93,7 @@ func execProcess(ctr *libcontainer.Container, c net.Conn, in io.Reader, spec *ru
 	}
 	p := &libcontainer.Process{
 		Args: spec.Args, Env: spec.Env, Cwd: spec.Cwd,
-		UID: spec.UID, GID: spec.GID, AdditionalGroups: spec.Groups,
+		UID: spec.UID, GID: spec.GID, AdditionalGroups: spec.Groups, LogLevel: initLogLevel,
 	}
 	var consoleParent, stdinW *os.File
 	if spec.Tty {

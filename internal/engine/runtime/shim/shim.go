@@ -3,11 +3,12 @@
 // and records the exit status when the container ends. It outlives the engine, so the
 // engine can restart without touching workloads.
 //
-// berth-runtime creates the container with libcontainer and then execs berth-shim in
-// its place: the container's init stays our child, and the shim that lives as long as
-// the container carries none of libcontainer's weight. Requests that need libcontainer
-// (exec, pause, stats, ...) are handed, with their connection, to a short-lived
-// berth-runtime process.
+// The shim starts before its container, on standby (see Standby), with berth-runtime
+// as its child: berth-runtime creates and starts the container with libcontainer,
+// hands it over and exits, so the container's init becomes our child, and the shim
+// that lives as long as the container carries none of libcontainer's weight. Requests
+// that need libcontainer (exec, pause, stats, ...) are handed, with their connection,
+// to a short-lived berth-runtime process.
 package shim
 
 import (
@@ -19,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"time"
@@ -28,7 +30,7 @@ import (
 	"github.com/berth-project/berth/internal/engine/runtime"
 )
 
-// Options are the shim's settings; the files are inherited from berth-runtime.
+// Options are the shim's settings; the files are handed over by berth-runtime.
 type Options struct {
 	ID        string
 	Bundle    string // holds config.json; the shim writes exit.json here
@@ -37,7 +39,14 @@ type Options struct {
 	CRILog    string // the CRI's log file, for a pod's container ("" for none)
 	Runtime   string // berth-runtime, for requests that need libcontainer
 	StdinOnce bool
-	Pid       int // the container's init, our child
+	Pid       int // the container's init, our child once Adopted is closed
+
+	// CgroupPaths are the container's cgroups; nil: read from libcontainer's state.
+	CgroupPaths map[string]string
+
+	// Adopted is closed once the init is our child (berth-runtime, its parent, has
+	// exited); nil if it is from the start.
+	Adopted <-chan struct{}
 
 	Listener *os.File // the engine's socket, already listening
 	Ready    *os.File // where to report readiness (then closed)
@@ -59,9 +68,10 @@ type Shim struct {
 	stdinUsed bool
 	helpers   sync.WaitGroup
 
-	started chan struct{}
-	done    chan struct{} // closed once exit is set
-	exit    runtime.Exit
+	started   chan struct{}
+	startOnce sync.Once
+	done      chan struct{} // closed once exit is set
+	exit      runtime.Exit
 }
 
 type subscriber struct {
@@ -103,6 +113,25 @@ func Run(o Options) error {
 	o.Listener.Close()
 	ln := fl.(*net.UnixListener)
 	go s.serve(ln)
+	writeReady(o.Ready, runtime.Reply{Pid: o.Pid})
+	// The container's cgroups are needed once it has exited: read while it runs, if
+	// berth-runtime did not say.
+	cgroupsCh := make(chan map[string]string, 1)
+	if o.CgroupPaths != nil {
+		cgroupsCh <- o.CgroupPaths
+	} else {
+		go func() { cgroupsCh <- s.cgroupPaths() }()
+	}
+
+	// The container runs already; its output waits in the pipes until the engine's
+	// start, so that the clients it attached first get all of it.
+	select {
+	case <-s.started:
+	case <-time.After(60 * time.Second):
+		// The engine vanished between create and start: do not keep a container
+		// nobody started.
+		unix.Kill(o.Pid, unix.SIGKILL)
+	}
 	var pumps sync.WaitGroup
 	for _, p := range []struct {
 		f      *os.File
@@ -117,17 +146,8 @@ func Run(o Options) error {
 			s.pump(f, stream)
 		}(p.f, p.stream)
 	}
-	writeReady(o.Ready, runtime.Reply{Pid: o.Pid})
-
-	select {
-	case <-s.started:
-		if err := s.release(); err != nil {
-			unix.Kill(o.Pid, unix.SIGKILL)
-		}
-	case <-time.After(60 * time.Second):
-		// The engine vanished between create and start: do not run a container
-		// nobody asked to start.
-		unix.Kill(o.Pid, unix.SIGKILL)
+	if o.Adopted != nil {
+		<-o.Adopted
 	}
 	ex := s.waitInit()
 	if o.Console != nil {
@@ -144,7 +164,7 @@ func Run(o Options) error {
 	if s.cri != nil {
 		s.cri.flush()
 	}
-	cgroups := s.cgroupPaths()
+	cgroups := <-cgroupsCh
 	ex.OOMKilled = oomKilled(cgroups)
 	// Report the exit first and clean up after: the engine and `docker run` are waiting.
 	writeExit(filepath.Join(o.Bundle, "exit.json"), ex)
@@ -156,6 +176,9 @@ func Run(o Options) error {
 	}
 	s.mu.Unlock()
 	close(s.done)
+	// With one P, the goroutines that send the exit to waiting clients run only when
+	// this one yields: let them go before the clean-up.
+	goruntime.Gosched()
 	s.helpers.Wait()
 	if !removeCgroups(cgroups) {
 		// Processes are left in the cgroup (the container shared a pid namespace):
@@ -178,29 +201,6 @@ func writeReady(f *os.File, r runtime.Reply) {
 	}
 	json.NewEncoder(f).Encode(r)
 	f.Close()
-}
-
-// release lets the container's process begin: libcontainer's init waits until the
-// exec fifo is opened for reading and a byte read from it.
-func (s *Shim) release() error {
-	fifo := filepath.Join(s.opts.Root, s.opts.ID, "exec.fifo")
-	opened := make(chan error, 1)
-	go func() {
-		f, err := os.OpenFile(fifo, os.O_RDONLY, 0)
-		if err == nil {
-			var b [1]byte
-			_, err = f.Read(b[:])
-			f.Close()
-		}
-		opened <- err
-	}()
-	select {
-	case err := <-opened:
-		os.Remove(fifo)
-		return err
-	case <-time.After(10 * time.Second):
-		return errors.New("container init did not take the start signal")
-	}
 }
 
 func (s *Shim) waitInit() runtime.Exit {
@@ -351,11 +351,7 @@ func (s *Shim) handle(c *net.UnixConn) {
 	}
 	switch req.Op {
 	case "start":
-		select {
-		case <-s.started:
-		default:
-			close(s.started)
-		}
+		s.start()
 		reply(c, runtime.Reply{})
 	case "wait":
 		<-s.done
@@ -381,6 +377,11 @@ func (s *Shim) handle(c *net.UnixConn) {
 	default:
 		reply(c, runtime.Reply{Error: "unknown op " + req.Op})
 	}
+}
+
+// start lets the output flow and the exit be reported (see Run); once is enough.
+func (s *Shim) start() {
+	s.startOnce.Do(func() { close(s.started) })
 }
 
 func (s *Shim) signalInit(sig unix.Signal) error {
@@ -516,6 +517,9 @@ func (s *Shim) attach(c *net.UnixConn, in io.Reader, req runtime.Request) {
 	}
 	s.subs[sub] = struct{}{}
 	s.mu.Unlock()
+	if req.Start {
+		s.start()
+	}
 	if err := runtime.WriteFrame(c, runtime.FrameAttached, nil); err != nil {
 		return
 	}

@@ -1,0 +1,166 @@
+package shim
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/engine/runtime"
+	"github.com/berth-project/berth/internal/program"
+)
+
+// Standby is "berth-shim standby": the shim half of a standby pair (see the runtime
+// package's standby). It starts "berth-runtime standby" as its child, handing it the
+// engine's request pipe (fd 4) and one end of a socket pair, and waits on the other
+// end. berth-runtime makes and starts the container, sends the shim its settings and
+// descriptors (runtime.Handover) and exits; the container's init, orphaned, passes to
+// the shim, which is a child subreaper until then. The shim then serves the container
+// as Run does, and reports on fd 3 (the engine's ready pipe). If berth-runtime exits
+// without handing anything over (the engine let the pair go), the shim exits too.
+//
+// The shim is loaded and running before the create, so that a start waits for neither
+// program's start-up, and the container runs while the engine attaches.
+func Standby() error {
+	ready := os.NewFile(3, "ready")
+	request := os.NewFile(4, "request")
+	path := os.Getenv(runtime.RuntimePathEnv)
+	if path == "" {
+		return errors.New("berth-shim standby is started by the engine, not by hand")
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("subreaper: %w", err)
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	mine, theirs := os.NewFile(uintptr(fds[0]), "handover"), os.NewFile(uintptr(fds[1]), "handover")
+	cmd := exec.Command(path, "standby")
+	cmd.Args[0] = "berth-runtime"
+	cmd.Dir = "/"
+	cmd.ExtraFiles = []*os.File{theirs, request}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "GOMAXPROCS=1"}
+	if os.Getenv(runtime.SealedEnv) != "" {
+		// Executed through its own descriptor: the sealed copy the engine made.
+		sealed := os.NewFile(runtime.SealedExeFd, "sealed")
+		cmd.Path = fmt.Sprintf("/proc/self/fd/%d", runtime.SealedExeFd)
+		cmd.ExtraFiles = append(cmd.ExtraFiles, sealed)
+		cmd.Env = append(cmd.Env, runtime.RuntimePathEnv+"="+path)
+		defer sealed.Close()
+	}
+	err = cmd.Start()
+	theirs.Close()
+	request.Close()
+	if err != nil {
+		return err
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+
+	h, files, err := receiveHandover(mine)
+	mine.Close()
+	if err != nil || h.Error != "" {
+		if err == nil {
+			err = errors.New(h.Error)
+		}
+		if errors.Is(err, errNothingHandedOver) {
+			<-exited
+			return nil // let go, or berth-runtime failed and its log says why
+		}
+		writeReady(ready, runtime.Reply{Error: err.Error()})
+		return err
+	}
+	// It waited at idle priority (see the runtime package's startStandby); the
+	// container's supervisor runs at the normal one. The engine reniced it already;
+	// this covers a thread made meanwhile.
+	program.Renice(os.Getpid(), 0)
+	if logf, err := os.OpenFile(h.ShimLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
+		unix.Dup3(int(logf.Fd()), 1, 0)
+		unix.Dup3(int(logf.Fd()), 2, 0)
+		logf.Close()
+	}
+	os.Chdir(h.Bundle)
+	adopted := make(chan struct{})
+	go func() {
+		<-exited
+		// The init is ours now; later orphans (none are expected) go to init as usual.
+		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+		close(adopted)
+	}()
+	o := Options{ID: h.ID, Bundle: h.Bundle, Root: h.Root, LogPath: h.Log, CRILog: h.CRILog, Runtime: h.Runtime,
+		StdinOnce: h.StdinOnce, Pid: h.Pid, CgroupPaths: h.CgroupPaths, Adopted: adopted, Ready: ready}
+	for i, name := range h.Files {
+		f := files[i]
+		switch name {
+		case "listen":
+			o.Listener = f
+		case "stdout":
+			o.Stdout = f
+		case "stderr":
+			o.Stderr = f
+		case "stdin":
+			o.Stdin = f
+		case "console":
+			o.Console = f
+		default:
+			f.Close()
+		}
+	}
+	if o.Listener == nil || o.Pid <= 0 {
+		unix.Kill(o.Pid, unix.SIGKILL)
+		err := errors.New("berth-runtime handed over no container")
+		writeReady(ready, runtime.Reply{Error: err.Error()})
+		return err
+	}
+	return Run(o)
+}
+
+var errNothingHandedOver = errors.New("nothing handed over")
+
+// receiveHandover reads berth-runtime's one message and the descriptors that come with
+// it. End of file (berth-runtime exited without a word) is errNothingHandedOver.
+func receiveHandover(sock *os.File) (runtime.Handover, []*os.File, error) {
+	var h runtime.Handover
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(8*4))
+	n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+	for err == unix.EINTR {
+		n, oobn, _, _, err = unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+	}
+	if err != nil {
+		return h, nil, err
+	}
+	if n == 0 {
+		return h, nil, errNothingHandedOver
+	}
+	var files []*os.File
+	if oobn > 0 {
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			return h, nil, err
+		}
+		for _, m := range msgs {
+			fds, err := unix.ParseUnixRights(&m)
+			if err != nil {
+				continue
+			}
+			for _, fd := range fds {
+				files = append(files, os.NewFile(uintptr(fd), "handed-over"))
+			}
+		}
+	}
+	if err := json.Unmarshal(buf[:n], &h); err != nil {
+		return h, nil, fmt.Errorf("hand-over: %w", err)
+	}
+	if len(files) != len(h.Files) {
+		return h, nil, fmt.Errorf("hand-over: %d descriptors for %d names", len(files), len(h.Files))
+	}
+	return h, files, nil
+}
