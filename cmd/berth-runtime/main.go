@@ -73,6 +73,7 @@ func standby() error {
 		unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte("berth-runtime\x00")[0])), 0, 0, 0)
 	}
 	libct.Warm()
+	program.Prefault()
 	shim := os.NewFile(3, "shim")
 	req := os.NewFile(4, "request")
 	var r runtime.StandbyRequest

@@ -127,6 +127,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("builder: %w", err)
 	}
 	e.rt = &runtime.Runtime{Path: cfg.RuntimePath, Root: filepath.Join(cfg.RunDir, "runc")}
+	e.rt.Probe()
 	if e.sandboxes, err = sandbox.Open(filepath.Join(cfg.DataDir, "sandboxes")); err != nil {
 		return nil, fmt.Errorf("pod sandboxes: %w", err)
 	}

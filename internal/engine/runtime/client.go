@@ -36,6 +36,10 @@ func (r *Runtime) Prime() {
 	go r.standby.fill(r.Path)
 }
 
+// Probe finds out, in the background, whether this machine needs priming (see
+// Primer.Probe). Call it once, as the engine starts.
+func (r *Runtime) Probe() { r.primer.Probe() }
+
 // Close stops the berth-runtime kept waiting, if any.
 func (r *Runtime) Close() { r.standby.close() }
 

@@ -26,7 +26,9 @@ import (
 //
 // Where the kernel moves processes without waiting for a grace period (a cgroup2
 // hierarchy mounted with favordynmods, as some distributions do), priming only costs
-// CPU: once the first write of several spells in a row has been cheap, it stops for good.
+// CPU, and a wake-up every tick: once the first write of several spells in a row has
+// been cheap, it stops for good. Probe takes those samples when the engine starts, as
+// starts that come without pause make one long spell, with only one first write.
 type Primer struct {
 	mu     sync.Mutex
 	until  time.Time
@@ -44,7 +46,40 @@ const (
 	// did not. After cheapSpells such spells in a row, priming stops.
 	coldMove    = time.Millisecond
 	cheapSpells = 3
+	// probeGap is longer than any grace period here: a move after it is a cold one.
+	probeGap = 100 * time.Millisecond
 )
+
+// Probe measures, in the background, cheapSpells single moves probeGap apart, each
+// counted as a spell of its own (see sawCheapSpell). It stops early when priming
+// starts meanwhile: that spell's first write is measured instead. Call it once, as the
+// engine starts.
+func (p *Primer) Probe() {
+	go func() {
+		procs := openOwnCgroupProcs()
+		if procs == nil {
+			return
+		}
+		defer procs.Close()
+		pid := []byte(strconv.Itoa(os.Getpid()))
+		for i := 0; i < cheapSpells; i++ {
+			time.Sleep(probeGap) // the quiet that makes the next move a cold one
+			p.mu.Lock()
+			busy := p.active || p.off
+			p.mu.Unlock()
+			if busy {
+				return
+			}
+			start := time.Now()
+			if _, err := procs.Write(pid); err != nil {
+				return
+			}
+			if p.sawCheapSpell(time.Since(start) < coldMove) {
+				return
+			}
+		}
+	}()
+}
 
 // Prime keeps the lock warm from now until primeHold after the last call. It returns
 // at once; the first write of a cold spell is the one that waits.
