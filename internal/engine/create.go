@@ -139,6 +139,17 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*container.Contai
 		return nil, nil, err
 	}
 	e.publish(events.ContainerEventType, events.ActionCreate, id, map[string]string{"name": name, "image": cfg.Image})
+	// `docker run` starts what it creates next: its writable layer is mounted while the
+	// client attaches, instead of during the start. The start (and a removal) takes the
+	// container's lock after this.
+	l := e.liveOf(id)
+	l.mu.Lock()
+	go func() {
+		defer l.mu.Unlock()
+		if !l.removed {
+			e.prepareRootfs(c, img) // a failure shows again, and is reported, at the start
+		}
+	}()
 	var warnings []string
 	return c, warnings, nil
 }

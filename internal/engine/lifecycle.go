@@ -149,6 +149,10 @@ func (e *Engine) startLocked(ctx context.Context, c *container.Container, l *liv
 		return fmt.Errorf("failed to create task for container: %w", err)
 	}
 	t3 := time.Now()
+	// Its exit is awaited from now: by the time the start is through, the container
+	// may well have ended. (The monitor settles an exit only once this start, which
+	// holds l.mu, has marked the container running.)
+	go e.monitor(c, l)
 	started := false
 	for i, p := range l.pending {
 		attach := sh.Attach
@@ -175,7 +179,6 @@ func (e *Engine) startLocked(ctx context.Context, c *container.Container, l *liv
 		e.log.Error("save container", "container", c.ID[:12], "err", err)
 	}
 	e.publish(events.ContainerEventType, events.ActionStart, c.ID, map[string]string{"name": c.Name, "image": c.Config.Image})
-	go e.monitor(c, l)
 	e.log.Debug("started", "container", c.ID[:12], "rootfs", t1.Sub(t0), "spec", t2.Sub(t1), "create", t3.Sub(t2), "start", time.Since(t3))
 	return nil
 }

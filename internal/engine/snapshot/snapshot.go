@@ -136,7 +136,10 @@ func (s *Store) Prepare(key string, chain []digest.Digest) (*Active, error) {
 
 // Mount mounts the container layer at a.Merged, unless it is already mounted.
 func (a *Active) Mount() error {
-	if Mounted(a.Merged) {
+	// The root of an overlay has a device of its own (Mounted, for any kind of mount,
+	// reads the whole mount table when the devices match, as they do where nothing is
+	// mounted: too dear on every start).
+	if differentDevice(a.Merged) {
 		return nil
 	}
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(a.Lower, ":"), a.Upper, a.Work)
@@ -194,6 +197,11 @@ func removeTrash(dir string) {
 }
 
 // Mounted reports whether path is a mount point.
+func differentDevice(path string) bool {
+	var st, pst unix.Stat_t
+	return unix.Lstat(path, &st) == nil && unix.Lstat(filepath.Dir(path), &pst) == nil && st.Dev != pst.Dev
+}
+
 func Mounted(path string) bool {
 	var st, pst unix.Stat_t
 	if unix.Lstat(path, &st) != nil || unix.Lstat(filepath.Dir(path), &pst) != nil {
