@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	goruntime "runtime"
-	"unsafe"
 
 	_ "github.com/opencontainers/cgroups/devices" // device cgroup rules
 	"github.com/opencontainers/runc/libcontainer"
@@ -69,9 +68,8 @@ func fail(err error) {
 func standby() error {
 	if os.Getenv(runtime.RuntimePathEnv) != "" {
 		unix.CloseOnExec(runtime.SealedExeFd) // the sealed copy it was started from
-		// Executed as /proc/self/fd/N, its command name would be "N".
-		unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte("berth-runtime\x00")[0])), 0, 0, 0)
 	}
+	program.SetName(program.StandbyName)
 	libct.Warm()
 	program.Prefault()
 	shim := os.NewFile(3, "shim")
@@ -82,6 +80,7 @@ func standby() error {
 	if err != nil {
 		os.Exit(0)
 	}
+	program.SetName("berth-runtime")
 	// It waited at idle priority (see runtime.startStandby); the container it creates,
 	// and this process, run at the normal one. The engine has reniced the shim; this
 	// process renices itself, twice to cover a thread made while it did.
@@ -147,6 +146,7 @@ func create(args []string) (runtime.Handover, []*os.File, error) {
 	socket := fs.String("socket", "", "unix socket to serve the engine on")
 	stdin := fs.Bool("stdin", false, "keep stdin open")
 	stdinOnce := fs.Bool("stdin-once", false, "close stdin when the first attached client detaches")
+	hold := fs.Bool("hold", false, "leave the process waiting for the shim's release")
 	if err := fs.Parse(args); err != nil {
 		return runtime.Handover{}, nil, err
 	}
@@ -160,12 +160,12 @@ func create(args []string) (runtime.Handover, []*os.File, error) {
 			return runtime.Handover{}, nil, err
 		}
 	}
-	c, err := libct.Create(*root, *id, *bundle, *stdin)
+	c, err := libct.Create(*root, *id, *bundle, *stdin, *hold)
 	if err != nil {
 		return runtime.Handover{}, nil, err
 	}
 	h := runtime.Handover{ID: *id, Bundle: *bundle, Root: *root, Log: *logPath, CRILog: *criLog,
-		Runtime: self, StdinOnce: *stdinOnce, Pid: c.Pid, CgroupPaths: c.CgroupPaths}
+		Runtime: self, StdinOnce: *stdinOnce, Held: *hold, Pid: c.Pid, CgroupPaths: c.CgroupPaths}
 	undo := func(err error) (runtime.Handover, []*os.File, error) {
 		unix.Kill(c.Pid, unix.SIGKILL)
 		libct.Destroy(*root, *id)

@@ -139,17 +139,23 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*container.Contai
 		return nil, nil, err
 	}
 	e.publish(events.ContainerEventType, events.ActionCreate, id, map[string]string{"name": name, "image": cfg.Image})
-	// `docker run` starts what it creates next: its writable layer is mounted while the
-	// client attaches, instead of during the start. The start (and a removal) takes the
-	// container's lock after this.
+	// `docker run` starts what it creates next. A container that needs no network set
+	// up is made by the runtime now, held until its start (see earlyStart); any other
+	// has its writable layer mounted while the client attaches, instead of during the
+	// start. The start (and a removal) takes the container's lock after this.
 	l := e.liveOf(id)
 	l.mu.Lock()
-	go func() {
-		defer l.mu.Unlock()
-		if !l.removed {
-			e.prepareRootfs(c, img) // a failure shows again, and is reported, at the start
-		}
-	}()
+	if startsEarly(c) {
+		e.beginEarlyStart(c, l, img)
+		l.mu.Unlock()
+	} else {
+		go func() {
+			defer l.mu.Unlock()
+			if !l.removed {
+				e.prepareRootfs(c, img) // a failure shows again, and is reported, at the start
+			}
+		}()
+	}
 	var warnings []string
 	return c, warnings, nil
 }

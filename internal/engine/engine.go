@@ -147,6 +147,13 @@ func (e *Engine) restore(ctx context.Context) {
 	for _, c := range e.ctrs.List() {
 		switch {
 		case !c.Running() && c.State.Status != container.Restarting:
+			if c.State.Status == container.Created && e.shim(c).Alive() {
+				// An early start (see earlyStart) of an engine that went away.
+				if err := e.shim(c).Abandon(ctx); err != nil {
+					e.log.Error("abandon early start", "container", c.ID[:12], "err", err)
+				}
+				e.dropBundle(c.ID)
+			}
 		case e.shim(c).Alive():
 			alive = append(alive, c)
 		default:
@@ -191,6 +198,14 @@ func (e *Engine) restore(ctx context.Context) {
 // runs, the bridges and Berth's nftables tables go too (they are made again at start),
 // so a stopped engine leaves the host's network as it found it.
 func (e *Engine) Close() error {
+	for _, c := range e.ctrs.List() {
+		if c.State.Status == container.Created {
+			l := e.liveOf(c.ID)
+			l.mu.Lock()
+			e.dropEarly(c, l)
+			l.mu.Unlock()
+		}
+	}
 	e.rt.Close()
 	e.shortcut.Close()
 	e.snaps.Wait()

@@ -19,6 +19,7 @@ import (
 	"github.com/berth-project/berth/internal/engine/container"
 	"github.com/berth-project/berth/internal/engine/errdefs"
 	"github.com/berth-project/berth/internal/engine/runtime"
+	"github.com/berth-project/berth/internal/engine/snapshot"
 )
 
 // live is the engine's in-memory companion of a container record.
@@ -30,6 +31,7 @@ type live struct {
 	restart   *time.Timer
 	backoff   container.Backoff
 	removed   bool
+	early     *earlyStart // the runtime's create, made ahead of the start (see earlyStart)
 }
 
 // freshExit makes sure exitCh stands for the next exit: a channel closed by an earlier
@@ -114,19 +116,13 @@ func (e *Engine) Start(ctx context.Context, ref string) error {
 
 func (e *Engine) startLocked(ctx context.Context, c *container.Container, l *live) (err error) {
 	e.rt.Prime()
-	img, err := e.images.Get(c.Image)
-	if err != nil {
-		return fmt.Errorf("image of container %s: %w", c.Name, err)
-	}
-	t0 := time.Now()
-	act, err := e.prepareRootfs(c, img)
-	if err != nil {
-		return err
-	}
-	t1 := time.Now()
+	var act *snapshot.Active
+	var pid int
 	defer func() {
 		if err != nil {
-			act.Unmount()
+			if act != nil {
+				act.Unmount()
+			}
 			e.detachNet(c)
 			// Attaches waiting for this start get nothing: they end.
 			for _, p := range l.pending {
@@ -135,19 +131,31 @@ func (e *Engine) startLocked(ctx context.Context, c *container.Container, l *liv
 			l.pending = nil
 		}
 	}()
-	spec, err := e.buildSpec(c, act.Merged)
-	if err != nil {
-		return err
+	t0 := time.Now()
+	var t1, t2 time.Time
+	if es := e.takeEarly(l); es != nil {
+		act, pid = es.act, es.pid
+		t1, t2 = t0, t0
+	} else {
+		img, err := e.images.Get(c.Image)
+		if err != nil {
+			return fmt.Errorf("image of container %s: %w", c.Name, err)
+		}
+		if act, err = e.prepareRootfs(c, img); err != nil {
+			act = nil
+			return err
+		}
+		t1 = time.Now()
+		spec, err := e.buildSpec(c, act.Merged)
+		if err != nil {
+			return err
+		}
+		t2 = time.Now()
+		if pid, err = e.rt.Create(ctx, e.startOptions(c, spec, false)); err != nil {
+			return fmt.Errorf("failed to create task for container: %w", err)
+		}
 	}
-	t2 := time.Now()
 	sh := e.shim(c)
-	pid, err := e.rt.Create(ctx, runtime.StartOptions{
-		ID: c.ID, Bundle: e.bundle(c.ID), LogPath: c.LogPath(), CRILog: c.CRILogPath(), Spec: spec, Socket: e.shimSocket(c.ID),
-		OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce,
-	})
-	if err != nil {
-		return fmt.Errorf("failed to create task for container: %w", err)
-	}
 	t3 := time.Now()
 	// Its exit is awaited from now: by the time the start is through, the container
 	// may well have ended. (The monitor settles an exit only once this start, which
@@ -481,6 +489,7 @@ func (e *Engine) removeLocked(c *container.Container, l *live, o RemoveOptions) 
 	if l.removed {
 		return nil
 	}
+	e.dropEarly(c, l)
 	if l.restart != nil {
 		l.restart.Stop()
 	}

@@ -140,6 +140,7 @@ func (e *Engine) UpdateResources(ctx context.Context, ref string, r runtime.Reso
 	if r.Memory > 0 && r.Memory < 6<<20 {
 		return errdefs.Invalid("Minimum memory limit allowed is 6MB")
 	}
+	e.dropEarly(c, l) // made with the old limits: the start makes it again
 	if c.Running() {
 		if err := e.shim(c).Update(ctx, r); err != nil {
 			return fmt.Errorf("update the resources of container %s: %w", c.ID[:12], err)

@@ -67,6 +67,17 @@ func Renice(pid, nice int) {
 	}
 }
 
+// SetName sets the name ps and top show for this process (its main thread's comm, at
+// most 15 bytes). Errors are ignored: the name is only for people.
+func SetName(name string) {
+	os.WriteFile("/proc/self/comm", []byte(name), 0)
+}
+
+// StandbyName is the name of a process started ahead of need that waits for work (the
+// engine's standby shim and runtime): people, and tests looking for what containers
+// left behind, can tell it from a container's shim.
+const StandbyName = "berth-standby"
+
 // ReniceGroup sets the nice value of every thread of every process in process group
 // pgid, in one system call. Errors are ignored, as with Renice.
 func ReniceGroup(pgid, nice int) {

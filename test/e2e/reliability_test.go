@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-project/berth/internal/program"
 )
 
 // TestReliabilityEngineCrash starts containers on an engine of its own, kills the engine with
@@ -163,6 +165,10 @@ func TestReliabilityEngineCrash(t *testing.T) {
 	if mps := mountsUnder(e.work); len(mps) > 0 {
 		t.Fatalf("the stopped engine left mounts: %v", mps)
 	}
+	eventually(t, 10*time.Second, "no process of the stopped engine left", func() (bool, string) {
+		left := processesMentioning(e.work)
+		return len(left) == 0, fmt.Sprint(left)
+	})
 }
 
 // leftovers lists what is left on the host of the given containers (name -> id) of e: a
@@ -179,7 +185,10 @@ func (e *engine) leftovers(ids map[string]string) []string {
 		}
 	}
 	for pid, cmdline := range processesMentioning(e.work) {
-		if pid != e.pid() {
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		// The engine itself, and the shim and runtime it keeps waiting for the next
+		// start (they go with it: checked once it has stopped).
+		if pid != e.pid() && strings.TrimSpace(string(comm)) != program.StandbyName {
 			left = append(left, fmt.Sprintf("process %d: %s", pid, cmdline))
 		}
 	}

@@ -33,7 +33,7 @@ type Runtime struct {
 func (r *Runtime) Prime() {
 	r.primer.Prime()
 	// Starting the standby is a fork and exec: not on the API request's path.
-	go r.standby.fill(r.Path)
+	go r.standby.fill(r.Path, r.Root)
 }
 
 // Probe finds out, in the background, whether this machine needs priming (see
@@ -53,6 +53,9 @@ type StartOptions struct {
 	Spec      Spec
 	OpenStdin bool
 	StdinOnce bool
+	// Hold leaves the process waiting until the shim's start (a create made ahead of
+	// the start, which Abandon undoes if no start comes).
+	Hold bool
 }
 
 // Create writes the bundle and has a standby make and start the container (see
@@ -81,12 +84,15 @@ func (r *Runtime) Create(ctx context.Context, o StartOptions) (int, error) {
 	if o.StdinOnce {
 		args = append(args, "--stdin-once")
 	}
+	if o.Hold {
+		args = append(args, "--hold")
+	}
 	if o.CRILog != "" {
 		args = append(args, "--cri-log", o.CRILog)
 	}
 	pr, err := r.launch(args, o.Bundle)
 	// The next start's standby starts once this create has replied (see take).
-	defer func() { go r.standby.done(r.Path) }()
+	defer func() { go r.standby.done(r.Path, r.Root) }()
 	if err != nil {
 		return 0, err
 	}
@@ -169,6 +175,13 @@ func (s Shim) Alive() bool {
 // attached by then, and report its exit.
 func (s Shim) Start(ctx context.Context) error {
 	_, err := s.call(ctx, Request{Op: "start"})
+	return err
+}
+
+// Abandon undoes a create made with Hold that no start followed: the shim kills the
+// waiting process, removes its cgroups and state, and answers once it has.
+func (s Shim) Abandon(ctx context.Context) error {
+	_, err := s.call(ctx, Request{Op: "abandon"})
 	return err
 }
 

@@ -23,7 +23,7 @@ const (
 
 // Request is the first line of every connection to a shim.
 type Request struct {
-	Op string `json:"op"` // start, attach, wait, resize, exec, kill, pause, resume, stats, ps, reopen-log, update
+	Op string `json:"op"` // start, abandon, attach, wait, resize, exec, kill, pause, resume, stats, ps, reopen-log, update
 
 	// attach
 	Stdin  bool `json:"stdin,omitempty"`
@@ -165,6 +165,7 @@ type Handover struct {
 	ShimLog   string   `json:"shimLog,omitempty"`
 	Runtime   string   `json:"runtime,omitempty"` // berth-runtime on disk, for the shim's requests
 	StdinOnce bool     `json:"stdinOnce,omitempty"`
+	Held      bool     `json:"held,omitempty"` // the process waits for the shim's release (StartOptions.Hold)
 	Pid       int      `json:"pid,omitempty"`
 	Files     []string `json:"files,omitempty"` // listen, stdout, stderr, stdin, console
 

@@ -54,7 +54,7 @@ type StandbyRequest struct {
 }
 
 // fill starts a standby if none is waiting.
-func (s *standby) fill(path string) {
+func (s *standby) fill(path, root string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || s.p != nil || s.busy > 0 || path == "" {
@@ -64,7 +64,7 @@ func (s *standby) fill(path string) {
 		s.tried = true
 		s.sealed = sealedCopy(path)
 	}
-	p, err := startStandby(path, s.sealed)
+	p, err := startStandby(path, root, s.sealed)
 	if err != nil {
 		return
 	}
@@ -101,11 +101,11 @@ func (s *standby) take() *standbyProc {
 }
 
 // done ends what take began, and starts a standby for the next create.
-func (s *standby) done(path string) {
+func (s *standby) done(path, root string) {
 	s.mu.Lock()
 	s.busy--
 	s.mu.Unlock()
-	s.fill(path)
+	s.fill(path, root)
 }
 
 // expire lets the waiting standby go after standbyIdle without a start, and the sealed
@@ -178,12 +178,12 @@ const (
 // every thread it makes has it too; launch gives it back normal priority when it
 // hands it a create. Where that cannot be done (no CAP_SYS_NICE), it waits at the
 // normal priority.
-func startStandby(path string, sealed *os.File) (p *standbyProc, err error) {
+func startStandby(path, root string, sealed *os.File) (p *standbyProc, err error) {
 	if !program.CanRaisePriority() {
 		// Its container must not stay at idle priority: here it waits at the normal one.
-		return startStandbyNow(path, sealed)
+		return startStandbyNow(path, root, sealed)
 	}
-	program.RunNiced(func() { p, err = startStandbyNow(path, sealed) })
+	program.RunNiced(func() { p, err = startStandbyNow(path, root, sealed) })
 	return p, err
 }
 
@@ -191,7 +191,7 @@ func startStandby(path string, sealed *os.File) (p *standbyProc, err error) {
 // path), which starts "berth-runtime standby" as its child (see shim.Standby): the
 // pair a create needs, both loaded and waiting. The request goes to berth-runtime
 // (fd 4), the reply comes from the shim (fd 3).
-func startStandbyNow(path string, sealed *os.File) (*standbyProc, error) {
+func startStandbyNow(path, root string, sealed *os.File) (*standbyProc, error) {
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -202,7 +202,8 @@ func startStandbyNow(path string, sealed *os.File) (*standbyProc, error) {
 		readyW.Close()
 		return nil, err
 	}
-	cmd := exec.Command(filepath.Join(filepath.Dir(path), "berth-shim"), "standby")
+	// The state root names, in ps, the engine a pair (and the shim it becomes) is for.
+	cmd := exec.Command(filepath.Join(filepath.Dir(path), "berth-shim"), "standby", "--root", root)
 	cmd.Args[0] = "berth-shim"
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{readyW, reqR}
@@ -247,7 +248,7 @@ func (r *Runtime) launch(args []string, dir string) (*os.File, error) {
 		program.ReniceGroup(p.cmd.Process.Pid, 0)
 	} else {
 		var err error
-		if p, err = startStandbyNow(r.Path, r.standby.sealedCopy(r.Path)); err != nil {
+		if p, err = startStandbyNow(r.Path, r.Root, r.standby.sealedCopy(r.Path)); err != nil {
 			return nil, fmt.Errorf("start shim: %w", err)
 		}
 	}

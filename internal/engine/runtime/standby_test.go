@@ -72,14 +72,14 @@ func TestLaunchHandsTheCreateToTheWaitingStandby(t *testing.T) {
 		os.Remove(filepath.Join(dir, name)) // the first pair's
 	}
 	// No standby starts while a create is under way; the next one starts as it ends.
-	r.standby.fill(r.Path)
+	r.standby.fill(r.Path, r.Root)
 	r.standby.mu.Lock()
 	during := r.standby.p
 	r.standby.mu.Unlock()
 	if during != nil {
 		t.Fatal("a standby started during a create")
 	}
-	r.standby.done(r.Path)
+	r.standby.done(r.Path, r.Root)
 	// Once it is waiting (it has noted its priority), hand it the next start.
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		if data, _ := os.ReadFile(filepath.Join(dir, "waitnice")); strings.HasSuffix(string(data), "\n") {
@@ -120,7 +120,7 @@ func TestLaunchHandsTheCreateToTheWaitingStandby(t *testing.T) {
 func TestAStandbyThatIsLetGoExits(t *testing.T) {
 	dir := t.TempDir()
 	r := &Runtime{Path: fakeRuntime(t, dir)}
-	r.standby.fill(r.Path)
+	r.standby.fill(r.Path, r.Root)
 	r.standby.mu.Lock()
 	p := r.standby.p
 	r.standby.mu.Unlock()

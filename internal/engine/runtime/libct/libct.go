@@ -6,11 +6,9 @@ package libct
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/runc/libcontainer"
@@ -18,6 +16,8 @@ import (
 	"github.com/opencontainers/runc/libcontainer/utils"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/engine/runtime"
 )
 
 // Created is a container that has been made and started (its process runs), and the
@@ -33,8 +33,9 @@ type Created struct {
 }
 
 // Create creates the container described by bundle/config.json under root, and
-// starts its process.
-func Create(root, id, bundle string, openStdin bool) (*Created, error) {
+// starts its process unless hold is set: then the process waits, at libcontainer's
+// exec fifo, for the shim's release.
+func Create(root, id, bundle string, openStdin, hold bool) (*Created, error) {
 	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
 		return nil, err
@@ -123,10 +124,12 @@ func Create(root, id, bundle string, openStdin bool) (*Created, error) {
 	if out.Pid, err = p.Pid(); err != nil {
 		return nil, err
 	}
-	if err := release(filepath.Join(root, id)); err != nil {
-		ctr.Signal(unix.SIGKILL)
-		ctr.Destroy()
-		return nil, err
+	if !hold {
+		if err := runtime.Release(filepath.Join(root, id)); err != nil {
+			ctr.Signal(unix.SIGKILL)
+			ctr.Destroy()
+			return nil, err
+		}
 	}
 	if st, err := ctr.State(); err == nil {
 		out.CgroupPaths = st.CgroupPaths
@@ -134,31 +137,6 @@ func Create(root, id, bundle string, openStdin bool) (*Created, error) {
 	return out, nil
 }
 
-// release lets the created container's process begin: libcontainer's init waits until
-// its exec fifo (in the container's state dir) is opened for reading and a byte read
-// from it, then executes the process. Unlike libcontainer's Exec, this does not wait
-// for the process's exec to finish; the fifo goes, as with Exec, so that the container
-// counts as running.
-func release(stateDir string) error {
-	fifo := filepath.Join(stateDir, "exec.fifo")
-	opened := make(chan error, 1)
-	go func() {
-		f, err := os.OpenFile(fifo, os.O_RDONLY, 0)
-		if err == nil {
-			var b [1]byte
-			_, err = f.Read(b[:])
-			f.Close()
-		}
-		opened <- err
-	}()
-	select {
-	case err := <-opened:
-		os.Remove(fifo)
-		return err
-	case <-time.After(10 * time.Second):
-		return errors.New("container init did not take the start signal")
-	}
-}
 
 // initLogLevel is the level (logrus's numbering) up to which a container's init and
 // runc's nsexec report through the log pipe: warnings and errors. Left unset, nsexec

@@ -39,7 +39,8 @@ type Options struct {
 	CRILog    string // the CRI's log file, for a pod's container ("" for none)
 	Runtime   string // berth-runtime, for requests that need libcontainer
 	StdinOnce bool
-	Pid       int // the container's init, our child once Adopted is closed
+	Held      bool // the process waits at libcontainer's exec fifo for the start's release
+	Pid       int  // the container's init, our child once Adopted is closed
 
 	// CgroupPaths are the container's cgroups; nil: read from libcontainer's state.
 	CgroupPaths map[string]string
@@ -70,6 +71,9 @@ type Shim struct {
 
 	started   chan struct{}
 	startOnce sync.Once
+	abandoned chan struct{} // closed by an abandon request: the held process never starts
+	abandon   sync.Once
+	cleaned   chan struct{} // closed once the exited container's cgroups and state are gone
 	done      chan struct{} // closed once exit is set
 	exit      runtime.Exit
 }
@@ -90,6 +94,7 @@ func Run(o Options) error {
 	s := &Shim{
 		opts: o, subs: map[*subscriber]struct{}{}, execs: map[string]*os.File{},
 		started: make(chan struct{}), done: make(chan struct{}),
+		abandoned: make(chan struct{}), cleaned: make(chan struct{}),
 	}
 	var err error
 	if s.log, err = openJSONLog(o.LogPath); err != nil {
@@ -123,10 +128,17 @@ func Run(o Options) error {
 		go func() { cgroupsCh <- s.cgroupPaths() }()
 	}
 
-	// The container runs already; its output waits in the pipes until the engine's
-	// start, so that the clients it attached first get all of it.
+	// The container runs already (unless held); its output waits in the pipes until
+	// the engine's start, so that the clients it attached first get all of it.
 	select {
 	case <-s.started:
+		if o.Held {
+			if err := runtime.Release(filepath.Join(o.Root, o.ID)); err != nil {
+				unix.Kill(o.Pid, unix.SIGKILL)
+			}
+		}
+	case <-s.abandoned:
+		unix.Kill(o.Pid, unix.SIGKILL)
 	case <-time.After(60 * time.Second):
 		// The engine vanished between create and start: do not keep a container
 		// nobody started.
@@ -189,6 +201,7 @@ func Run(o Options) error {
 	} else {
 		os.RemoveAll(filepath.Join(o.Root, o.ID))
 	}
+	close(s.cleaned)
 	ln.Close()
 	// Let clients that asked for the exit read it before we go.
 	time.Sleep(50 * time.Millisecond)
@@ -352,6 +365,16 @@ func (s *Shim) handle(c *net.UnixConn) {
 	switch req.Op {
 	case "start":
 		s.start()
+		reply(c, runtime.Reply{})
+	case "abandon":
+		select {
+		case <-s.started:
+			reply(c, runtime.Reply{Error: "the container has been started"})
+			return
+		default:
+		}
+		s.abandon.Do(func() { close(s.abandoned) })
+		<-s.cleaned
 		reply(c, runtime.Reply{})
 	case "wait":
 		<-s.done

@@ -31,6 +31,7 @@ func Standby() error {
 	if path == "" {
 		return errors.New("berth-shim standby is started by the engine, not by hand")
 	}
+	program.SetName(program.StandbyName)
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("subreaper: %w", err)
 	}
@@ -39,7 +40,7 @@ func Standby() error {
 		return err
 	}
 	mine, theirs := os.NewFile(uintptr(fds[0]), "handover"), os.NewFile(uintptr(fds[1]), "handover")
-	cmd := exec.Command(path, "standby")
+	cmd := exec.Command(path, append([]string{"standby"}, os.Args[2:]...)...) // --root, for ps
 	cmd.Args[0] = "berth-runtime"
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{theirs, request}
@@ -78,6 +79,7 @@ func Standby() error {
 		writeReady(ready, runtime.Reply{Error: err.Error()})
 		return err
 	}
+	program.SetName("berth-shim")
 	// It waited at idle priority (see the runtime package's startStandby); the
 	// container's supervisor runs at the normal one. The engine reniced it already;
 	// this covers a thread made meanwhile.
@@ -96,7 +98,7 @@ func Standby() error {
 		close(adopted)
 	}()
 	o := Options{ID: h.ID, Bundle: h.Bundle, Root: h.Root, LogPath: h.Log, CRILog: h.CRILog, Runtime: h.Runtime,
-		StdinOnce: h.StdinOnce, Pid: h.Pid, CgroupPaths: h.CgroupPaths, Adopted: adopted, Ready: ready}
+		StdinOnce: h.StdinOnce, Held: h.Held, Pid: h.Pid, CgroupPaths: h.CgroupPaths, Adopted: adopted, Ready: ready}
 	for i, name := range h.Files {
 		f := files[i]
 		switch name {
