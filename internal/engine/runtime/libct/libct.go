@@ -137,7 +137,6 @@ func Create(root, id, bundle string, openStdin, hold bool) (*Created, error) {
 	return out, nil
 }
 
-
 // initLogLevel is the level (logrus's numbering) up to which a container's init and
 // runc's nsexec report through the log pipe: warnings and errors. Left unset, nsexec
 // writes a dozen debug lines per start, which the create decodes only to drop them.
