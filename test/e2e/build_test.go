@@ -150,22 +150,8 @@ func tarGz(t *testing.T, files map[string]string) []byte {
 // image lists and deletes like any other. It runs on an engine of its own: an image store
 // that cannot list its images would break every later test of the shared engine.
 func TestBuildFromScratch(t *testing.T) {
-	if skipReason != "" {
-		t.Skip(skipReason)
-	}
-	if setupErr != "" {
-		t.Fatalf("cannot run: %s", setupErr)
-	}
 	t.Setenv("DOCKER_BUILDKIT", "0")
-	e, err := newEngine("x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.cleanup)
-	e.logOnFailure(t)
-	if err := e.start(); err != nil {
-		t.Fatal(err)
-	}
+	e := privateEngine(t, "x")
 	bin, err := os.ReadFile(busyboxPath)
 	if err != nil {
 		t.Fatal(err)

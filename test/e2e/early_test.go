@@ -85,21 +85,7 @@ func TestEarlyStartAbandoned(t *testing.T) {
 // An engine killed while it holds an early start lets it go when it starts again; the
 // container starts as any other.
 func TestEarlyStartSurvivesAnEngineCrash(t *testing.T) {
-	if skipReason != "" {
-		t.Skip(skipReason)
-	}
-	if setupErr != "" {
-		t.Fatalf("cannot run: %s", setupErr)
-	}
-	e, err := newEngine("early")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.cleanup)
-	e.logOnFailure(t)
-	if err := e.start(); err != nil {
-		t.Fatal(err)
-	}
+	e := privateEngine(t, "early")
 	if _, err := e.importBusybox(bbImage, nil, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -176,6 +176,28 @@ func needEngine(t *testing.T) *engine {
 	return shared
 }
 
+// privateEngine starts an engine of the test's own, for a test that stops, crashes or
+// breaks it; it goes with the test. It has no images.
+func privateEngine(t *testing.T, name string) *engine {
+	t.Helper()
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+	if setupErr != "" {
+		t.Fatalf("cannot run: %s", setupErr)
+	}
+	e, err := newEngine(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.cleanup)
+	e.logOnFailure(t)
+	if err := e.start(); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 // ---------------------------------------------------------------------------------------------
 // The engine under test.
 

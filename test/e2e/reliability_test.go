@@ -17,21 +17,7 @@ import (
 // shows them, their logs are intact and still growing, and exec/stop work. Then the same after
 // a clean SIGTERM stop.
 func TestReliabilityEngineCrash(t *testing.T) {
-	if skipReason != "" {
-		t.Skip(skipReason)
-	}
-	if setupErr != "" {
-		t.Fatalf("cannot run: %s", setupErr)
-	}
-	e, err := newEngine("r")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.cleanup)
-	e.logOnFailure(t)
-	if err := e.start(); err != nil {
-		t.Fatal(err)
-	}
+	e := privateEngine(t, "r")
 	if _, err := e.importBusybox(bbImage, nil, nil); err != nil {
 		t.Fatal(err)
 	}

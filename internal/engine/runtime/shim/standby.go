@@ -117,7 +117,9 @@ func Standby() error {
 		}
 	}
 	if o.Listener == nil || o.Pid <= 0 {
-		unix.Kill(o.Pid, unix.SIGKILL)
+		if o.Pid > 0 {
+			unix.Kill(o.Pid, unix.SIGKILL)
+		}
 		err := errors.New("berth-runtime handed over no container")
 		writeReady(ready, runtime.Reply{Error: err.Error()})
 		return err
