@@ -104,11 +104,19 @@ func standby() error {
 	}
 	h.ShimLog = r.Log
 	if herr := handOver(shim, h, files); herr != nil && err == nil {
-		unix.Kill(h.Pid, unix.SIGKILL)
+		kill(h.Pid)
 		libct.Destroy(h.Root, h.ID)
 		return herr
 	}
 	return err
+}
+
+// kill kills the container's init, this process's child until the hand-over, and reaps
+// it: libcontainer's destroy refuses a container whose init still runs.
+func kill(pid int) {
+	unix.Kill(pid, unix.SIGKILL)
+	var ws unix.WaitStatus
+	unix.Wait4(pid, &ws, 0, nil)
 }
 
 // handOver sends h, and files as SCM_RIGHTS, to the shim in one message.
@@ -167,7 +175,7 @@ func create(args []string) (runtime.Handover, []*os.File, error) {
 	h := runtime.Handover{ID: *id, Bundle: *bundle, Root: *root, Log: *logPath, CRILog: *criLog,
 		Runtime: self, StdinOnce: *stdinOnce, Held: *hold, Pid: c.Pid, CgroupPaths: c.CgroupPaths}
 	undo := func(err error) (runtime.Handover, []*os.File, error) {
-		unix.Kill(c.Pid, unix.SIGKILL)
+		kill(c.Pid)
 		libct.Destroy(*root, *id)
 		return runtime.Handover{}, nil, err
 	}

@@ -135,7 +135,12 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*container.Contai
 		State: container.State{Status: container.Created}, Pod: o.Pod,
 	}
 	c.Path, c.Args = command(&cfg)
+	// Locked before anyone can see it: what follows the create (below) comes before
+	// any start or removal.
+	l := e.liveOf(id)
+	l.mu.Lock()
 	if err := e.ctrs.Add(c); err != nil {
+		l.mu.Unlock()
 		return nil, nil, err
 	}
 	e.publish(events.ContainerEventType, events.ActionCreate, id, map[string]string{"name": name, "image": cfg.Image})
@@ -143,8 +148,6 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*container.Contai
 	// up is made by the runtime now, held until its start (see earlyStart); any other
 	// has its writable layer mounted while the client attaches, instead of during the
 	// start. The start (and a removal) takes the container's lock after this.
-	l := e.liveOf(id)
-	l.mu.Lock()
 	if startsEarly(c) {
 		e.beginEarlyStart(c, l, img)
 		l.mu.Unlock()

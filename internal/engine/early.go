@@ -95,12 +95,24 @@ func (e *Engine) dropEarly(c *container.Container, l *live) {
 	if es.err != nil {
 		return
 	}
+	if err := e.abandonShim(c); err != nil {
+		return
+	}
+	es.act.Unmount() // as for any container not running: the start mounts it again
+}
+
+// abandonShim has c's shim let its held process go, and removes the shim's files once it
+// has. If it cannot, they stay: a shim that still lives must not find a later start's
+// files in their place.
+func (e *Engine) abandonShim(c *container.Container) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := e.shim(c).Abandon(ctx); err != nil {
 		e.log.Error("abandon early start", "container", c.ID[:12], "err", err)
+		return err
 	}
 	e.dropBundle(c.ID)
+	return nil
 }
 
 func (e *Engine) startOptions(c *container.Container, spec runtime.Spec, hold bool) runtime.StartOptions {

@@ -149,10 +149,7 @@ func (e *Engine) restore(ctx context.Context) {
 		case !c.Running() && c.State.Status != container.Restarting:
 			if c.State.Status == container.Created && e.shim(c).Alive() {
 				// An early start (see earlyStart) of an engine that went away.
-				if err := e.shim(c).Abandon(ctx); err != nil {
-					e.log.Error("abandon early start", "container", c.ID[:12], "err", err)
-				}
-				e.dropBundle(c.ID)
+				e.abandonShim(c)
 			}
 		case e.shim(c).Alive():
 			alive = append(alive, c)
@@ -200,9 +197,12 @@ func (e *Engine) restore(ctx context.Context) {
 func (e *Engine) Close() error {
 	for _, c := range e.ctrs.List() {
 		if c.State.Status == container.Created {
+			// Held early starts go, and created containers' layers (mounted at create)
+			// are unmounted: a stopped engine leaves no mount of a container not running.
 			l := e.liveOf(c.ID)
 			l.mu.Lock()
 			e.dropEarly(c, l)
+			e.releaseRootfs(c)
 			l.mu.Unlock()
 		}
 	}

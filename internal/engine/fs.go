@@ -133,6 +133,14 @@ func (e *Engine) ExtractToDir(ctx context.Context, ref, dir string, r io.Reader,
 	if c.HostConfig.ReadonlyRootfs {
 		return errdefs.New(errdefs.ErrForbidden, "container rootfs is marked read-only")
 	}
+	if c.State.Status == container.Created {
+		// An early start read the user database and such at the create: made again at
+		// the start, with what is copied in now.
+		l := e.liveOf(c.ID)
+		l.mu.Lock()
+		e.dropEarly(c, l)
+		l.mu.Unlock()
+	}
 	return e.withRootfs(c, func(act *snapshot.Active) error {
 		hp, err := hostPath(c, act.Merged, dir)
 		if err != nil {

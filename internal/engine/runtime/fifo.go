@@ -4,18 +4,23 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 )
 
-// Release lets the created container's process begin: libcontainer's init waits until
-// its exec fifo (in the container's state dir) is opened for reading and a byte read
-// from it, then executes the process. Unlike libcontainer's Exec, this does not wait
-// for the process's exec to finish; the fifo goes, as with Exec, so that the container
-// counts as running.
-func Release(stateDir string) error {
+// Release lets the created container's process (the init, pid) begin: libcontainer's
+// init waits until its exec fifo (in the container's state dir) is opened for reading
+// and a byte read from it, then executes the process. Unlike libcontainer's Exec, this
+// does not wait for the process's exec to finish; the fifo goes, as with Exec, so that
+// the container counts as running. An init that has died meanwhile is an error, found
+// within a tenth of a second, as runc finds it.
+func Release(stateDir string, pid int) error {
 	fifo := filepath.Join(stateDir, "exec.fifo")
 	opened := make(chan error, 1)
 	go func() {
+		// Blocks until the init opens its end; if it never does, this goroutine stays
+		// blocked until the process exits (runc's Exec does the same).
 		f, err := os.OpenFile(fifo, os.O_RDONLY, 0)
 		if err == nil {
 			var b [1]byte
@@ -24,11 +29,33 @@ func Release(stateDir string) error {
 		}
 		opened <- err
 	}()
-	select {
-	case err := <-opened:
-		os.Remove(fifo)
-		return err
-	case <-time.After(10 * time.Second):
-		return errors.New("container init did not take the start signal")
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case err := <-opened:
+			os.Remove(fifo)
+			return err
+		case <-tick.C:
+			if !alive(pid) {
+				return errors.New("container process is already dead")
+			}
+			if time.Now().After(deadline) {
+				return errors.New("container init did not take the start signal")
+			}
+		}
 	}
+}
+
+// alive reports whether process pid exists and is not a zombie.
+func alive(pid int) bool {
+	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses; the state follows the last ')'.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
 }

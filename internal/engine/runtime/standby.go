@@ -253,11 +253,21 @@ func (r *Runtime) launch(args []string, dir string) (*os.File, error) {
 		}
 	}
 	req, _ := json.Marshal(StandbyRequest{Args: args, Dir: dir, Log: filepath.Join(dir, "shim.log")})
-	_, err := p.request.Write(append(req, '\n'))
+	req = append(req, '\n')
+	_, err := p.request.Write(req)
 	p.request.Close()
 	if err != nil {
+		// The waiting pair died (killed, out of memory): one started now instead.
 		p.ready.Close()
-		return nil, fmt.Errorf("start shim: %w", err)
+		if p, err = startStandbyNow(r.Path, r.Root, r.standby.sealedCopy(r.Path)); err != nil {
+			return nil, fmt.Errorf("start shim: %w", err)
+		}
+		_, err = p.request.Write(req)
+		p.request.Close()
+		if err != nil {
+			p.ready.Close()
+			return nil, fmt.Errorf("start shim: %w", err)
+		}
 	}
 	return p.ready, nil
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -143,5 +144,54 @@ func TestAStandbyThatIsLetGoExits(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "request")); err == nil {
 		t.Fatal("a standby that was let go carried out a request")
+	}
+}
+
+// A waiting pair that died (killed, out of memory) does not fail the start that takes
+// it: a pair started then does the create.
+func TestLaunchGetsPastADeadStandby(t *testing.T) {
+	dir := t.TempDir()
+	r := &Runtime{Path: fakeRuntime(t, dir)}
+	defer r.Close()
+	r.standby.fill(r.Path, r.Root)
+	r.standby.mu.Lock()
+	p := r.standby.p
+	r.standby.mu.Unlock()
+	if p == nil {
+		t.Fatal("no standby started")
+	}
+	// Once its runtime is up (it notes its priority first), the whole pair is killed.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if data, _ := os.ReadFile(filepath.Join(dir, "waitnice")); strings.HasSuffix(string(data), "\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the standby did not start within 5 s")
+		}
+		time.Sleep(5 * time.Millisecond) // polling for its file
+	}
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		// Its process group is empty once both are gone (the shim may linger as a zombie
+		// until its reaper runs, which kill(0) does not count).
+		if err := syscall.Kill(-p.cmd.Process.Pid, 0); err != nil {
+			break
+		}
+		if stat, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p.cmd.Process.Pid), "stat")); strings.Contains(string(stat), ") Z ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the killed pair did not go within 5 s")
+		}
+		time.Sleep(5 * time.Millisecond) // polling the process table
+	}
+	ready, err := r.launch([]string{"--id", "three"}, t.TempDir())
+	if err != nil {
+		t.Fatalf("launch after the standby died: %v", err)
+	}
+	if rep := readReply(t, ready); rep.Error != "fake create three" {
+		t.Fatalf("reply %+v", rep)
 	}
 }

@@ -125,7 +125,7 @@ func Create(root, id, bundle string, openStdin, hold bool) (*Created, error) {
 		return nil, err
 	}
 	if !hold {
-		if err := runtime.Release(filepath.Join(root, id)); err != nil {
+		if err := runtime.Release(filepath.Join(root, id), out.Pid); err != nil {
 			ctr.Signal(unix.SIGKILL)
 			ctr.Destroy()
 			return nil, err

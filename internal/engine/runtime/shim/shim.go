@@ -69,10 +69,10 @@ type Shim struct {
 	stdinUsed bool
 	helpers   sync.WaitGroup
 
+	// Exactly one of started and abandoned is ever closed (see decide).
 	started   chan struct{}
-	startOnce sync.Once
 	abandoned chan struct{} // closed by an abandon request: the held process never starts
-	abandon   sync.Once
+	decided   chan struct{} // the one of the two that was closed; nil until then
 	cleaned   chan struct{} // closed once the exited container's cgroups and state are gone
 	done      chan struct{} // closed once exit is set
 	exit      runtime.Exit
@@ -133,7 +133,7 @@ func Run(o Options) error {
 	select {
 	case <-s.started:
 		if o.Held {
-			if err := runtime.Release(filepath.Join(o.Root, o.ID)); err != nil {
+			if err := runtime.Release(filepath.Join(o.Root, o.ID), o.Pid); err != nil {
 				unix.Kill(o.Pid, unix.SIGKILL)
 			}
 		}
@@ -364,16 +364,16 @@ func (s *Shim) handle(c *net.UnixConn) {
 	}
 	switch req.Op {
 	case "start":
-		s.start()
+		if !s.start() {
+			reply(c, runtime.Reply{Error: "the container was abandoned"})
+			return
+		}
 		reply(c, runtime.Reply{})
 	case "abandon":
-		select {
-		case <-s.started:
+		if s.decide(s.abandoned) != s.abandoned {
 			reply(c, runtime.Reply{Error: "the container has been started"})
 			return
-		default:
 		}
-		s.abandon.Do(func() { close(s.abandoned) })
 		<-s.cleaned
 		reply(c, runtime.Reply{})
 	case "wait":
@@ -402,9 +402,20 @@ func (s *Shim) handle(c *net.UnixConn) {
 	}
 }
 
-// start lets the output flow and the exit be reported (see Run); once is enough.
-func (s *Shim) start() {
-	s.startOnce.Do(func() { close(s.started) })
+// start lets the output flow and the exit be reported (see Run). It reports false if
+// the container was abandoned first.
+func (s *Shim) start() bool { return s.decide(s.started) == s.started }
+
+// decide closes ch (started or abandoned) unless the other was closed first, and
+// returns the one that was.
+func (s *Shim) decide(ch chan struct{}) chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.decided == nil {
+		s.decided = ch
+		close(ch)
+	}
+	return s.decided
 }
 
 func (s *Shim) signalInit(sig unix.Signal) error {
@@ -540,8 +551,11 @@ func (s *Shim) attach(c *net.UnixConn, in io.Reader, req runtime.Request) {
 	}
 	s.subs[sub] = struct{}{}
 	s.mu.Unlock()
-	if req.Start {
-		s.start()
+	if req.Start && !s.start() {
+		s.mu.Lock()
+		delete(s.subs, sub)
+		s.mu.Unlock()
+		return // the container was abandoned: the client reads no ack and gives up
 	}
 	if err := runtime.WriteFrame(c, runtime.FrameAttached, nil); err != nil {
 		return

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -45,17 +48,21 @@ func Standby() error {
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{theirs, request}
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "GOMAXPROCS=1"}
+	var sealed *os.File
 	if os.Getenv(runtime.SealedEnv) != "" {
 		// Executed through its own descriptor: the sealed copy the engine made.
-		sealed := os.NewFile(runtime.SealedExeFd, "sealed")
+		sealed = os.NewFile(runtime.SealedExeFd, "sealed")
 		cmd.Path = fmt.Sprintf("/proc/self/fd/%d", runtime.SealedExeFd)
 		cmd.ExtraFiles = append(cmd.ExtraFiles, sealed)
 		cmd.Env = append(cmd.Env, runtime.RuntimePathEnv+"="+path)
-		defer sealed.Close()
 	}
 	err = cmd.Start()
 	theirs.Close()
 	request.Close()
+	if sealed != nil {
+		// Not kept: it is 10 MB of memory, and the shim's own helpers must not inherit it.
+		sealed.Close()
+	}
 	if err != nil {
 		return err
 	}
@@ -72,8 +79,9 @@ func Standby() error {
 		if err == nil {
 			err = errors.New(h.Error)
 		}
+		<-exited
+		killOrphans()
 		if errors.Is(err, errNothingHandedOver) {
-			<-exited
 			return nil // let go, or berth-runtime failed and its log says why
 		}
 		writeReady(ready, runtime.Reply{Error: err.Error()})
@@ -117,9 +125,8 @@ func Standby() error {
 		}
 	}
 	if o.Listener == nil || o.Pid <= 0 {
-		if o.Pid > 0 {
-			unix.Kill(o.Pid, unix.SIGKILL)
-		}
+		<-exited
+		killOrphans()
 		err := errors.New("berth-runtime handed over no container")
 		writeReady(ready, runtime.Reply{Error: err.Error()})
 		return err
@@ -128,6 +135,32 @@ func Standby() error {
 }
 
 var errNothingHandedOver = errors.New("nothing handed over")
+
+// killOrphans kills and reaps what berth-runtime left behind when it handed nothing
+// over: a container's init it made before failing passed to the shim, a subreaper,
+// and must not live on unsupervised.
+func killOrphans() {
+	for {
+		tasks, _ := filepath.Glob("/proc/self/task/*/children")
+		var pids []int
+		for _, t := range tasks {
+			data, _ := os.ReadFile(t)
+			for _, f := range strings.Fields(string(data)) {
+				if pid, err := strconv.Atoi(f); err == nil && pid > 0 {
+					pids = append(pids, pid)
+				}
+			}
+		}
+		if len(pids) == 0 {
+			return
+		}
+		for _, pid := range pids {
+			unix.Kill(pid, unix.SIGKILL)
+			var ws unix.WaitStatus
+			unix.Wait4(pid, &ws, 0, nil)
+		}
+	}
+}
 
 // warm does ahead, while the shim waits, what would otherwise slow the first moments of
 // its container: its code mapped (see program.Prefault), and encoding/json's tables
