@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -170,16 +171,30 @@ func TestLaunchGetsPastADeadStandby(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond) // polling for its file
 	}
-	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+	shim := p.cmd.Process.Pid
+	pids := []int{shim}
+	kids, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", shim))
+	for _, k := range kids {
+		data, _ := os.ReadFile(k)
+		for _, f := range strings.Fields(string(data)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	if len(pids) < 2 {
+		t.Fatal("the standby shim has no runtime child")
+	}
+	if err := syscall.Kill(-shim, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	// Gone once each is gone or a zombie (a zombie holds no descriptors any more).
+	gone := func(pid int) bool {
+		stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+		return err != nil || strings.Contains(string(stat), ") Z ")
+	}
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		// Its process group is empty once both are gone (the shim may linger as a zombie
-		// until its reaper runs, which kill(0) does not count).
-		if err := syscall.Kill(-p.cmd.Process.Pid, 0); err != nil {
-			break
-		}
-		if stat, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p.cmd.Process.Pid), "stat")); strings.Contains(string(stat), ") Z ") {
+		if gone(pids[0]) && gone(pids[1]) {
 			break
 		}
 		if time.Now().After(deadline) {
