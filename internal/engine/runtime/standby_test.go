@@ -40,6 +40,34 @@ printf '{"error":"fake create %s"}' "$(echo "$req" | sed 's/.*--id","\([a-z]*\)"
 	return path
 }
 
+// fillStandby starts r's standby pair and returns it.
+func fillStandby(t *testing.T, r *Runtime) *standbyProc {
+	t.Helper()
+	r.standby.fill(r.Path, r.Root)
+	r.standby.mu.Lock()
+	p := r.standby.p
+	r.standby.mu.Unlock()
+	if p == nil {
+		t.Fatal("no standby started")
+	}
+	return p
+}
+
+// waitForStandby waits until the stand-in runtime of a standby pair is up: it notes its
+// priority first thing.
+func waitForStandby(t *testing.T, dir string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if data, _ := os.ReadFile(filepath.Join(dir, "waitnice")); strings.HasSuffix(string(data), "\n") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the standby did not start within 5 s")
+		}
+		time.Sleep(5 * time.Millisecond) // polling for its file
+	}
+}
+
 func readReply(t *testing.T, f *os.File) Reply {
 	defer f.Close()
 	var rep Reply
@@ -83,15 +111,7 @@ func TestLaunchHandsTheCreateToTheWaitingStandby(t *testing.T) {
 	}
 	r.standby.done(r.Path, r.Root)
 	// Once it is waiting (it has noted its priority), hand it the next start.
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		if data, _ := os.ReadFile(filepath.Join(dir, "waitnice")); strings.HasSuffix(string(data), "\n") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the standby did not start within 5 s")
-		}
-		time.Sleep(5 * time.Millisecond) // polling for its file
-	}
+	waitForStandby(t, dir)
 	ready, err = r.launch([]string{"--id", "two"}, bundle)
 	if err != nil {
 		t.Fatal(err)
@@ -122,13 +142,7 @@ func TestLaunchHandsTheCreateToTheWaitingStandby(t *testing.T) {
 func TestAStandbyThatIsLetGoExits(t *testing.T) {
 	dir := t.TempDir()
 	r := &Runtime{Path: fakeRuntime(t, dir)}
-	r.standby.fill(r.Path, r.Root)
-	r.standby.mu.Lock()
-	p := r.standby.p
-	r.standby.mu.Unlock()
-	if p == nil {
-		t.Fatal("no standby started")
-	}
+	p := fillStandby(t, r)
 	pid := p.cmd.Process.Pid
 	r.Close()
 	deadline := time.Now().Add(5 * time.Second)
@@ -154,23 +168,9 @@ func TestLaunchGetsPastADeadStandby(t *testing.T) {
 	dir := t.TempDir()
 	r := &Runtime{Path: fakeRuntime(t, dir)}
 	defer r.Close()
-	r.standby.fill(r.Path, r.Root)
-	r.standby.mu.Lock()
-	p := r.standby.p
-	r.standby.mu.Unlock()
-	if p == nil {
-		t.Fatal("no standby started")
-	}
+	p := fillStandby(t, r)
 	// Once its runtime is up (it notes its priority first), the whole pair is killed.
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		if data, _ := os.ReadFile(filepath.Join(dir, "waitnice")); strings.HasSuffix(string(data), "\n") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the standby did not start within 5 s")
-		}
-		time.Sleep(5 * time.Millisecond) // polling for its file
-	}
+	waitForStandby(t, dir)
 	shim := p.cmd.Process.Pid
 	pids := []int{shim}
 	kids, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", shim))
