@@ -87,14 +87,9 @@ func standby() error {
 	for i := 0; i < 2; i++ {
 		program.Renice(os.Getpid(), 0)
 	}
-	logf, err := os.OpenFile(r.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
+	if err := program.OutputTo(r.Log); err != nil {
 		return handOver(shim, runtime.Handover{Error: err.Error()}, nil)
 	}
-	for _, fd := range []int{1, 2} {
-		unix.Dup3(int(logf.Fd()), fd, 0)
-	}
-	logf.Close()
 	if err := os.Chdir(r.Dir); err != nil {
 		return handOver(shim, runtime.Handover{Error: err.Error()}, nil)
 	}
@@ -161,19 +156,12 @@ func create(args []string) (runtime.Handover, []*os.File, error) {
 	if *id == "" || *bundle == "" || *root == "" || *logPath == "" || *socket == "" {
 		return runtime.Handover{}, nil, errors.New("create needs --id, --bundle, --root, --log and --socket")
 	}
-	self := os.Getenv(runtime.RuntimePathEnv) // run from a sealed copy (see standby)
-	if self == "" {
-		var err error
-		if self, err = os.Executable(); err != nil {
-			return runtime.Handover{}, nil, err
-		}
-	}
 	c, err := libct.Create(*root, *id, *bundle, *stdin, *hold)
 	if err != nil {
 		return runtime.Handover{}, nil, err
 	}
 	h := runtime.Handover{ID: *id, Bundle: *bundle, Root: *root, Log: *logPath, CRILog: *criLog,
-		Runtime: self, StdinOnce: *stdinOnce, Held: *hold, Pid: c.Pid, CgroupPaths: c.CgroupPaths}
+		StdinOnce: *stdinOnce, Held: *hold, Pid: c.Pid, CgroupPaths: c.CgroupPaths}
 	undo := func(err error) (runtime.Handover, []*os.File, error) {
 		kill(c.Pid)
 		libct.Destroy(*root, *id)

@@ -142,8 +142,7 @@ func (e *Engine) startLocked(ctx context.Context, c *container.Container, l *liv
 			return fmt.Errorf("image of container %s: %w", c.Name, err)
 		}
 		if act, err = e.prepareRootfs(c, img); err != nil {
-			act = nil
-			return err
+			return err // unmounting what did not mount does no harm
 		}
 		t1 = time.Now()
 		spec, err := e.buildSpec(c, act.Merged)

@@ -73,6 +73,22 @@ func SetName(name string) {
 	os.WriteFile("/proc/self/comm", []byte(name), 0)
 }
 
+// OutputTo sends this process's standard output and error to the file at path
+// (appended to, made if missing).
+func OutputTo(path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for _, fd := range []int{1, 2} {
+		if err := unix.Dup3(int(f.Fd()), fd, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // StandbyName is the name of a process started ahead of need that waits for work (the
 // engine's standby shim and runtime): people, and tests looking for what containers
 // left behind, can tell it from a container's shim.

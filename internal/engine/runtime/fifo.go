@@ -4,8 +4,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -38,7 +36,8 @@ func Release(stateDir string, pid int) error {
 			os.Remove(fifo)
 			return err
 		case <-tick.C:
-			if !alive(pid) {
+			if _, err := startTime(pid); err != nil { // gone, or a zombie
+
 				return errors.New("container process is already dead")
 			}
 			if time.Now().After(deadline) {
@@ -46,16 +45,4 @@ func Release(stateDir string, pid int) error {
 			}
 		}
 	}
-}
-
-// alive reports whether process pid exists and is not a zombie.
-func alive(pid int) bool {
-	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return false
-	}
-	// pid (comm) state ...: comm may hold spaces and parentheses; the state follows the last ')'.
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
 }

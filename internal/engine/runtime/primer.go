@@ -61,7 +61,6 @@ func (p *Primer) Probe() {
 			return
 		}
 		defer procs.Close()
-		pid := []byte(strconv.Itoa(os.Getpid()))
 		for i := 0; i < cheapSpells; i++ {
 			time.Sleep(probeGap) // the quiet that makes the next move a cold one
 			p.mu.Lock()
@@ -70,11 +69,8 @@ func (p *Primer) Probe() {
 			if busy {
 				return
 			}
-			start := time.Now()
-			if _, err := procs.Write(pid); err != nil {
-				return
-			}
-			if p.sawCheapSpell(time.Since(start) < coldMove) {
+			cheap, err := moveSelf(procs)
+			if err != nil || p.sawCheapSpell(cheap) {
 				return
 			}
 		}
@@ -102,7 +98,6 @@ func (p *Primer) Prime() {
 func (p *Primer) run() {
 	t := time.NewTicker(primeTick)
 	defer t.Stop()
-	pid := []byte(strconv.Itoa(os.Getpid()))
 	// The cgroup is looked up once per spell (a move by someone else, systemd, is
 	// followed at the next spell); each tick is then one write, a move into the cgroup
 	// it is in.
@@ -110,11 +105,11 @@ func (p *Primer) run() {
 	if procs != nil {
 		defer procs.Close()
 		for first := true; ; first = false {
-			start := time.Now()
-			if _, err := procs.Write(pid); err != nil {
+			cheap, err := moveSelf(procs)
+			if err != nil {
 				break
 			}
-			if first && p.sawCheapSpell(time.Since(start) < coldMove) {
+			if first && p.sawCheapSpell(cheap) {
 				return
 			}
 			<-t.C
@@ -132,6 +127,17 @@ func (p *Primer) run() {
 	p.off, p.active = true, false
 	p.mu.Unlock()
 }
+
+// moveSelf writes this process's pid into procs, the cgroup.procs of the cgroup it is
+// in (a move that moves nothing), and reports whether the move was cheap: it did not
+// wait for a grace period.
+func moveSelf(procs *os.File) (cheap bool, err error) {
+	start := time.Now()
+	_, err = procs.Write(selfPid)
+	return time.Since(start) < coldMove, err
+}
+
+var selfPid = []byte(strconv.Itoa(os.Getpid()))
 
 // sawCheapSpell counts spells whose first write did not wait; it reports, and records,
 // that priming is unneeded once cheapSpells of them came in a row.

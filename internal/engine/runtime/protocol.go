@@ -163,7 +163,6 @@ type Handover struct {
 	Log       string   `json:"log,omitempty"`    // the container's json-file log
 	CRILog    string   `json:"criLog,omitempty"` // a pod container's CRI log
 	ShimLog   string   `json:"shimLog,omitempty"`
-	Runtime   string   `json:"runtime,omitempty"` // berth-runtime on disk, for the shim's requests
 	StdinOnce bool     `json:"stdinOnce,omitempty"`
 	Held      bool     `json:"held,omitempty"` // the process waits for the shim's release (StartOptions.Hold)
 	Pid       int      `json:"pid,omitempty"`

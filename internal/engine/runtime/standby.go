@@ -60,11 +60,7 @@ func (s *standby) fill(path, root string) {
 	if s.closed || s.p != nil || s.busy > 0 || path == "" {
 		return
 	}
-	if !s.tried {
-		s.tried = true
-		s.sealed = sealedCopy(path)
-	}
-	p, err := startStandby(path, root, s.sealed)
+	p, err := startStandby(path, root, s.sealedCopyLocked(path))
 	if err != nil {
 		return
 	}
@@ -81,6 +77,10 @@ func (s *standby) fill(path, root string) {
 func (s *standby) sealedCopy(path string) *os.File {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.sealedCopyLocked(path)
+}
+
+func (s *standby) sealedCopyLocked(path string) *os.File {
 	if !s.tried && !s.closed {
 		s.tried = true
 		s.sealed = sealedCopy(path)
@@ -240,34 +240,35 @@ func (p *standbyProc) stop() {
 // Create starts another for the next start once this one has replied (not during it:
 // on a small machine the new one's start-up would take CPU from this).
 func (r *Runtime) launch(args []string, dir string) (*os.File, error) {
+	req, _ := json.Marshal(StandbyRequest{Args: args, Dir: dir, Log: filepath.Join(dir, "shim.log")})
+	req = append(req, '\n')
 	p := r.standby.take()
 	if p != nil {
 		// Normal priority from here: it is the start now. The shim leads a process
 		// group of its own (setsid), with berth-runtime in it; both also renice
 		// themselves once they have work, for threads made meanwhile.
 		program.ReniceGroup(p.cmd.Process.Pid, 0)
-	} else {
-		var err error
-		if p, err = startStandbyNow(r.Path, r.Root, r.standby.sealedCopy(r.Path)); err != nil {
-			return nil, fmt.Errorf("start shim: %w", err)
+		if p.send(req) == nil {
+			return p.ready, nil
 		}
+		// The waiting pair died (killed, out of memory): one started now instead.
 	}
-	req, _ := json.Marshal(StandbyRequest{Args: args, Dir: dir, Log: filepath.Join(dir, "shim.log")})
-	req = append(req, '\n')
+	p, err := startStandbyNow(r.Path, r.Root, r.standby.sealedCopy(r.Path))
+	if err == nil {
+		err = p.send(req)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start shim: %w", err)
+	}
+	return p.ready, nil
+}
+
+// send hands the pair its one request; on failure the pair is let go.
+func (p *standbyProc) send(req []byte) error {
 	_, err := p.request.Write(req)
 	p.request.Close()
 	if err != nil {
-		// The waiting pair died (killed, out of memory): one started now instead.
 		p.ready.Close()
-		if p, err = startStandbyNow(r.Path, r.Root, r.standby.sealedCopy(r.Path)); err != nil {
-			return nil, fmt.Errorf("start shim: %w", err)
-		}
-		_, err = p.request.Write(req)
-		p.request.Close()
-		if err != nil {
-			p.ready.Close()
-			return nil, fmt.Errorf("start shim: %w", err)
-		}
 	}
-	return p.ready, nil
+	return err
 }

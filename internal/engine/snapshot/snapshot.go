@@ -196,18 +196,16 @@ func removeTrash(dir string) {
 	os.RemoveAll(dir)
 }
 
-// Mounted reports whether path is a mount point.
+// differentDevice reports whether path is on another device than its parent: the
+// root of a mount of another filesystem.
 func differentDevice(path string) bool {
 	var st, pst unix.Stat_t
 	return unix.Lstat(path, &st) == nil && unix.Lstat(filepath.Dir(path), &pst) == nil && st.Dev != pst.Dev
 }
 
+// Mounted reports whether path is a mount point.
 func Mounted(path string) bool {
-	var st, pst unix.Stat_t
-	if unix.Lstat(path, &st) != nil || unix.Lstat(filepath.Dir(path), &pst) != nil {
-		return false
-	}
-	if st.Dev != pst.Dev {
+	if differentDevice(path) {
 		return true
 	}
 	// Same device can still be a mount (bind mounts); check mountinfo.

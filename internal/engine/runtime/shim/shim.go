@@ -42,11 +42,13 @@ type Options struct {
 	Held      bool // the process waits at libcontainer's exec fifo for the start's release
 	Pid       int  // the container's init, our child once Adopted is closed
 
-	// CgroupPaths are the container's cgroups; nil: read from libcontainer's state.
+	// CgroupPaths are the container's cgroups, as libcontainer recorded them: one per
+	// v1 hierarchy, or the v2 one under "". Without them (nil) berth-runtime destroy
+	// removes them after the exit.
 	CgroupPaths map[string]string
 
 	// Adopted is closed once the init is our child (berth-runtime, its parent, has
-	// exited); nil if it is from the start.
+	// exited).
 	Adopted <-chan struct{}
 
 	Listener *os.File // the engine's socket, already listening
@@ -119,14 +121,6 @@ func Run(o Options) error {
 	ln := fl.(*net.UnixListener)
 	go s.serve(ln)
 	writeReady(o.Ready, runtime.Reply{Pid: o.Pid})
-	// The container's cgroups are needed once it has exited: read while it runs, if
-	// berth-runtime did not say.
-	cgroupsCh := make(chan map[string]string, 1)
-	if o.CgroupPaths != nil {
-		cgroupsCh <- o.CgroupPaths
-	} else {
-		go func() { cgroupsCh <- s.cgroupPaths() }()
-	}
 
 	// The container runs already (unless held); its output waits in the pipes until
 	// the engine's start, so that the clients it attached first get all of it.
@@ -158,9 +152,7 @@ func Run(o Options) error {
 			s.pump(f, stream)
 		}(p.f, p.stream)
 	}
-	if o.Adopted != nil {
-		<-o.Adopted
-	}
+	<-o.Adopted
 	ex := s.waitInit()
 	if o.Console != nil {
 		// Give the pty a moment to drain what the process wrote last.
@@ -176,7 +168,7 @@ func Run(o Options) error {
 	if s.cri != nil {
 		s.cri.flush()
 	}
-	cgroups := <-cgroupsCh
+	cgroups := o.CgroupPaths
 	ex.OOMKilled = oomKilled(cgroups)
 	// Report the exit first and clean up after: the engine and `docker run` are waiting.
 	writeExit(filepath.Join(o.Bundle, "exit.json"), ex)
@@ -275,22 +267,6 @@ func (s *Shim) output(stream byte, b []byte) {
 		}
 	}
 	s.mu.Unlock()
-}
-
-// cgroupPaths are the container's cgroups, as libcontainer recorded them in its state:
-// one per v1 hierarchy, or the v2 one under "".
-func (s *Shim) cgroupPaths() map[string]string {
-	data, err := os.ReadFile(filepath.Join(s.opts.Root, s.opts.ID, "state.json"))
-	if err != nil {
-		return nil
-	}
-	var st struct {
-		CgroupPaths map[string]string `json:"cgroup_paths"`
-	}
-	if json.Unmarshal(data, &st) != nil {
-		return nil
-	}
-	return st.CgroupPaths
 }
 
 // oomKilled reads the memory cgroup's OOM kill counter (v1: memory.oom_control, v2:

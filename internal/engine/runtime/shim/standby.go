@@ -73,12 +73,9 @@ func Standby() error {
 	}()
 	warm()
 
-	h, files, err := receiveHandover(mine)
-	mine.Close()
-	if err != nil || h.Error != "" {
-		if err == nil {
-			err = errors.New(h.Error)
-		}
+	// Without a container to serve, the shim goes once berth-runtime has, taking along
+	// whatever berth-runtime left (an init made before it failed passes to the shim).
+	fail := func(err error) error {
 		<-exited
 		killOrphans()
 		if errors.Is(err, errNothingHandedOver) {
@@ -87,16 +84,20 @@ func Standby() error {
 		writeReady(ready, runtime.Reply{Error: err.Error()})
 		return err
 	}
+	h, files, err := receiveHandover(mine)
+	mine.Close()
+	if err == nil && h.Error != "" {
+		err = errors.New(h.Error)
+	}
+	if err != nil {
+		return fail(err)
+	}
 	program.SetName("berth-shim")
 	// It waited at idle priority (see the runtime package's startStandby); the
 	// container's supervisor runs at the normal one. The engine reniced it already;
 	// this covers a thread made meanwhile.
 	program.Renice(os.Getpid(), 0)
-	if logf, err := os.OpenFile(h.ShimLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
-		unix.Dup3(int(logf.Fd()), 1, 0)
-		unix.Dup3(int(logf.Fd()), 2, 0)
-		logf.Close()
-	}
+	program.OutputTo(h.ShimLog) // berth-runtime's already: its failure is reported there
 	os.Chdir(h.Bundle)
 	adopted := make(chan struct{})
 	go func() {
@@ -105,7 +106,7 @@ func Standby() error {
 		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 		close(adopted)
 	}()
-	o := Options{ID: h.ID, Bundle: h.Bundle, Root: h.Root, LogPath: h.Log, CRILog: h.CRILog, Runtime: h.Runtime,
+	o := Options{ID: h.ID, Bundle: h.Bundle, Root: h.Root, LogPath: h.Log, CRILog: h.CRILog, Runtime: path,
 		StdinOnce: h.StdinOnce, Held: h.Held, Pid: h.Pid, CgroupPaths: h.CgroupPaths, Adopted: adopted, Ready: ready}
 	for i, name := range h.Files {
 		f := files[i]
@@ -125,11 +126,7 @@ func Standby() error {
 		}
 	}
 	if o.Listener == nil || o.Pid <= 0 {
-		<-exited
-		killOrphans()
-		err := errors.New("berth-runtime handed over no container")
-		writeReady(ready, runtime.Reply{Error: err.Error()})
-		return err
+		return fail(errors.New("berth-runtime handed over no container"))
 	}
 	return Run(o)
 }
