@@ -6,10 +6,12 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	goruntime "runtime"
@@ -73,11 +75,12 @@ func standby() error {
 	libct.Warm()
 	program.Prefault()
 	shim := os.NewFile(3, "shim")
-	req := os.NewFile(4, "request")
-	var r runtime.StandbyRequest
-	err := json.NewDecoder(req).Decode(&r)
-	req.Close()
+	req, err := readRequest(requestFd)
 	if err != nil {
+		os.Exit(0)
+	}
+	var r runtime.StandbyRequest
+	if err := json.Unmarshal(req.line, &r); err != nil {
 		os.Exit(0)
 	}
 	program.SetName("berth-runtime")
@@ -93,7 +96,7 @@ func standby() error {
 	if err := os.Chdir(r.Dir); err != nil {
 		return handOver(shim, runtime.Handover{Error: err.Error()}, nil)
 	}
-	h, files, err := create(r.Args)
+	h, files, err := create(r.Args, req.goNow)
 	if err != nil {
 		h = runtime.Handover{Error: err.Error()}
 	}
@@ -104,6 +107,55 @@ func standby() error {
 		return herr
 	}
 	return err
+}
+
+// requestFd is the pipe a standby's create request comes on (see runtime.launch).
+const requestFd = 4
+
+// request is a create's request line, and the pipe it came on: the engine writes
+// runtime.GoNow there after it once the start has come (StartOptions.Go).
+type request struct {
+	fd   int
+	line []byte
+	rest []byte // read past the line
+}
+
+// readRequest reads the request line from fd; end of file first means the standby is
+// not needed.
+func readRequest(fd int) (*request, error) {
+	r := &request{fd: fd}
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Read(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return nil, io.EOF
+		}
+		r.line = append(r.line, buf[:n]...)
+		if i := bytes.IndexByte(r.line, '\n'); i >= 0 {
+			r.line, r.rest = r.line[:i], r.line[i+1:]
+			return r, nil
+		}
+	}
+}
+
+// goNow reports whether the engine has said, by now, that the start has come: it does
+// not wait for it.
+func (r *request) goNow() bool {
+	if bytes.IndexByte(r.rest, runtime.GoNow) >= 0 {
+		return true
+	}
+	if err := unix.SetNonblock(r.fd, true); err != nil {
+		return false
+	}
+	var b [16]byte
+	n, _ := unix.Read(r.fd, b[:])
+	return n > 0 && bytes.IndexByte(b[:n], runtime.GoNow) >= 0
 }
 
 // kill kills the container's init, this process's child until the hand-over, and reaps
@@ -139,7 +191,7 @@ func handOver(shim *os.File, h runtime.Handover, files []*os.File) error {
 
 // create makes and starts the container and listens on the shim's socket; it returns
 // what the shim needs.
-func create(args []string) (runtime.Handover, []*os.File, error) {
+func create(args []string, goNow func() bool) (runtime.Handover, []*os.File, error) {
 	fs := flag.NewFlagSet("create", flag.ContinueOnError)
 	id := fs.String("id", "", "container id")
 	bundle := fs.String("bundle", "", "directory with config.json")
@@ -156,12 +208,14 @@ func create(args []string) (runtime.Handover, []*os.File, error) {
 	if *id == "" || *bundle == "" || *root == "" || *logPath == "" || *socket == "" {
 		return runtime.Handover{}, nil, errors.New("create needs --id, --bundle, --root, --log and --socket")
 	}
-	c, err := libct.Create(*root, *id, *bundle, *stdin, *hold)
+	// A held process waits for the shim's release, unless the start has come while it
+	// was being made.
+	c, err := libct.Create(*root, *id, *bundle, *stdin, func() bool { return *hold && !goNow() })
 	if err != nil {
 		return runtime.Handover{}, nil, err
 	}
 	h := runtime.Handover{ID: *id, Bundle: *bundle, Root: *root, Log: *logPath, CRILog: *criLog,
-		StdinOnce: *stdinOnce, Held: *hold, Pid: c.Pid, CgroupPaths: c.CgroupPaths}
+		StdinOnce: *stdinOnce, Held: c.Held, Pid: c.Pid, CgroupPaths: c.CgroupPaths}
 	undo := func(err error) (runtime.Handover, []*os.File, error) {
 		kill(c.Pid)
 		libct.Destroy(*root, *id)

@@ -25,6 +25,7 @@ import (
 // Docker, and nothing the early start makes is visible through the API.
 type earlyStart struct {
 	done  chan struct{} // closed once the create has returned
+	start chan struct{} // closed by the start: the create need not hold the process
 	act   *snapshot.Active
 	pid   int
 	err   error
@@ -51,10 +52,12 @@ func (e *Engine) beginEarlyStart(c *container.Container, l *live, img *image.Ima
 	if err != nil {
 		return
 	}
-	es := &earlyStart{done: make(chan struct{}), act: act}
+	es := &earlyStart{done: make(chan struct{}), start: make(chan struct{}), act: act}
+	o := e.startOptions(c, spec, true)
+	o.Go = es.start
 	go func() {
 		defer close(es.done)
-		es.pid, es.err = e.rt.Create(context.Background(), e.startOptions(c, spec, true))
+		es.pid, es.err = e.rt.Create(context.Background(), o)
 	}()
 	es.timer = time.AfterFunc(earlyHold, func() {
 		l.mu.Lock()
@@ -75,6 +78,9 @@ func (e *Engine) takeEarly(l *live) *earlyStart {
 	}
 	l.early = nil
 	es.timer.Stop()
+	// A create still under way lets the process go as soon as it is made: the start
+	// has come. The shim still holds its output and exit until the start below.
+	close(es.start)
 	<-es.done
 	if es.err != nil {
 		return nil

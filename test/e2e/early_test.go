@@ -3,6 +3,8 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -39,6 +41,32 @@ func TestEarlyStartRunsNothingBeforeTheStart(t *testing.T) {
 	mustEqual(t, "docker start -a", e.ok(t, "start", "-a", name), "started-late")
 	if _, err := os.Stat(filepath.Join(out, "ran")); err != nil {
 		t.Fatalf("the command did not run at the start: %v", err)
+	}
+}
+
+// docker run starts what it created a few milliseconds later, while the runtime is
+// still making it: the process then starts as soon as it is made, before the engine
+// has finished its start. Its attached client must still get all of its output, in
+// order, and its exit code.
+func TestEarlyStartAtOnceKeepsTheOutput(t *testing.T) {
+	e := needEngine(t)
+	for i := 0; i < 3; i++ {
+		// More than the pipes hold (64 KiB each) before anything reads them.
+		r := e.docker(t, "run", "--rm", "--network", "none", bbImage,
+			"sh", "-c", "seq 1 30000; echo to-stderr >&2; exit 3")
+		if r.Code != 3 {
+			t.Fatalf("exit code %d, want 3: %s", r.Code, r)
+		}
+		lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
+		if len(lines) != 30000 || lines[0] != "1" || lines[29999] != "30000" {
+			t.Fatalf("stdout: %d lines, first %q, last %q", len(lines), lines[0], lines[len(lines)-1])
+		}
+		for n, l := range lines {
+			if l != strconv.Itoa(n+1) {
+				t.Fatalf("stdout line %d is %q", n+1, l)
+			}
+		}
+		mustEqual(t, "stderr", strings.TrimSpace(r.Stderr), "to-stderr")
 	}
 }
 

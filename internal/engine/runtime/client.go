@@ -56,6 +56,10 @@ type StartOptions struct {
 	// Hold leaves the process waiting until the shim's start (a create made ahead of
 	// the start, which Abandon undoes if no start comes).
 	Hold bool
+	// Go, with Hold, is closed once the start has come: a create still under way then
+	// lets the process go as soon as it is made, instead of at the shim's start. The
+	// shim still passes on no output and reports no exit before Start.
+	Go <-chan struct{}
 }
 
 // Create writes the bundle and has a standby make and start the container (see
@@ -90,13 +94,16 @@ func (r *Runtime) Create(ctx context.Context, o StartOptions) (int, error) {
 	if o.CRILog != "" {
 		args = append(args, "--cri-log", o.CRILog)
 	}
-	pr, err := r.launch(args, o.Bundle)
+	pr, req, err := r.launch(args, o.Bundle)
 	// The next start's standby starts once this create has replied (see take).
 	defer func() { go r.standby.done(r.Path, r.Root) }()
 	if err != nil {
 		return 0, err
 	}
 	defer pr.Close()
+	replied := make(chan struct{})
+	defer close(replied)
+	go passGo(req, o.Go, replied)
 	var rep Reply
 	if err := json.NewDecoder(pr).Decode(&rep); err != nil {
 		logTail, _ := os.ReadFile(filepath.Join(o.Bundle, "shim.log"))
@@ -107,6 +114,21 @@ func (r *Runtime) Create(ctx context.Context, o StartOptions) (int, error) {
 	}
 	return rep.Pid, nil
 }
+
+// passGo tells berth-runtime, on its request pipe, that the start has come (goNow) if
+// that happens before the create has replied, and closes the pipe.
+func passGo(req *os.File, start <-chan struct{}, replied <-chan struct{}) {
+	defer req.Close()
+	select {
+	case <-start:
+		req.Write([]byte{GoNow})
+	case <-replied:
+	}
+}
+
+// GoNow, on a create's request pipe after the request, lets berth-runtime start a
+// held process at once (StartOptions.Go).
+const GoNow = 'g'
 
 func lastLine(b []byte) string {
 	s := string(b)

@@ -236,10 +236,11 @@ func (p *standbyProc) stop() {
 
 // launch hands a create (berth-runtime's create flags, args) to a standby, to be done
 // in dir with output to dir's shim.log, and returns the read end of the shim's reply
-// pipe. The waiting standby is used when there is one, else one is started now;
-// Create starts another for the next start once this one has replied (not during it:
-// on a small machine the new one's start-up would take CPU from this).
-func (r *Runtime) launch(args []string, dir string) (*os.File, error) {
+// pipe and the request pipe, still open for the go-ahead (see StartOptions.Go). The
+// waiting standby is used when there is one, else one is started now; Create starts
+// another for the next start once this one has replied (not during it: on a small
+// machine the new one's start-up would take CPU from this).
+func (r *Runtime) launch(args []string, dir string) (ready, request *os.File, err error) {
 	req, _ := json.Marshal(StandbyRequest{Args: args, Dir: dir, Log: filepath.Join(dir, "shim.log")})
 	req = append(req, '\n')
 	p := r.standby.take()
@@ -249,25 +250,25 @@ func (r *Runtime) launch(args []string, dir string) (*os.File, error) {
 		// themselves once they have work, for threads made meanwhile.
 		program.ReniceGroup(p.cmd.Process.Pid, 0)
 		if p.send(req) == nil {
-			return p.ready, nil
+			return p.ready, p.request, nil
 		}
 		// The waiting pair died (killed, out of memory): one started now instead.
 	}
-	p, err := startStandbyNow(r.Path, r.Root, r.standby.sealedCopy(r.Path))
+	p, err = startStandbyNow(r.Path, r.Root, r.standby.sealedCopy(r.Path))
 	if err == nil {
 		err = p.send(req)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("start shim: %w", err)
+		return nil, nil, fmt.Errorf("start shim: %w", err)
 	}
-	return p.ready, nil
+	return p.ready, p.request, nil
 }
 
 // send hands the pair its one request; on failure the pair is let go.
 func (p *standbyProc) send(req []byte) error {
 	_, err := p.request.Write(req)
-	p.request.Close()
 	if err != nil {
+		p.request.Close()
 		p.ready.Close()
 	}
 	return err

@@ -84,10 +84,11 @@ func TestLaunchHandsTheCreateToTheWaitingStandby(t *testing.T) {
 
 	// No standby yet: the first start starts a pair at once.
 	bundle := t.TempDir()
-	ready, err := r.launch([]string{"--id", "one"}, bundle)
+	ready, req, err := r.launch([]string{"--id", "one"}, bundle)
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Close()
 	defer func() {
 		if t.Failed() {
 			log, _ := os.ReadFile(filepath.Join(bundle, "shim.log"))
@@ -112,10 +113,11 @@ func TestLaunchHandsTheCreateToTheWaitingStandby(t *testing.T) {
 	r.standby.done(r.Path, r.Root)
 	// Once it is waiting (it has noted its priority), hand it the next start.
 	waitForStandby(t, dir)
-	ready, err = r.launch([]string{"--id", "two"}, bundle)
+	ready, req, err = r.launch([]string{"--id", "two"}, bundle)
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Close()
 	if rep := readReply(t, ready); rep.Error != "fake create two" {
 		t.Fatalf("reply %+v", rep)
 	}
@@ -123,12 +125,12 @@ func TestLaunchHandsTheCreateToTheWaitingStandby(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the standby got no request: %v", err)
 	}
-	var req StandbyRequest
-	if err := json.Unmarshal(data, &req); err != nil {
+	var got StandbyRequest
+	if err := json.Unmarshal(data, &got); err != nil {
 		t.Fatalf("request %q: %v", data, err)
 	}
-	if strings.Join(req.Args, " ") != "--id two" || req.Dir != bundle || req.Log != filepath.Join(bundle, "shim.log") {
-		t.Fatalf("request %+v", req)
+	if strings.Join(got.Args, " ") != "--id two" || got.Dir != bundle || got.Log != filepath.Join(bundle, "shim.log") {
+		t.Fatalf("request %+v", got)
 	}
 	// It waited at idle priority and carried out the create at the normal one.
 	if wait, _ := os.ReadFile(filepath.Join(dir, "waitnice")); strings.TrimSpace(string(wait)) != "19" {
@@ -202,10 +204,11 @@ func TestLaunchGetsPastADeadStandby(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond) // polling the process table
 	}
-	ready, err := r.launch([]string{"--id", "three"}, t.TempDir())
+	ready, req, err := r.launch([]string{"--id", "three"}, t.TempDir())
 	if err != nil {
 		t.Fatalf("launch after the standby died: %v", err)
 	}
+	req.Close()
 	if rep := readReply(t, ready); rep.Error != "fake create three" {
 		t.Fatalf("reply %+v", rep)
 	}
