@@ -72,8 +72,10 @@ func standby() error {
 		unix.CloseOnExec(runtime.SealedExeFd) // the sealed copy it was started from
 	}
 	program.SetName(program.StandbyName)
+	// What the create runs is mostly warmed up by now; unlike the shim, it does not map
+	// the rest of its code ahead (program.Prefault): it exits after the create, and the
+	// container's exit waits for that, page tables torn down and all.
 	libct.Warm()
-	program.Prefault()
 	shim := os.NewFile(3, "shim")
 	req, err := readRequest(requestFd)
 	if err != nil {
