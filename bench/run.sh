@@ -201,6 +201,11 @@ prepare() {
     sed 's/^/    /' "$WORK/netprobe.log" >&2
     die "cannot build bench/netprobe (GO=$GO)"
   fi
+  # The stand-in server that times the docker client alone (bench_client_alone).
+  if ! (cd "$ROOT" && CGO_ENABLED=0 "$GO" build -o "$WORK/clientonly" ./bench/clientonly) >"$WORK/clientonly.log" 2>&1; then
+    sed 's/^/    /' "$WORK/clientonly.log" >&2
+    die "cannot build bench/clientonly (GO=$GO)"
+  fi
 }
 
 # Preflight, where we measure. In the host's namespace (NETNS=0), nobody else's dockerd may
@@ -464,6 +469,10 @@ cleanup() {
     kill -TERM "$WATCHDOG" 2>/dev/null
     wait "$WATCHDOG" 2>/dev/null
   fi
+  if alive "${ALONE_PID:-}"; then
+    kill "$ALONE_PID"
+    wait "$ALONE_PID" 2>/dev/null
+  fi
   stop_registry berth
   stop_registry docker
   stop_engine berth
@@ -537,7 +546,7 @@ timed_failed() {
   log "$e: $2 failed:"
   sed 's/^/    /' "$WORK/last.err" >&2
   if [ -s "$WORK/watchdog.log" ]; then sed 's/^/    watchdog: /' "$WORK/watchdog.log" >&2; fi
-  if alive "${PID[$e]}"; then
+  if alive "${PID[$e]:-}"; then
     log "$e: docker ps -a now:"
     dkt "$e" 10 ps -a 2>&1 | head -n 6 | sed 's/^/    /' >&2
     show_log "$e" "$e is still running"
@@ -1048,6 +1057,16 @@ report() {
       # shellcheck disable=SC2016 # literal backquotes
       printf '  client floor: `docker --version` takes %.1f ms (median); it is inside every timed command\n' "${MED[cli.docker]}"
     fi
+    if [ -n "${MED[alone.run_none]:-}" ] && [ -n "${MED[alone.ps]:-}" ]; then
+      printf '  client alone (bench/clientonly answers every request at once): docker run --rm --network none %.1f ms,\n' "${MED[alone.run_none]}"
+      printf '  docker ps %.1f ms (the same %d containers listed); no engine can make a command faster than that' "${MED[alone.ps]}" "$PS_CONTAINERS"
+      if [ -n "${MED[run_none.docker]:-}" ] && [ -n "${MED[ps.docker]:-}" ]; then
+        awk -v a="${MED[alone.run_none]}" -v d="${MED[run_none.docker]}" -v b="${MED[alone.ps]}" -v e="${MED[ps.docker]}" \
+          'BEGIN {printf ":\n  the lowest ratios possible against Docker here are %.3f (run --network none) and %.3f (ps)\n", a / d, b / e}'
+      else
+        echo
+      fi
+    fi
   } >"$OUT.tmp" # a group, not a pipeline: MISSED must survive it
   cat "$OUT.tmp"
   mv "$OUT.tmp" "$OUT"
@@ -1065,6 +1084,36 @@ bench_client_floor() {
     echo $((t1 - t0)) >>"$WORK/samples/cli"
   done
   record cli docker "$WORK/samples/cli" 1000 '%.1f ms'
+}
+
+# The docker client alone: bench/clientonly answers every request `docker run --rm` and
+# `docker ps` make at once (the list is the engine's own: the same containers), so these
+# times are the client's own work, which is inside both engines' times. Nothing an engine
+# does can take a command below it: X alone / Docker's X is the lowest ratio possible.
+bench_client_alone() {
+  local i end
+  SOCK[alone]=$WORK/alone.sock
+  "$WORK/clientonly" -sock "${SOCK[alone]}" -list-from "${SOCK[berth]:-${SOCK[docker]}}" >"$WORK/clientonly.log" 2>&1 &
+  ALONE_PID=$!
+  end=$((SECONDS + 10))
+  until [ -S "${SOCK[alone]}" ]; do
+    ((SECONDS < end)) && alive "$ALONE_PID" || die "bench/clientonly did not start: $(tail -n 3 "$WORK/clientonly.log")"
+    sleep 0.05
+  done
+  log "timing: the docker client alone (bench/clientonly answers at once)"
+  for ((i = 0; i < WARMUP + RUNS; i++)); do
+    timed alone run --rm --network none "$IMAGE" true
+    if ((i >= WARMUP)); then echo "$LAST_US" >>"$WORK/samples/alone_run"; fi
+  done
+  for ((i = 0; i < WARMUP + PS_RUNS; i++)); do
+    timed alone ps
+    if ((i >= WARMUP)); then echo "$LAST_US" >>"$WORK/samples/alone_ps"; fi
+  done
+  kill "$ALONE_PID"
+  wait "$ALONE_PID" 2>/dev/null
+  ALONE_PID=
+  record alone run_none "$WORK/samples/alone_run" 1000 '%.1f ms'
+  record alone ps "$WORK/samples/alone_ps" 1000 '%.1f ms'
 }
 
 main() {
@@ -1109,6 +1158,7 @@ main() {
     bench_throughput
     bench_shim_pss
     bench_ps
+    bench_client_alone
   fi
   if suite build; then bench_build; fi
   if suite registry; then bench_registry; fi
