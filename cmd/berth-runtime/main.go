@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	goruntime "runtime"
 
 	_ "github.com/opencontainers/cgroups/devices" // device cgroup rules
@@ -210,14 +211,12 @@ func create(args []string, goNow func() bool) (runtime.Handover, []*os.File, err
 	if *id == "" || *bundle == "" || *root == "" || *logPath == "" || *socket == "" {
 		return runtime.Handover{}, nil, errors.New("create needs --id, --bundle, --root, --log and --socket")
 	}
-	// A held process waits for the shim's release, unless the start has come while it
-	// was being made.
-	c, err := libct.Create(*root, *id, *bundle, *stdin, func() bool { return *hold && !goNow() })
+	c, err := libct.Create(*root, *id, *bundle, *stdin, *hold)
 	if err != nil {
 		return runtime.Handover{}, nil, err
 	}
 	h := runtime.Handover{ID: *id, Bundle: *bundle, Root: *root, Log: *logPath, CRILog: *criLog,
-		StdinOnce: *stdinOnce, Held: c.Held, Pid: c.Pid, CgroupPaths: c.CgroupPaths}
+		StdinOnce: *stdinOnce, Held: *hold, Pid: c.Pid, CgroupPaths: c.CgroupPaths}
 	undo := func(err error) (runtime.Handover, []*os.File, error) {
 		kill(c.Pid)
 		libct.Destroy(*root, *id)
@@ -242,6 +241,15 @@ func create(args []string, goNow func() bool) (runtime.Handover, []*os.File, err
 			h.Files = append(h.Files, f.name)
 			files = append(files, f.f)
 		}
+	}
+	// A held process waits for the shim's release, unless the start has come while the
+	// container was being made: then it goes now. Only the hand-over comes after this
+	// (and the engine does not make again a container it gave the go-ahead).
+	if *hold && goNow() {
+		if err := runtime.Release(filepath.Join(*root, *id), c.Pid); err != nil {
+			return undo(err)
+		}
+		h.Held = false
 	}
 	return h, files, nil
 }

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/berth-project/berth/internal/engine/container"
@@ -70,11 +72,13 @@ func (e *Engine) beginEarlyStart(c *container.Container, l *live, img *image.Ima
 }
 
 // takeEarly hands the start the early start made for it, once its create is done; nil
-// if there is none, or it failed (the start then does all of it). Callers hold l.mu.
-func (e *Engine) takeEarly(l *live) *earlyStart {
+// if there is none, or it failed before its process could run (the start then does all
+// of it). A create that failed after the go-ahead is the start's failure: its process
+// may have run already. Callers hold l.mu.
+func (e *Engine) takeEarly(l *live) (*earlyStart, error) {
 	es := l.early
 	if es == nil {
-		return nil
+		return nil, nil
 	}
 	l.early = nil
 	es.timer.Stop()
@@ -82,10 +86,14 @@ func (e *Engine) takeEarly(l *live) *earlyStart {
 	// has come. The shim still holds its output and exit until the start below.
 	close(es.start)
 	<-es.done
-	if es.err != nil {
-		return nil
+	if errors.Is(es.err, runtime.ErrMayHaveRun) {
+		es.act.Unmount()
+		return nil, fmt.Errorf("failed to create task for container: %w", es.err)
 	}
-	return es
+	if es.err != nil {
+		return nil, nil
+	}
+	return es, nil
 }
 
 // dropEarly abandons c's early start, if any: the held process is killed, its shim

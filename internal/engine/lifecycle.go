@@ -133,7 +133,11 @@ func (e *Engine) startLocked(ctx context.Context, c *container.Container, l *liv
 	}()
 	t0 := time.Now()
 	var t1, t2 time.Time
-	if es := e.takeEarly(l); es != nil {
+	es, err := e.takeEarly(l)
+	if err != nil {
+		return err
+	}
+	if es != nil {
 		act, pid = es.act, es.pid
 		t1, t2 = t0, t0
 	} else {
@@ -176,7 +180,8 @@ func (e *Engine) startLocked(ctx context.Context, c *container.Container, l *liv
 	l.pending = nil
 	if !started {
 		if err := sh.Start(ctx); err != nil {
-			sh.Kill(ctx, syscall.SIGKILL, true)
+			// Not with ctx: a client that went away must not leave the process running.
+			sh.Kill(context.WithoutCancel(ctx), syscall.SIGKILL, true)
 			return err
 		}
 	}

@@ -102,27 +102,40 @@ func (r *Runtime) Create(ctx context.Context, o StartOptions) (int, error) {
 	}
 	defer pr.Close()
 	replied := make(chan struct{})
-	defer close(replied)
-	go passGo(req, o.Go, replied)
+	gave := make(chan bool, 1)
+	go func() { gave <- passGo(req, o.Go, replied) }()
 	var rep Reply
-	if err := json.NewDecoder(pr).Decode(&rep); err != nil {
+	err = json.NewDecoder(pr).Decode(&rep)
+	close(replied)
+	switch {
+	case err != nil:
 		logTail, _ := os.ReadFile(filepath.Join(o.Bundle, "shim.log"))
-		return 0, fmt.Errorf("shim for %s failed: %s", o.ID, lastLine(logTail))
+		err = fmt.Errorf("shim for %s failed: %s", o.ID, lastLine(logTail))
+	case rep.Error != "":
+		err = errors.New(rep.Error)
 	}
-	if rep.Error != "" {
-		return 0, errors.New(rep.Error)
+	if err != nil && <-gave {
+		err = fmt.Errorf("%w: %w", ErrMayHaveRun, err)
 	}
-	return rep.Pid, nil
+	return rep.Pid, err
 }
 
+// ErrMayHaveRun marks a create that failed after it was given the go-ahead
+// (StartOptions.Go): its process may have run (and been killed), so it must not simply
+// be made again.
+var ErrMayHaveRun = errors.New("the container's process may have run")
+
 // passGo tells berth-runtime, on its request pipe, that the start has come (goNow) if
-// that happens before the create has replied, and closes the pipe.
-func passGo(req *os.File, start <-chan struct{}, replied <-chan struct{}) {
+// that happens before the create has replied, and closes the pipe. It reports whether
+// it did.
+func passGo(req *os.File, start <-chan struct{}, replied <-chan struct{}) bool {
 	defer req.Close()
 	select {
 	case <-start:
-		req.Write([]byte{GoNow})
+		_, err := req.Write([]byte{GoNow})
+		return err == nil
 	case <-replied:
+		return false
 	}
 }
 

@@ -32,13 +32,12 @@ type Created struct {
 	Console *os.File // pty master (tty only)
 
 	CgroupPaths map[string]string // the container's cgroups, as in libcontainer's state
-	Held        bool              // the process waits for its release
 }
 
 // Create creates the container described by bundle/config.json under root, and
-// starts its process unless hold, asked once the process is made, says to leave it
-// waiting, at libcontainer's exec fifo, for the shim's release.
-func Create(root, id, bundle string, openStdin bool, hold func() bool) (*Created, error) {
+// starts its process unless hold is set: then the process waits, at libcontainer's
+// exec fifo, for the shim's release.
+func Create(root, id, bundle string, openStdin, hold bool) (*Created, error) {
 	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
 		return nil, err
@@ -127,7 +126,7 @@ func Create(root, id, bundle string, openStdin bool, hold func() bool) (*Created
 	if out.Pid, err = p.Pid(); err != nil {
 		return nil, err
 	}
-	if out.Held = hold(); !out.Held {
+	if !hold {
 		if err := runtime.Release(filepath.Join(root, id), out.Pid); err != nil {
 			ctr.Signal(unix.SIGKILL)
 			ctr.Destroy()
