@@ -148,7 +148,9 @@ func (e *Engine) restore(ctx context.Context) {
 		switch {
 		case !c.Running() && c.State.Status != container.Restarting:
 			if c.State.Status == container.Created && e.shim(c).Alive() {
-				// An early start (see earlyStart) of an engine that went away.
+				// An early start (see earlyStart) of an engine that went away. Its
+				// start never completed, so the container stays created, even if the
+				// old engine died after giving the go-ahead and the process ran.
 				e.abandonShim(c)
 			}
 		case e.shim(c).Alive():
