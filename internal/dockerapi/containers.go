@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -655,7 +656,10 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	out := []dcontainer.Summary{}
-	for _, c := range s.e.List() {
+	// Pod sandboxes are listed too, as dockershim listed pause containers.
+	listed := append(s.e.List(), s.e.SandboxViews()...)
+	slices.SortStableFunc(listed, func(a, b *container.Container) int { return b.Created.Compare(a.Created) })
+	for _, c := range listed {
 		if !all && !(c.Running() || c.State.Status == container.Restarting) {
 			continue
 		}

@@ -288,6 +288,11 @@ func (e *Engine) autoRestart(c *container.Container, l *live) {
 // A negative timeout waits forever.
 func (e *Engine) Stop(ctx context.Context, ref string, sig string, timeout *int) error {
 	c, err := e.ctrs.Get(ref)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		if s, ok := e.sandboxByRef(ref); ok {
+			return e.StopSandbox(ctx, s.ID) // a pod sandbox (see SandboxViews)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -458,6 +463,11 @@ type RemoveOptions struct {
 // Remove deletes a container; a running one only with Force (it is killed first).
 func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error {
 	c, err := e.ctrs.Get(ref)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		if s, ok := e.sandboxByRef(ref); ok {
+			return e.removeSandboxRef(ctx, s, o.Force)
+		}
+	}
 	if err != nil {
 		return err
 	}

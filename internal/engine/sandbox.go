@@ -7,8 +7,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
+
+	dcontainer "github.com/moby/moby/api/types/container"
 
 	"github.com/berth-project/berth/internal/engine/container"
 	"github.com/berth-project/berth/internal/engine/errdefs"
@@ -188,6 +191,7 @@ func (e *Engine) StopSandbox(ctx context.Context, ref string) error {
 	}
 	// The address goes back to the pool: a stopped pod no longer claims it.
 	s.State, s.Infra, s.NetNS, s.IP = sandbox.NotReady, runtime.Infra{}, "", ""
+	s.Stopped = time.Now().UTC()
 	if err := e.sandboxes.Save(s); err != nil {
 		return err
 	}
@@ -288,4 +292,72 @@ func (e *Engine) restoreSandboxes() {
 			e.log.Error("restore the pod network's rules", "err", err)
 		}
 	}
+}
+
+// SandboxName is the name the docker CLI shows for a pod sandbox,
+// k8s_POD_NAME_NAMESPACE_UID_ATTEMPT: dockershim's name for a pod's pause container,
+// beside its containers' k8s_CONTAINER_POD_NAMESPACE_UID_ATTEMPT.
+func SandboxName(s sandbox.Sandbox) string {
+	m := s.Metadata
+	return fmt.Sprintf("k8s_POD_%s_%s_%s_%d", m.Name, m.Namespace, m.UID, m.Attempt)
+}
+
+// SandboxViews shows the pod sandboxes as the Docker API's containers, as dockershim
+// showed pause containers, so that `docker ps` lists a pod whole and `docker rm -f`
+// removes what `docker ps -a` lists (see removeSandboxRef). They are views: the engine's
+// containers do not include them, and only listing, stopping and removing apply.
+func (e *Engine) SandboxViews() []*container.Container {
+	var out []*container.Container
+	for _, s := range e.sandboxes.List() {
+		labels := map[string]string{}
+		for k, v := range s.Labels {
+			labels[k] = v
+		}
+		// The labels dockershim gave pause containers.
+		labels["io.kubernetes.docker.type"] = "podsandbox"
+		labels["io.kubernetes.container.name"] = "POD"
+		labels["io.kubernetes.pod.name"] = s.Metadata.Name
+		labels["io.kubernetes.pod.namespace"] = s.Metadata.Namespace
+		labels["io.kubernetes.pod.uid"] = s.Metadata.UID
+		c := &container.Container{
+			ID: s.ID, Name: SandboxName(s), Created: s.Created, Path: "berth-pause",
+			Config:     &dcontainer.Config{Image: "berth-pause", Hostname: s.Hostname, Labels: labels},
+			HostConfig: &dcontainer.HostConfig{NetworkMode: dcontainer.NetworkMode("pod:" + s.ID)},
+			State:      container.State{Status: container.Exited, StartedAt: s.Created, FinishedAt: s.Stopped},
+		}
+		if s.State == sandbox.Ready {
+			c.State = container.State{Status: container.Running, Pid: s.Infra.Pid, StartedAt: s.Created}
+		}
+		if s.HostNetwork() {
+			c.HostConfig.NetworkMode = "host"
+		} else if s.IP != "" {
+			c.Endpoint = &container.Endpoint{NetNS: s.NetNS, IP: s.IP, PrefixLen: s.PrefixLen, Gateway: s.Gateway}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// sandboxByRef finds the sandbox a Docker API reference names: its id, a unique id
+// prefix, or its SandboxName.
+func (e *Engine) sandboxByRef(ref string) (sandbox.Sandbox, bool) {
+	if s, err := e.sandboxes.Get(ref); err == nil {
+		return s, true
+	}
+	name := strings.TrimPrefix(ref, "/")
+	for _, s := range e.sandboxes.List() {
+		if SandboxName(s) == name {
+			return s, true
+		}
+	}
+	return sandbox.Sandbox{}, false
+}
+
+// removeSandboxRef is `docker rm` of a pod sandbox (see SandboxViews): a ready one only
+// with force, as a running container; it goes with its containers, as with crictl rmp -f.
+func (e *Engine) removeSandboxRef(ctx context.Context, s sandbox.Sandbox, force bool) error {
+	if s.State == sandbox.Ready && !force {
+		return errdefs.Conflict(fmt.Sprintf("cannot remove container \"/%s\": container is running: stop the container before removing or force remove", SandboxName(s)))
+	}
+	return e.RemoveSandbox(ctx, s.ID)
 }

@@ -207,3 +207,47 @@ func eventuallyServesText(t *testing.T, what, addr, text string) {
 		return err == nil && strings.Contains(body, text), fmt.Sprintf("%q %v", body, err)
 	})
 }
+
+// The docker CLI sees a pod whole, as with dockershim: its sandbox is listed as the
+// pause container k8s_POD_NAME_NAMESPACE_UID_ATTEMPT beside its containers, and what
+// `docker ps -a` lists, `docker rm -f` removes, pods included.
+func TestCRIPodSandboxInDockerPs(t *testing.T) {
+	ce := newCRIEngine(t)
+	podID, ctrID := ce.runPod(t, "dps", 0, "web", "sleep", "300")
+	sandbox := "k8s_POD_dps_tcri_uid-dps_0"
+	format := `{{.ID}} {{.Names}} {{.Image}} {{.State}} {{.Label "io.kubernetes.docker.type"}} {{.Label "app"}}`
+
+	list := ce.engine.ok(t, "ps", "--no-trunc", "--format", format)
+	for _, want := range []string{
+		podID + " " + sandbox + " berth-pause running podsandbox dps",
+		ctrID + " k8s_web_dps_tcri_uid-dps_0 " + bbImage + " running",
+	} {
+		if !strings.Contains(list, want) {
+			t.Fatalf("docker ps does not show %q:\n%s", want, list)
+		}
+	}
+	mustEqual(t, "ps -q by the sandbox's label", ce.engine.ok(t, "ps", "-q", "--no-trunc", "-f", "label=io.kubernetes.docker.type=podsandbox"), podID)
+	mustEqual(t, "ps -q by its name", ce.engine.ok(t, "ps", "-q", "--no-trunc", "-f", "name="+sandbox), podID)
+	mustEqual(t, "ps -q by an id prefix", ce.engine.ok(t, "ps", "-q", "--no-trunc", "-f", "id="+podID[:10]), podID)
+
+	// A ready sandbox is a running container: rm refuses without -f.
+	r := ce.engine.docker(t, "rm", sandbox)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "container is running") {
+		t.Fatalf("docker rm of a ready sandbox: %s", r)
+	}
+	// docker stop stops the pod (its containers at once, as crictl stopp does).
+	ce.engine.ok(t, "stop", sandbox)
+	mustEqual(t, "crictl pods after docker stop", ce.ok(t, "pods", "--state", "notready", "-q"), podID)
+	mustContain(t, "ps -a shows it exited", ce.engine.ok(t, "ps", "-a", "-f", "name="+sandbox, "--format", "{{.Status}}"), "Exited (0)")
+	mustEqual(t, "no longer listed as running", ce.engine.ok(t, "ps", "-q", "-f", "name="+sandbox), "")
+
+	// rm -f of all that ps -a lists (the pod and its container, in any order).
+	ids := strings.Fields(ce.engine.ok(t, "ps", "-aq"))
+	if len(ids) != 2 {
+		t.Fatalf("docker ps -aq: %v, want the sandbox and its container", ids)
+	}
+	ce.engine.ok(t, append([]string{"rm", "-f"}, ids...)...)
+	mustEqual(t, "crictl pods after docker rm -f", ce.ok(t, "pods", "-q"), "")
+	mustEqual(t, "crictl ps -a after docker rm -f", ce.ok(t, "ps", "-a", "-q"), "")
+	mustEqual(t, "docker ps -aq after docker rm -f", ce.engine.ok(t, "ps", "-aq"), "")
+}

@@ -69,6 +69,7 @@ type Sandbox struct {
 	Annotations  map[string]string `json:"annotations,omitempty"`
 	Created      time.Time         `json:"created"`
 	State        string            `json:"state"`
+	Stopped      time.Time         `json:"stopped"` // when it last became not ready
 	RuntimeClass string            `json:"runtimeHandler,omitempty"`
 
 	// Network, PID and IPC are namespace modes (ModePod, ModeNode, ...).

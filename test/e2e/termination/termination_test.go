@@ -99,10 +99,17 @@ func TestForceDeleteGoesAtOnce(t *testing.T) {
 	}
 	// Its kubelet saw the grace period 0 too: the container is killed at once, not in 30 s.
 	err := poll(15*time.Second, func() error {
-		ids, err := exec.Command("docker", "-H", dockerHost(), "ps", "-q",
+		// The pod's sandbox is listed too (as dockershim's pause container was): only
+		// its containers count here.
+		out, err := exec.Command("docker", "-H", dockerHost(), "ps", "--format", `{{.ID}} {{.Label "io.kubernetes.docker.type"}}`,
 			"--filter", "label=io.kubernetes.pod.name=forced", "--filter", "status=running").Output()
-		if err != nil || len(strings.TrimSpace(string(ids))) > 0 {
-			return fmt.Errorf("running: %q %v", ids, err)
+		if err != nil {
+			return fmt.Errorf("docker ps: %v", err)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if l != "" && !strings.HasSuffix(l, " podsandbox") {
+				return fmt.Errorf("running: %q", out)
+			}
 		}
 		return nil
 	})
