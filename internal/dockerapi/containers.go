@@ -555,6 +555,12 @@ func fmtTime(t time.Time) string {
 
 func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) {
 	c, err := s.e.Get(r.PathValue("id"))
+	view := false // a pod sandbox, as docker ps lists it (engine.SandboxViews)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		if v, verr := s.e.SandboxView(r.PathValue("id")); verr == nil {
+			c, err, view = v, nil, true
+		}
+	}
 	if err != nil {
 		writeError(w, err)
 		return
@@ -586,6 +592,11 @@ func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) {
 	if boolValue(r, "size") {
 		n := s.e.RootfsSize(c)
 		resp.SizeRw = &n
+	}
+	if view {
+		// No files of a container's: the sandbox has no layer, hosts files or log of this kind.
+		resp.ResolvConfPath, resp.HostnamePath, resp.HostsPath, resp.LogPath = "", "", "", ""
+		resp.Driver, resp.GraphDriver = "", nil
 	}
 	writeJSON(w, http.StatusOK, withLegacyNetworkFields(resp, c))
 }

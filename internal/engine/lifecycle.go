@@ -19,6 +19,7 @@ import (
 	"github.com/berth-project/berth/internal/engine/container"
 	"github.com/berth-project/berth/internal/engine/errdefs"
 	"github.com/berth-project/berth/internal/engine/runtime"
+	"github.com/berth-project/berth/internal/engine/sandbox"
 	"github.com/berth-project/berth/internal/engine/snapshot"
 )
 
@@ -288,13 +289,8 @@ func (e *Engine) autoRestart(c *container.Container, l *live) {
 // A negative timeout waits forever.
 func (e *Engine) Stop(ctx context.Context, ref string, sig string, timeout *int) error {
 	c, err := e.ctrs.Get(ref)
-	if errors.Is(err, errdefs.ErrNotFound) {
-		if s, ok := e.sandboxByRef(ref); ok {
-			return e.StopSandbox(ctx, s.ID) // a pod sandbox (see SandboxViews)
-		}
-	}
 	if err != nil {
-		return err
+		return e.orSandbox(ref, err, func(s sandbox.Sandbox) error { return e.stopSandboxRef(ctx, s, sig, timeout) })
 	}
 	l := e.liveOf(c.ID)
 	l.mu.Lock()
@@ -367,7 +363,8 @@ func parseSignal(s string, def syscall.Signal) (syscall.Signal, error) {
 func (e *Engine) Kill(ctx context.Context, ref, sig string) error {
 	c, err := e.ctrs.Get(ref)
 	if err != nil {
-		return err
+		// A pod sandbox (see SandboxViews) stops at once.
+		return e.orSandbox(ref, err, func(s sandbox.Sandbox) error { return e.StopSandbox(ctx, s.ID) })
 	}
 	s, err := parseSignal(sig, syscall.SIGKILL)
 	if err != nil {
@@ -463,13 +460,8 @@ type RemoveOptions struct {
 // Remove deletes a container; a running one only with Force (it is killed first).
 func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error {
 	c, err := e.ctrs.Get(ref)
-	if errors.Is(err, errdefs.ErrNotFound) {
-		if s, ok := e.sandboxByRef(ref); ok {
-			return e.removeSandboxRef(ctx, s, o.Force)
-		}
-	}
 	if err != nil {
-		return err
+		return e.orSandbox(ref, err, func(s sandbox.Sandbox) error { return e.removeSandboxRef(ctx, s, o.Force) })
 	}
 	l := e.liveOf(c.ID)
 	if c.Running() {

@@ -304,53 +304,90 @@ func SandboxName(s sandbox.Sandbox) string {
 
 // SandboxViews shows the pod sandboxes as the Docker API's containers, as dockershim
 // showed pause containers, so that `docker ps` lists a pod whole and `docker rm -f`
-// removes what `docker ps -a` lists (see removeSandboxRef). They are views: the engine's
-// containers do not include them, and only listing, stopping and removing apply.
+// removes what `docker ps -a` lists. They are views: the engine's containers do not
+// include them; listing, inspecting, stopping, killing and removing apply (see
+// SandboxRef), the rest is the kubelet's.
 func (e *Engine) SandboxViews() []*container.Container {
 	var out []*container.Container
 	for _, s := range e.sandboxes.List() {
-		labels := map[string]string{}
-		for k, v := range s.Labels {
-			labels[k] = v
-		}
-		// The labels dockershim gave pause containers.
-		labels["io.kubernetes.docker.type"] = "podsandbox"
-		labels["io.kubernetes.container.name"] = "POD"
-		labels["io.kubernetes.pod.name"] = s.Metadata.Name
-		labels["io.kubernetes.pod.namespace"] = s.Metadata.Namespace
-		labels["io.kubernetes.pod.uid"] = s.Metadata.UID
-		c := &container.Container{
-			ID: s.ID, Name: SandboxName(s), Created: s.Created, Path: "berth-pause",
-			Config:     &dcontainer.Config{Image: "berth-pause", Hostname: s.Hostname, Labels: labels},
-			HostConfig: &dcontainer.HostConfig{NetworkMode: dcontainer.NetworkMode("pod:" + s.ID)},
-			State:      container.State{Status: container.Exited, StartedAt: s.Created, FinishedAt: s.Stopped},
-		}
-		if s.State == sandbox.Ready {
-			c.State = container.State{Status: container.Running, Pid: s.Infra.Pid, StartedAt: s.Created}
-		}
-		if s.HostNetwork() {
-			c.HostConfig.NetworkMode = "host"
-		} else if s.IP != "" {
-			c.Endpoint = &container.Endpoint{NetNS: s.NetNS, IP: s.IP, PrefixLen: s.PrefixLen, Gateway: s.Gateway}
-		}
-		out = append(out, c)
+		out = append(out, sandboxView(s))
 	}
 	return out
 }
 
-// sandboxByRef finds the sandbox a Docker API reference names: its id, a unique id
-// prefix, or its SandboxName.
-func (e *Engine) sandboxByRef(ref string) (sandbox.Sandbox, bool) {
-	if s, err := e.sandboxes.Get(ref); err == nil {
-		return s, true
+// SandboxView is the view of the sandbox ref names (see SandboxRef).
+func (e *Engine) SandboxView(ref string) (*container.Container, error) {
+	s, err := e.SandboxRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	return sandboxView(s), nil
+}
+
+func sandboxView(s sandbox.Sandbox) *container.Container {
+	labels := map[string]string{}
+	for k, v := range s.Labels {
+		labels[k] = v
+	}
+	// The labels dockershim gave pause containers.
+	labels["io.kubernetes.docker.type"] = "podsandbox"
+	labels["io.kubernetes.container.name"] = "POD"
+	labels["io.kubernetes.pod.name"] = s.Metadata.Name
+	labels["io.kubernetes.pod.namespace"] = s.Metadata.Namespace
+	labels["io.kubernetes.pod.uid"] = s.Metadata.UID
+	stopped := s.Stopped
+	if stopped.IsZero() {
+		stopped = s.Created // not ready yet, or recorded before stop times were
+	}
+	c := &container.Container{
+		ID: s.ID, Name: SandboxName(s), Created: s.Created, Path: "berth-pause",
+		Config:     &dcontainer.Config{Image: "berth-pause", Hostname: s.Hostname, Labels: labels},
+		HostConfig: &dcontainer.HostConfig{NetworkMode: dcontainer.NetworkMode("pod:" + s.ID)},
+		State:      container.State{Status: container.Exited, StartedAt: s.Created, FinishedAt: stopped},
+	}
+	if s.State == sandbox.Ready {
+		c.State = container.State{Status: container.Running, Pid: s.Infra.Pid, StartedAt: s.Created}
+	}
+	if s.HostNetwork() {
+		c.HostConfig.NetworkMode = "host"
+	} else if s.IP != "" {
+		c.Endpoint = &container.Endpoint{NetNS: s.NetNS, IP: s.IP, PrefixLen: s.PrefixLen, Gateway: s.Gateway}
+	}
+	return c
+}
+
+// SandboxRef finds the sandbox a Docker API reference names: its id, a unique id
+// prefix, or its SandboxName. A prefix that more than one sandbox has is an error, as
+// for containers.
+func (e *Engine) SandboxRef(ref string) (sandbox.Sandbox, error) {
+	s, err := e.sandboxes.Get(ref)
+	if err == nil || !errors.Is(err, errdefs.ErrNotFound) {
+		return s, err
 	}
 	name := strings.TrimPrefix(ref, "/")
 	for _, s := range e.sandboxes.List() {
 		if SandboxName(s) == name {
-			return s, true
+			return s, nil
 		}
 	}
-	return sandbox.Sandbox{}, false
+	return sandbox.Sandbox{}, errdefs.NotFound("No such container: " + ref)
+}
+
+// orSandbox is what a Docker API operation on a container reference does when no
+// container answers to it (err from the container store): if a sandbox does, op is done
+// on it; else the container's error stands.
+func (e *Engine) orSandbox(ref string, err error, op func(sandbox.Sandbox) error) error {
+	if !errors.Is(err, errdefs.ErrNotFound) {
+		return err
+	}
+	s, serr := e.SandboxRef(ref)
+	if errors.Is(serr, errdefs.ErrNotFound) {
+		return err
+	}
+	if serr != nil {
+		return serr
+	}
+	return op(s)
 }
 
 // removeSandboxRef is `docker rm` of a pod sandbox (see SandboxViews): a ready one only
@@ -360,4 +397,34 @@ func (e *Engine) removeSandboxRef(ctx context.Context, s sandbox.Sandbox, force 
 		return errdefs.Conflict(fmt.Sprintf("cannot remove container \"/%s\": container is running: stop the container before removing or force remove", SandboxName(s)))
 	}
 	return e.RemoveSandbox(ctx, s.ID)
+}
+
+// stopSandboxRef is `docker stop` of a pod sandbox: its running containers are stopped
+// as `docker stop` stops a container (sig, then SIGKILL after the timeout; all at
+// once), then the sandbox.
+func (e *Engine) stopSandboxRef(ctx context.Context, s sandbox.Sandbox, sig string, timeout *int) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, 1)
+	for _, c := range e.SandboxContainers(s.ID) {
+		if !c.Running() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := e.Stop(ctx, c.ID, sig, timeout); err != nil && !errors.Is(err, errdefs.ErrNotModified) && !errors.Is(err, errdefs.ErrNotFound) {
+				select {
+				case errs <- err:
+				default:
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	return e.StopSandbox(ctx, s.ID)
 }

@@ -213,7 +213,9 @@ func eventuallyServesText(t *testing.T, what, addr, text string) {
 // `docker ps -a` lists, `docker rm -f` removes, pods included.
 func TestCRIPodSandboxInDockerPs(t *testing.T) {
 	ce := newCRIEngine(t)
-	podID, ctrID := ce.runPod(t, "dps", 0, "web", "sleep", "300")
+	// The container ends cleanly on SIGTERM: docker stop of the pod must give it the
+	// chance, as docker stop of a container does.
+	podID, ctrID := ce.runPod(t, "dps", 0, "web", "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done")
 	sandbox := "k8s_POD_dps_tcri_uid-dps_0"
 	format := `{{.ID}} {{.Names}} {{.Image}} {{.State}} {{.Label "io.kubernetes.docker.type"}} {{.Label "app"}}`
 
@@ -230,6 +232,10 @@ func TestCRIPodSandboxInDockerPs(t *testing.T) {
 	mustEqual(t, "ps -q by its name", ce.engine.ok(t, "ps", "-q", "--no-trunc", "-f", "name="+sandbox), podID)
 	mustEqual(t, "ps -q by an id prefix", ce.engine.ok(t, "ps", "-q", "--no-trunc", "-f", "id="+podID[:10]), podID)
 
+	// docker inspect shows it as docker ps does.
+	mustEqual(t, "inspect", ce.engine.ok(t, "inspect", "-f", "{{.Name}} {{.State.Running}} {{.Config.Image}}", sandbox),
+		"/"+sandbox+" true berth-pause")
+
 	// A ready sandbox is a running container: rm refuses without -f.
 	r := ce.engine.docker(t, "rm", sandbox)
 	if r.Code == 0 || !strings.Contains(r.Stderr, "container is running") {
@@ -239,6 +245,7 @@ func TestCRIPodSandboxInDockerPs(t *testing.T) {
 	ce.engine.ok(t, "stop", sandbox)
 	mustEqual(t, "crictl pods after docker stop", ce.ok(t, "pods", "--state", "notready", "-q"), podID)
 	mustContain(t, "ps -a shows it exited", ce.engine.ok(t, "ps", "-a", "-f", "name="+sandbox, "--format", "{{.Status}}"), "Exited (0)")
+	mustContain(t, "its container stopped on SIGTERM, not killed", ce.engine.ok(t, "ps", "-a", "-f", "id="+ctrID, "--format", "{{.Status}}"), "Exited (0)")
 	mustEqual(t, "no longer listed as running", ce.engine.ok(t, "ps", "-q", "-f", "name="+sandbox), "")
 
 	// rm -f of all that ps -a lists (the pod and its container, in any order).
@@ -250,4 +257,9 @@ func TestCRIPodSandboxInDockerPs(t *testing.T) {
 	mustEqual(t, "crictl pods after docker rm -f", ce.ok(t, "pods", "-q"), "")
 	mustEqual(t, "crictl ps -a after docker rm -f", ce.ok(t, "ps", "-a", "-q"), "")
 	mustEqual(t, "docker ps -aq after docker rm -f", ce.engine.ok(t, "ps", "-aq"), "")
+
+	// docker kill stops a pod at once.
+	pod2, _ := ce.runPod(t, "dps2", 0, "web", "sleep", "300")
+	ce.engine.ok(t, "kill", "k8s_POD_dps2_tcri_uid-dps2_0")
+	mustEqual(t, "crictl pods after docker kill", ce.ok(t, "pods", "--state", "notready", "-q"), pod2)
 }
