@@ -238,8 +238,11 @@ snapshot_host() {
   IP_FORWARD=$(cat /proc/sys/net/ipv4/ip_forward)
   if command -v nft >/dev/null; then nft list tables >"$WORK/nft.before" 2>/dev/null || true; fi
   links >"$WORK/links.before"
+  cgroup_dirs >"$WORK/cgroups.before"
 }
 links() { ip -o link show | awk -F': ' '{sub(/@.*/, "", $2); print $2}' | sort; }
+# cgroup_dirs   the cgroups at the top of each hierarchy (cgroup v1: /sys/fs/cgroup/H/NAME)
+cgroup_dirs() { find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d 2>/dev/null | sort; }
 
 # verify_clean   after the cleanup: says what is still there that was not before (interfaces,
 # iptables rules and chains, our nftables table, processes, mounts under WORK)
@@ -516,6 +519,13 @@ cleanup() {
   if [ "${BRIDGES_OURS:-0}" = 1 ]; then
     ip link del "$BERTH_BRIDGE" 2>/dev/null
     ip link del "$DOCKER_BRIDGE" 2>/dev/null
+  fi
+  # dockerd and its containerd leave their (empty) cgroup parents, /docker and /k8s.io in
+  # every hierarchy; what the engines made and left empty goes.
+  if [ -f "$WORK/cgroups.before" ]; then
+    comm -13 "$WORK/cgroups.before" <(cgroup_dirs) | while read -r d; do
+      find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+    done
   fi
   # Mounts under WORK (overlay rootfs, netns, shm) go before the directory does.
   for m in $(awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r); do
