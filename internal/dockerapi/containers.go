@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"reflect"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -554,13 +553,7 @@ func fmtTime(t time.Time) string {
 }
 
 func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) {
-	c, err := s.e.Get(r.PathValue("id"))
-	view := false // a pod sandbox, as docker ps lists it (engine.SandboxViews)
-	if errors.Is(err, errdefs.ErrNotFound) {
-		if v, verr := s.e.SandboxView(r.PathValue("id")); verr == nil {
-			c, err, view = v, nil, true
-		}
-	}
+	c, view, err := s.e.Inspectable(r.PathValue("id"))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -667,10 +660,7 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	out := []dcontainer.Summary{}
-	// Pod sandboxes are listed too, as dockershim listed pause containers.
-	listed := append(s.e.List(), s.e.SandboxViews()...)
-	slices.SortStableFunc(listed, func(a, b *container.Container) int { return b.Created.Compare(a.Created) })
-	for _, c := range listed {
+	for _, c := range s.e.ListWithSandboxes() {
 		if !all && !(c.Running() || c.State.Status == container.Restarting) {
 			continue
 		}

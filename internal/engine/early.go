@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/berth-project/berth/internal/engine/container"
@@ -88,7 +87,7 @@ func (e *Engine) takeEarly(l *live) (*earlyStart, error) {
 	<-es.done
 	if errors.Is(es.err, runtime.ErrMayHaveRun) {
 		es.act.Unmount()
-		return nil, fmt.Errorf("failed to create task for container: %w", es.err)
+		return nil, es.err
 	}
 	if es.err != nil {
 		return nil, nil

@@ -136,7 +136,7 @@ func (e *Engine) startLocked(ctx context.Context, c *container.Container, l *liv
 	var t1, t2 time.Time
 	es, err := e.takeEarly(l)
 	if err != nil {
-		return err
+		return fmt.Errorf("failed to create task for container: %w", err)
 	}
 	if es != nil {
 		act, pid = es.act, es.pid
@@ -363,7 +363,7 @@ func parseSignal(s string, def syscall.Signal) (syscall.Signal, error) {
 func (e *Engine) Kill(ctx context.Context, ref, sig string) error {
 	c, err := e.ctrs.Get(ref)
 	if err != nil {
-		// A pod sandbox (see SandboxViews) stops at once.
+		// A pod sandbox (see ListWithSandboxes) stops at once.
 		return e.orSandbox(ref, err, func(s sandbox.Sandbox) error { return e.StopSandbox(ctx, s.ID) })
 	}
 	s, err := parseSignal(sig, syscall.SIGKILL)

@@ -53,7 +53,7 @@ func (e *Engine) CreatePodContainer(ctx context.Context, sandboxID string, o Cre
 		pod.TargetPID = t.ID
 	}
 	o.Pod = &pod
-	o.Name = fmt.Sprintf("k8s_%s_%s_%s_%s_%d", pod.Name, sb.Metadata.Name, sb.Metadata.Namespace, sb.Metadata.UID, pod.Attempt)
+	o.Name = dockershimName(pod.Name, sb.Metadata, pod.Attempt)
 	cfg := *o.Config
 	cfg.Hostname = sb.Hostname
 	o.Config = &cfg

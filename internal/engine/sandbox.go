@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -294,36 +295,47 @@ func (e *Engine) restoreSandboxes() {
 	}
 }
 
-// SandboxName is the name the docker CLI shows for a pod sandbox,
-// k8s_POD_NAME_NAMESPACE_UID_ATTEMPT: dockershim's name for a pod's pause container,
-// beside its containers' k8s_CONTAINER_POD_NAMESPACE_UID_ATTEMPT.
-func SandboxName(s sandbox.Sandbox) string {
-	m := s.Metadata
-	return fmt.Sprintf("k8s_POD_%s_%s_%s_%d", m.Name, m.Namespace, m.UID, m.Attempt)
+// sandboxName is the name the docker CLI shows for a pod sandbox: dockershim's name for
+// a pod's pause container (see dockershimName).
+func sandboxName(s sandbox.Sandbox) string {
+	return dockershimName("POD", s.Metadata, s.Metadata.Attempt)
 }
 
-// SandboxViews shows the pod sandboxes as the Docker API's containers, as dockershim
-// showed pause containers, so that `docker ps` lists a pod whole and `docker rm -f`
-// removes what `docker ps -a` lists. They are views: the engine's containers do not
-// include them; listing, inspecting, stopping, killing and removing apply (see
-// SandboxRef), the rest is the kubelet's.
-func (e *Engine) SandboxViews() []*container.Container {
-	var out []*container.Container
+// dockershimName is k8s_CONTAINER_POD_NAMESPACE_UID_ATTEMPT, the name dockershim gave a
+// pod's containers, "POD" being the pause container.
+func dockershimName(ctr string, pod sandbox.Metadata, attempt uint32) string {
+	return fmt.Sprintf("k8s_%s_%s_%s_%s_%d", ctr, pod.Name, pod.Namespace, pod.UID, attempt)
+}
+
+// ListWithSandboxes is List with the pod sandboxes shown as containers, newest first,
+// as dockershim's pause containers were: `docker ps` lists a pod whole, and `docker rm
+// -f` removes what `docker ps -a` lists. The sandboxes are views (see sandboxView):
+// listing, inspecting (Inspectable), stopping, killing and removing apply to them
+// (orSandbox), the rest is the kubelet's.
+func (e *Engine) ListWithSandboxes() []*container.Container {
+	out := e.ctrs.List()
 	for _, s := range e.sandboxes.List() {
 		out = append(out, sandboxView(s))
 	}
+	slices.SortStableFunc(out, func(a, b *container.Container) int { return b.Created.Compare(a.Created) })
 	return out
 }
 
-// SandboxView is the view of the sandbox ref names (see SandboxRef).
-func (e *Engine) SandboxView(ref string) (*container.Container, error) {
-	s, err := e.SandboxRef(ref)
+// Inspectable is the container ref names or, if none, the view of the pod sandbox it
+// names (view is then true).
+func (e *Engine) Inspectable(ref string) (c *container.Container, view bool, err error) {
+	c, err = e.ctrs.Get(ref)
 	if err != nil {
-		return nil, err
+		err = e.orSandbox(ref, err, func(s sandbox.Sandbox) error {
+			c, view = sandboxView(s), true
+			return nil
+		})
 	}
-	return sandboxView(s), nil
+	return c, view, err
 }
 
+// sandboxView is s as the Docker API shows a container: named as dockershim named the
+// pause container, with its labels, running while ready.
 func sandboxView(s sandbox.Sandbox) *container.Container {
 	labels := map[string]string{}
 	for k, v := range s.Labels {
@@ -340,7 +352,7 @@ func sandboxView(s sandbox.Sandbox) *container.Container {
 		stopped = s.Created // not ready yet, or recorded before stop times were
 	}
 	c := &container.Container{
-		ID: s.ID, Name: SandboxName(s), Created: s.Created, Path: "berth-pause",
+		ID: s.ID, Name: sandboxName(s), Created: s.Created, Path: "berth-pause",
 		Config:     &dcontainer.Config{Image: "berth-pause", Hostname: s.Hostname, Labels: labels},
 		HostConfig: &dcontainer.HostConfig{NetworkMode: dcontainer.NetworkMode("pod:" + s.ID)},
 		State:      container.State{Status: container.Exited, StartedAt: s.Created, FinishedAt: stopped},
@@ -356,17 +368,17 @@ func sandboxView(s sandbox.Sandbox) *container.Container {
 	return c
 }
 
-// SandboxRef finds the sandbox a Docker API reference names: its id, a unique id
-// prefix, or its SandboxName. A prefix that more than one sandbox has is an error, as
+// sandboxRef finds the sandbox a Docker API reference names: its id, a unique id
+// prefix, or its sandboxName. A prefix that more than one sandbox has is an error, as
 // for containers.
-func (e *Engine) SandboxRef(ref string) (sandbox.Sandbox, error) {
+func (e *Engine) sandboxRef(ref string) (sandbox.Sandbox, error) {
 	s, err := e.sandboxes.Get(ref)
 	if err == nil || !errors.Is(err, errdefs.ErrNotFound) {
 		return s, err
 	}
 	name := strings.TrimPrefix(ref, "/")
 	for _, s := range e.sandboxes.List() {
-		if SandboxName(s) == name {
+		if sandboxName(s) == name {
 			return s, nil
 		}
 	}
@@ -380,7 +392,7 @@ func (e *Engine) orSandbox(ref string, err error, op func(sandbox.Sandbox) error
 	if !errors.Is(err, errdefs.ErrNotFound) {
 		return err
 	}
-	s, serr := e.SandboxRef(ref)
+	s, serr := e.sandboxRef(ref)
 	if errors.Is(serr, errdefs.ErrNotFound) {
 		return err
 	}
@@ -390,11 +402,11 @@ func (e *Engine) orSandbox(ref string, err error, op func(sandbox.Sandbox) error
 	return op(s)
 }
 
-// removeSandboxRef is `docker rm` of a pod sandbox (see SandboxViews): a ready one only
+// removeSandboxRef is `docker rm` of a pod sandbox (see ListWithSandboxes): a ready one only
 // with force, as a running container; it goes with its containers, as with crictl rmp -f.
 func (e *Engine) removeSandboxRef(ctx context.Context, s sandbox.Sandbox, force bool) error {
 	if s.State == sandbox.Ready && !force {
-		return errdefs.Conflict(fmt.Sprintf("cannot remove container \"/%s\": container is running: stop the container before removing or force remove", SandboxName(s)))
+		return errdefs.Conflict(fmt.Sprintf("cannot remove container \"/%s\": container is running: stop the container before removing or force remove", sandboxName(s)))
 	}
 	return e.RemoveSandbox(ctx, s.ID)
 }

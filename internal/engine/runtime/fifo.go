@@ -37,7 +37,6 @@ func Release(stateDir string, pid int) error {
 			return err
 		case <-tick.C:
 			if _, err := startTime(pid); err != nil { // gone, or a zombie
-
 				return errors.New("container process is already dead")
 			}
 			if time.Now().After(deadline) {
